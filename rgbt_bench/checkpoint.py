@@ -1,0 +1,90 @@
+"""Checkpoints: a plain dict of tensors and JSON-like values, written atomically, read with weights_only.
+
+Layout: {"format": "rgbt-bench/1", "model": registry name or 'module:fn', "preset": str,
+"num_classes": int, "class_names": [str], "dataset": spec, "config": {...training config...},
+"metrics": {...}, "state_dict": {...}, "optimizer": {...} (optional), "scheduler_step": int (optional),
+"iteration": int (optional)}.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError
+
+FORMAT = "rgbt-bench/1"
+
+
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
+    """Write `payload` (plus the format tag) to `path` atomically: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save({"format": FORMAT, **payload}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with torch.load(weights_only=True): pickled code is never executed."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
+        raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and plain "
+                              f"values ({first})") from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint ({exc})") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"checkpoint {path} has no 'state_dict'; expected an rgbt-bench checkpoint or "
+                              f"a dict with 'state_dict'")
+    return ckpt
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, recorded with results so that a number names the exact weights."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+                    num_classes: Optional[int] = None) -> None:
+    """Load weights strictly, turning shape or key mismatches into one clear CheckpointError."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shape = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or unexpected or shape:
+        parts = []
+        if shape:
+            k = shape[0]
+            parts.append(f"{len(shape)} tensors differ in shape (e.g. {k}: checkpoint "
+                         f"{tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)})")
+        if missing:
+            parts.append(f"{len(missing)} model tensors missing (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        hint = f"; does it have {num_classes} classes and this architecture/preset?" if num_classes else ""
+        raise CheckpointError(f"checkpoint {source} does not fit the model: {'; '.join(parts)}{hint}")
+    model.load_state_dict(state_dict, strict=True)

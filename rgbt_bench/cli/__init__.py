@@ -1,0 +1,86 @@
+"""The `rgbt-bench` Click group. Subcommands are imported on use, so `--help` stays fast and one
+command's heavy imports never slow another. User errors (RgbtBenchError) print one line, exit 2."""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import RgbtBenchError
+
+# command name -> "module:attribute" of a click.Command
+COMMANDS: dict[str, str] = {
+    "datasets": "rgbt_bench.cli.datasets_cmd:datasets",
+    "models": "rgbt_bench.cli.models_cmd:models",
+    "train": "rgbt_bench.cli.train_cmd:train",
+    "corruptions": "rgbt_bench.cli.corruptions_cmd:corruptions",
+    "sweep": "rgbt_bench.cli.sweep_cmd:sweep",
+    "report": "rgbt_bench.cli.report_cmd:report",
+    "leaderboard": "rgbt_bench.cli.report_cmd:leaderboard",
+    "check": "rgbt_bench.cli.report_cmd:check",
+    "run": "rgbt_bench.cli.run_cmd:run",
+}
+
+HELP = {
+    "datasets": "List datasets and verify their files.",
+    "models": "List models and their presets.",
+    "train": "Train a model (CRM or a baseline).",
+    "corruptions": "List corruptions and render example grids.",
+    "sweep": "Evaluate models across corruptions and severities.",
+    "report": "Write tables, robustness metrics and plots for a sweep.",
+    "leaderboard": "Rank models across sweep results.",
+    "check": "Compare a sweep's mIoU with a stored baseline.",
+    "run": "Main job: train tiny models, sweep, report, leaderboard.",
+}
+
+
+class LazyGroup(click.Group):
+    """A click.Group whose subcommands are imported only when invoked."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name].split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, HELP[n]) for n in COMMANDS])
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name is not None and name not in COMMANDS and not name.startswith("-"):
+            import difflib
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            ctx.fail(f"no such command '{name}'.{hint}")
+        return super().resolve_command(ctx, args)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rgbt-bench")
+def cli() -> None:
+    """rgbt-bench: how good is an RGB-T segmentation model, and how does it hold up when a camera
+    fails, fog rolls in, night falls or the thermal sensor gets noisy?"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the group, turning user errors into one line on stderr and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="rgbt-bench", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except RgbtBenchError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,86 @@
+"""Dataset description and the base class every RGB-T dataset implements."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch.utils.data import Dataset
+
+from ..batch import Sample
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset (see ../shared/DOMAIN.md for the real ones).
+
+    `ignore_index` is the label id excluded from the confusion matrix (None: every pixel counts).
+    `convention` names the default mIoU convention ("field" or "mmseg", rgbt_bench.metrics).
+    `native_size` is (H, W). `splits` lists the split names the dataset understands.
+    """
+
+    name: str
+    class_names: tuple[str, ...]
+    palette: tuple[tuple[int, int, int], ...]
+    ignore_index: Optional[int]
+    convention: str
+    native_size: tuple[int, int]
+    splits: tuple[str, ...]
+    has_day_night: bool
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+class RGBTDataset(Dataset):
+    """Base class: a list of sample names for one split, decoded on demand into `Sample`s.
+
+    Subclasses set `info`, fill `self.names` in __init__, and implement `load(i) -> Sample`.
+    `files(i)` lists the files sample i is read from (used by `datasets verify`).
+    """
+
+    info: DatasetInfo
+
+    def __init__(self, root: Optional[Path], split: str):
+        self.root = Path(root) if root is not None else None
+        self.split = split
+        self.names: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> Sample:
+        return self.load(i)
+
+    def load(self, i: int) -> Sample:
+        raise NotImplementedError
+
+    def files(self, i: int) -> list[Path]:
+        raise NotImplementedError
+
+    def is_night(self, i: int) -> Optional[bool]:
+        """Day/night flag of sample i without decoding it (None if unknown)."""
+        return None
+
+    @property
+    def spec(self) -> str:
+        """The command-line spec that reopens this dataset."""
+        return self.info.name if self.root is None else f"{self.info.name}:{self.root}"
+
+
+def check_label_range(label: torch.Tensor, info: DatasetInfo, path: Path) -> None:
+    """Raise DataError if label ids fall outside [0, num_classes) other than the ignore index."""
+    from ..errors import DataError
+
+    valid = label < info.num_classes
+    if info.ignore_index is not None:
+        valid |= label == info.ignore_index
+    if not bool(valid.all()):
+        bad = sorted(set(label[~valid].unique().tolist()))[:5]
+        allowed = f"0..{info.num_classes - 1}"
+        if info.ignore_index is not None:
+            allowed += f" or {info.ignore_index} (ignored)"
+        raise DataError(f"{path}: label ids {bad} out of range; expected {allowed} for {info.name}")

@@ -1,0 +1,101 @@
+"""On-disk results of a sweep: one pair of files per finished cell, written atomically.
+
+Layout of ``results/NAME/``:
+- ``run.json``: the sweep's manifest (versions, git hash, device, dataset, suite, models).
+- ``cells/<cell_id>.npz``: ``per_image`` int64 [N, C, C] confusion matrices (rows = label, cols = pred),
+  ``names`` [N] sample names, ``is_night`` [N] int8 (1 night, 0 day, -1 unknown).
+- ``cells/<cell_id>.json``: the cell record (model, checkpoint sha256, dataset, split, corruption,
+  severity, seed, convention, class names, ignore index, metrics of the summed matrix, timing).
+  The JSON is written after the NPZ, so its presence marks a finished cell; a re-run skips it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+CELL_DIR = "cells"
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """One evaluation cell. Clean evaluation is corruption 'clean' at severity 0."""
+
+    model: str
+    dataset: str
+    split: str
+    corruption: str
+    severity: int
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        raw = f"{self.model}__{self.dataset}__{self.split}__{self.corruption}__s{self.severity}__seed{self.seed}"
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+
+
+@dataclass
+class CellResult:
+    """A finished cell as read back from disk."""
+
+    record: dict[str, Any]
+    per_image: np.ndarray
+    names: np.ndarray
+    is_night: np.ndarray
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.per_image.sum(axis=0)
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically (temp file + fsync + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+
+
+def cell_paths(out_dir: Path, key: CellKey) -> tuple[Path, Path]:
+    base = Path(out_dir) / CELL_DIR / key.cell_id
+    return base.with_suffix(".npz"), base.with_suffix(".json")
+
+
+def is_done(out_dir: Path, key: CellKey) -> bool:
+    return cell_paths(out_dir, key)[1].is_file()
+
+
+def write_cell(out_dir: Path, key: CellKey, record: dict[str, Any], per_image: np.ndarray,
+               names: list[str], is_night: list[bool | None]) -> None:
+    """Write a finished cell: arrays first, then the JSON record that marks it complete."""
+    npz_path, json_path = cell_paths(out_dir, key)
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    night = np.array([-1 if n is None else int(n) for n in is_night], dtype=np.int8)
+    _atomic_write(npz_path, lambda fh: np.savez(fh, per_image=np.asarray(per_image, dtype=np.int64),
+                                                 names=np.array(names, dtype=str), is_night=night))
+    write_json(json_path, {**record, "cell_id": key.cell_id, **key.__dict__})
+
+
+def read_cells(out_dir: Path) -> Iterator[CellResult]:
+    """Every finished cell under out_dir, in cell-id order."""
+    for json_path in sorted((Path(out_dir) / CELL_DIR).glob("*.json")):
+        record = json.loads(json_path.read_text())
+        with np.load(json_path.with_suffix(".npz")) as z:
+            yield CellResult(record, z["per_image"], z["names"], z["is_night"])
