@@ -1,0 +1,172 @@
+"""TrainConfig: every knob of a training run, validated once, stored in each checkpoint.
+
+Defaults follow the CRM recipe (../../shared/DOMAIN.md, "Training") where it transfers to tiny models
+trained from scratch, and say so where they depart from it:
+- AdamW, weight decay 0.05, poly LR (power 0.9) stepped per ITERATION (the official code steps per epoch);
+- backbone LR x0.1 only when the model starts from pretrained weights (model kwarg ``pretrained``): the
+  factor protects pretrained features and only slows a backbone trained from scratch;
+- crop: the paper's crop for MFNet/KP/PST900, half the native size elsewhere (MFNet's 240x320 is half of
+  480x640), so the synthetic 120x160 dataset trains on 60x80 crops;
+- lr 1e-3 and gradient-norm clip 1.0 for the tiny presets (CRM: 1e-4 and 0.01 for pretrained Swin).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from ..errors import ConfigError
+
+# Crop sizes (H, W) of the CRM recipe, DOMAIN.md "Training".
+RECIPE_CROPS: dict[str, tuple[int, int]] = {"mfnet": (240, 320), "kp": (256, 320), "pst900": (224, 320)}
+
+
+@dataclass
+class TrainConfig:
+    """One training run. `batch_size` is the global batch, split evenly over DDP processes.
+
+    `out` is the checkpoint the benchmark uses (best val mIoU; the last weights when the dataset has no
+    val split); `<out stem>.last.pt` holds the latest full training state for `resume`.
+    `amp` None means on for CUDA, off for CPU. `save_every` None means every `eval_every` iterations.
+    """
+
+    model: str = "crm"
+    preset: str = "tiny"
+    dataset: str = "synthetic"
+    iterations: int = 600
+    batch_size: int = 8
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    backbone_lr_mult: Optional[float] = None
+    grad_clip: Optional[float] = 1.0
+    poly_power: float = 0.9
+    warmup_iterations: int = 0
+    crop: Optional[tuple[int, int]] = None
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    seed: int = 1024
+    device: str = "auto"
+    amp: Optional[bool] = None
+    eval_every: int = 200
+    eval_batch_size: int = 8
+    save_every: Optional[int] = None
+    out: Optional[str] = None
+    resume: bool = False
+    workers: int = 0
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    crm_training: bool = False
+    progress: bool = True
+    log_every: int = 10
+
+    def __post_init__(self) -> None:
+        if self.crop is not None:
+            self.crop = tuple(int(v) for v in self.crop)
+        self.scale_range = tuple(float(v) for v in self.scale_range)
+        if self.out is not None:
+            self.out = str(self.out)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid value."""
+        positive = {"iterations": self.iterations, "batch_size": self.batch_size, "lr": self.lr,
+                    "eval_batch_size": self.eval_batch_size, "log_every": self.log_every}
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{name} must be > 0, got {value}")
+        non_negative = {"weight_decay": self.weight_decay, "warmup_iterations": self.warmup_iterations,
+                        "eval_every": self.eval_every, "workers": self.workers}
+        if self.save_every is not None:
+            non_negative["save_every"] = self.save_every
+        for name, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"{name} must be >= 0, got {value}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"grad_clip must be > 0 (or None to disable), got {self.grad_clip}")
+        if self.backbone_lr_mult is not None and not self.backbone_lr_mult > 0:
+            raise ConfigError(f"backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
+        if self.poly_power < 0:
+            raise ConfigError(f"poly_power must be >= 0, got {self.poly_power}")
+        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) <= 0):
+            raise ConfigError(f"crop must be two positive sizes (H, W), got {self.crop}")
+        lo, hi = self.scale_range
+        if not 0 < lo <= hi:
+            raise ConfigError(f"scale_range must satisfy 0 < min <= max, got {self.scale_range}")
+
+    @property
+    def out_path(self) -> Path:
+        """The selected-model checkpoint: `out`, or models/<model>_<preset>_<dataset name>.pt."""
+        if self.out is not None:
+            return Path(self.out)
+        name = self.model.replace(":", "_").replace(".", "_")
+        return Path("models") / f"{name}_{self.preset}_{self.dataset.partition(':')[0]}.pt"
+
+    @property
+    def last_path(self) -> Path:
+        """The resumable training state next to `out_path`."""
+        out = self.out_path
+        return out.with_name(f"{out.stem}.last.pt")
+
+    @property
+    def log_path(self) -> Path:
+        """One JSON line per logged iteration and per evaluation."""
+        out = self.out_path
+        return out.with_name(f"{out.stem}.log.jsonl")
+
+    def effective_model_kwargs(self) -> dict[str, Any]:
+        """Model kwargs as built: `crm_training` joins them when set (baselines read it there)."""
+        kwargs = dict(self.model_kwargs)
+        if self.crm_training:
+            kwargs["crm_training"] = True
+        return kwargs
+
+    def resolved_backbone_lr_mult(self) -> float:
+        """0.1 (CRM recipe) for a pretrained backbone, 1.0 for one trained from scratch, unless set."""
+        if self.backbone_lr_mult is not None:
+            return self.backbone_lr_mult
+        return 0.1 if self.model_kwargs.get("pretrained") else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values only (lists, not tuples), so the dict survives torch.load(weights_only=True) and JSON."""
+        out = dataclasses.asdict(self)
+        out["crop"] = list(self.crop) if self.crop is not None else None
+        out["scale_range"] = list(self.scale_range)
+        out["model_kwargs"] = self.effective_model_kwargs()
+        return out
+
+
+def default_crop(dataset_name: str, native_size: tuple[int, int]) -> tuple[int, int]:
+    """The recipe crop for a known dataset, else half the native size (at least 32 px a side)."""
+    if dataset_name in RECIPE_CROPS:
+        return RECIPE_CROPS[dataset_name]
+    return max(32, native_size[0] // 2), max(32, native_size[1] // 2)
+
+
+def parse_crop(text: str) -> tuple[int, int]:
+    """'240x320' -> (240, 320); anything else is a ConfigError naming the value."""
+    parts = text.lower().replace("*", "x").split("x")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        h, w = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise ConfigError(f"invalid crop '{text}'; expected HxW with positive integers, e.g. 240x320") from None
+    if h <= 0 or w <= 0:
+        raise ConfigError(f"invalid crop '{text}'; both sizes must be positive, e.g. 240x320")
+    return h, w
+
+
+def parse_key_values(items: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """['depth=2', 'fusion=add', 'size=[32,40]'] -> {'depth': 2, 'fusion': 'add', 'size': [32, 40]} (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"invalid {flag} '{item}'; expected key=value")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ConfigError(f"invalid {flag} '{item}'; the value is not a valid YAML scalar or list") from None
+    return out

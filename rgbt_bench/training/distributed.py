@@ -1,0 +1,92 @@
+"""Process-group setup for torchrun (gloo on CPU, nccl on CUDA) and the few collectives training needs.
+
+torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them (or with WORLD_SIZE 1) training runs in one
+process and every helper here is a no-op.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ..cli.options import resolve_device
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in the run and the device it trains on."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device_name: str, timeout_s: float = 600.0) -> DistContext:
+    """Resolve the device and, under torchrun with several processes, join the process group."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    device = resolve_device(device_name)
+    if world_size <= 1:
+        return DistContext(0, 1, 0, device)
+    rank = int(os.environ["RANK"])
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise ConfigError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} CUDA devices are visible")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s))
+    return DistContext(rank, world_size, local_rank, device, owns_group)
+
+
+def teardown(ctx: DistContext) -> None:
+    """Leave the process group if `setup` created it (a caller's own group stays up)."""
+    if ctx.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
+    """[obj of rank 0, obj of rank 1, ...]; [obj] in a single process."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
+    """Copy rank 0's buffers (BatchNorm running statistics) to every rank, so all ranks evaluate one model."""
+    if ctx.enabled:
+        for buf in module.buffers():
+            dist.broadcast(buf, src=0)
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.enabled:
+        dist.barrier()
+
+
+def all_reduce_flag(flag: bool, ctx: DistContext) -> bool:
+    """True on every rank when any rank passed True (e.g. 'my loss is not finite')."""
+    if not ctx.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)

@@ -1,0 +1,312 @@
+"""`train(config) -> Path`: the training loop, single-process or under torchrun.
+
+Per iteration: poly LR for this iteration, forward through the TrainingObjective (AMP on CUDA: bf16 where
+supported, else fp16 with a GradScaler), backward, gradient-norm clipping, AdamW step. Every `eval_every`
+iterations and at the end the model is evaluated on the VAL split (never test); the best val mIoU is
+written to `out`, the full state (model, optimiser, scaler, iteration, per-rank RNG states, best so far)
+to `<out stem>.last.pt` every `save_every` iterations and at the end. Only rank 0 writes files and shows
+progress (its own loss, not averaged over ranks). Under DDP, models with their own `loss` (CRM: several
+paths through one head) are wrapped with find_unused_parameters; plain models, whose every parameter feeds
+the logits, are not. A resumed run repeats exactly what the uninterrupted run would have done (data order and
+augmentation are functions of (seed, epoch, index); RNG states are restored), so on a deterministic
+device it ends with the same weights.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from ..datasets import open_dataset
+from ..errors import CheckpointError, ConfigError, RgbtBenchError
+from ..models import build_model, resolve_builder
+from . import distributed
+from .augment import AugmentedDataset, AugmentParams
+from .config import TrainConfig, default_crop
+from .data import EpochSampler, train_loader
+from .evaluate import evaluate
+from .objective import TrainingObjective
+from .optim import build_optimizer, set_lr
+from .rng import capture_rng, restore_rng, seed_everything
+
+DEFAULT_IGNORE = 255
+VAL_SPLIT = "val"
+# Config fields whose change on resume alters the run's trajectory (a warning, not an error).
+TRAJECTORY_FIELDS = ("iterations", "batch_size", "lr", "weight_decay", "backbone_lr_mult", "grad_clip",
+                     "poly_power", "warmup_iterations", "crop", "scale_range", "seed", "amp", "dataset_options")
+
+
+@dataclass
+class RunState:
+    """What changes while training and is saved for resume."""
+
+    iteration: int = 0
+    best_miou: float = -math.inf
+    best_iteration: Optional[int] = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _amp_dtype(config: TrainConfig, device: torch.device) -> Optional[torch.dtype]:
+    if config.amp is None:
+        enabled = device.type == "cuda"
+    elif config.amp and device.type != "cuda":
+        raise ConfigError(f"--amp needs a CUDA device, but training runs on {device}; drop --amp or use --device cuda")
+    else:
+        enabled = config.amp
+    if not enabled:
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _build(config: TrainConfig, num_classes: int) -> nn.Module:
+    kwargs = config.effective_model_kwargs()
+    try:
+        return build_model(config.model, num_classes, config.preset, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model '{config.model}' (preset {config.preset}) rejected model kwargs {kwargs}: {exc}") from exc
+
+
+class Trainer:
+    """One training run; `run()` returns the selected checkpoint's path."""
+
+    def __init__(self, config: TrainConfig, ctx: distributed.DistContext):
+        self.config = config
+        self.ctx = ctx
+        self.console = Console(stderr=True)
+        resolve_builder(config.model)
+        opts = dict(config.dataset_options)
+        self.train_set = open_dataset(config.dataset, "train", **opts)
+        self.info = self.train_set.info
+        self.val_set = open_dataset(config.dataset, VAL_SPLIT, **opts) if VAL_SPLIT in self.info.splits else None
+        self.ignore_index = self.info.ignore_index if self.info.ignore_index is not None else DEFAULT_IGNORE
+        self.crop = config.crop or default_crop(self.info.name, self.info.native_size)
+        if config.batch_size % ctx.world_size:
+            raise ConfigError(f"batch size {config.batch_size} does not split evenly over {ctx.world_size} processes")
+        self.per_rank = config.batch_size // ctx.world_size
+        augmented = AugmentedDataset(self.train_set, AugmentParams(crop=self.crop, ignore_index=self.ignore_index,
+                                                                   scale_range=config.scale_range), config.seed)
+        self.sampler = EpochSampler(augmented, ctx.world_size, ctx.rank, config.seed)
+        self.iters_per_epoch = self.sampler.num_samples // self.per_rank
+        if self.iters_per_epoch == 0:
+            raise ConfigError(f"the train split of {config.dataset} has {len(self.train_set)} samples, fewer than "
+                              f"batch size {config.batch_size}; lower --batch-size")
+        self.loader = train_loader(augmented, self.sampler, self.per_rank, config.workers,
+                                   config.seed + ctx.rank, ctx.device.type == "cuda")
+        seed_everything(config.seed)
+        self.model = _build(config, self.info.num_classes).to(ctx.device)
+        self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, config.resolved_backbone_lr_mult())
+        self.amp_dtype = _amp_dtype(config, ctx.device)
+        self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp_dtype == torch.float16)
+        self.objective = TrainingObjective(self.model, self.ignore_index)
+        self.state = RunState()
+        self.lr = config.lr
+
+    # ----- checkpoints -------------------------------------------------------------------------------
+    def _payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"model": self.config.model, "preset": self.config.preset, "num_classes": self.info.num_classes,
+                "class_names": list(self.info.class_names), "dataset": self.config.dataset,
+                "config": self.config.to_dict(), "metrics": metrics, "iteration": self.state.iteration,
+                "state_dict": self.model.state_dict()}
+
+    def _metrics(self) -> dict[str, Any]:
+        latest = self.state.history[-1] if self.state.history else None
+        return {"val": latest, "history": list(self.state.history), "selected_on": VAL_SPLIT if latest else "last"}
+
+    def _save_last(self, rng_states: list[dict[str, Any]]) -> None:
+        payload = self._payload(self._metrics())
+        payload.update({"optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                        "scheduler": {"kind": "poly", "power": self.config.poly_power,
+                                      "warmup": self.config.warmup_iterations, "iteration": self.state.iteration},
+                        "rng": rng_states, "world_size": self.ctx.world_size,
+                        "best": {"miou": self.state.best_miou if self.state.best_iteration is not None else None,
+                                 "iteration": self.state.best_iteration}})
+        save_checkpoint(self.config.last_path, payload)
+
+    def _resume(self) -> None:
+        path = self.config.last_path
+        if not path.is_file():
+            raise CheckpointError(f"cannot resume: {path} does not exist; start without --resume")
+        ckpt = load_checkpoint(path, map_location=self.ctx.device)
+        if ckpt.get("num_classes") != self.info.num_classes:
+            raise CheckpointError(f"cannot resume from {path}: it was trained for {ckpt.get('num_classes')} classes "
+                                  f"({ckpt.get('dataset')}), but {self.config.dataset} has {self.info.num_classes}")
+        for key in ("model", "preset"):
+            if ckpt.get(key) != getattr(self.config, key):
+                raise CheckpointError(f"cannot resume from {path}: its {key} is '{ckpt.get(key)}', "
+                                      f"this run's is '{getattr(self.config, key)}'")
+        load_state_into(self.model, ckpt["state_dict"], str(path), self.info.num_classes)
+        if "optimizer" not in ckpt or "rng" not in ckpt:
+            raise CheckpointError(f"cannot resume from {path}: it holds weights only, no training state")
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scaler.load_state_dict(ckpt["scaler"])
+        best = ckpt["best"]
+        self.state = RunState(iteration=int(ckpt["iteration"]),
+                              best_miou=best["miou"] if best["miou"] is not None else -math.inf,
+                              best_iteration=best["iteration"], history=list(ckpt["metrics"]["history"]))
+        if len(ckpt["rng"]) == self.ctx.world_size:
+            restore_rng(ckpt["rng"][self.ctx.rank], self.model)
+        else:
+            seed_everything(self.config.seed + self.ctx.rank + self.state.iteration)
+            self._note(f"resuming with {self.ctx.world_size} processes from a {len(ckpt['rng'])}-process state: "
+                       f"RNG streams re-seeded, so the run will not repeat the original exactly")
+        changed = [k for k in TRAJECTORY_FIELDS if ckpt["config"].get(k) != self.config.to_dict()[k]]
+        if changed:
+            self._note(f"resuming with changed {', '.join(changed)}; the run differs from the interrupted one")
+        self._note(f"resumed from {path} at iteration {self.state.iteration}")
+
+    # ----- evaluation and logging ----------------------------------------------------------------------
+    def _note(self, text: str) -> None:
+        if self.ctx.is_main:
+            self.console.print(text, highlight=False)
+
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.ctx.is_main:
+            with open(self.config.log_path, "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def _start_log(self) -> None:
+        """A fresh log, or on resume the old one cut back to the resumed iteration."""
+        if not self.ctx.is_main:
+            return
+        path = self.config.log_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if self.config.resume and path.is_file():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["iteration"] <= self.state.iteration]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def _evaluate(self) -> bool:
+        """Evaluate on val (all ranks, one model); record it; True when it is the best so far."""
+        distributed.broadcast_buffers(self.model, self.ctx)
+        seg = evaluate(self.model, self.val_set, self.config.eval_batch_size, self.ctx.device,
+                       amp_dtype=self.amp_dtype)
+        record = {"iteration": self.state.iteration, "split": VAL_SPLIT, **seg.as_dict()}
+        self.state.history.append(record)
+        self._log(record)
+        improved = seg.miou > self.state.best_miou
+        if improved:
+            self.state.best_miou, self.state.best_iteration = seg.miou, self.state.iteration
+        self._note(f"iteration {self.state.iteration}: val mIoU {100 * seg.miou:.2f} ({seg.convention}), "
+                   f"best {100 * self.state.best_miou:.2f} at iteration {self.state.best_iteration}")
+        return improved
+
+    def _checkpoint(self, force: bool = False) -> None:
+        """Evaluate and save when the schedule (or the end of training) says so."""
+        it, cfg = self.state.iteration, self.config
+        save_every = cfg.eval_every if cfg.save_every is None else cfg.save_every
+        do_eval = self.val_set is not None and (force or (cfg.eval_every and it % cfg.eval_every == 0))
+        do_save = force or (save_every and it % save_every == 0)
+        improved = self._evaluate() if do_eval else False
+        if not (do_save or improved):
+            return
+        rng_states = distributed.all_gather_objects(capture_rng(self.model), self.ctx)
+        if self.ctx.is_main:
+            if improved or (force and self.val_set is None):
+                save_checkpoint(cfg.out_path, self._payload(self._metrics()))
+            self._save_last(rng_states)
+        distributed.barrier(self.ctx)
+
+    # ----- training ----------------------------------------------------------------------------------
+    def _step(self, net: nn.Module, batch) -> dict[str, float]:
+        cfg = self.config
+        self.lr = cfg.lr * set_lr(self.optimizer, self.state.iteration, cfg.iterations, cfg.poly_power,
+                                  cfg.warmup_iterations)
+        batch = batch.to(self.ctx.device, non_blocking=True)
+        with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            terms = net(batch.rgb, batch.thermal, batch.label)
+        loss = terms["loss"]
+        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
+        if distributed.all_reduce_flag(not math.isfinite(values["loss"]), self.ctx):
+            raise RgbtBenchError(f"training loss is not finite at iteration {self.state.iteration} "
+                                 f"({values['loss']} on rank {self.ctx.rank}); try a lower --lr or --grad-clip")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if cfg.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return values
+
+    def _progress(self) -> Progress:
+        return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=self.console,
+                        disable=not (self.ctx.is_main and self.config.progress))
+
+    def run(self) -> Path:
+        cfg = self.config
+        if cfg.resume:
+            self._resume()
+        else:
+            seed_everything(cfg.seed + self.ctx.rank)
+        if self.state.iteration >= cfg.iterations:
+            self._note(f"{cfg.last_path} already reached iteration {self.state.iteration} of {cfg.iterations}; "
+                       f"nothing to train")
+            return cfg.out_path
+        self._start_log()
+        net: nn.Module = self.objective
+        if self.ctx.enabled:
+            net = DistributedDataParallel(self.objective, device_ids=[self.ctx.device.index]
+                                          if self.ctx.device.type == "cuda" else None,
+                                          find_unused_parameters=self.objective.uses_model_loss)
+        self.model.train()
+        self._note(f"training {cfg.model} ({cfg.preset}) on {cfg.dataset}: {len(self.train_set)} train images, "
+                   f"crop {self.crop[0]}x{self.crop[1]}, batch {cfg.batch_size} over {self.ctx.world_size} "
+                   f"process(es) on {self.ctx.device}, {cfg.iterations} iterations, "
+                   f"{'val split' if self.val_set is not None else 'no val split: keeping the last weights'}")
+        window: dict[str, float] = {}
+        window_n, window_t = 0, time.perf_counter()
+        try:
+            with self._progress() as progress:
+                task = progress.add_task("train", total=cfg.iterations, completed=self.state.iteration, status="")
+                while self.state.iteration < cfg.iterations:
+                    it = self.state.iteration
+                    self.sampler.start_at(it // self.iters_per_epoch, (it % self.iters_per_epoch) * self.per_rank)
+                    for batch in self.loader:
+                        values = self._step(net, batch)
+                        self.state.iteration += 1
+                        for k, v in values.items():
+                            window[k] = window.get(k, 0.0) + v
+                        window_n += 1
+                        if window_n == cfg.log_every or self.state.iteration == cfg.iterations:
+                            elapsed = time.perf_counter() - window_t
+                            rate = window_n * cfg.batch_size / max(elapsed, 1e-9)
+                            means = {k: v / window_n for k, v in window.items()}
+                            self._log({"iteration": self.state.iteration, "lr": self.lr,
+                                       "images_per_s": rate, **means})
+                            progress.update(task, status=f"loss {means['loss']:.4f}  {rate:.1f} img/s")
+                            window, window_n, window_t = {}, 0, time.perf_counter()
+                        progress.update(task, completed=self.state.iteration)
+                        if self.state.iteration >= cfg.iterations:
+                            break
+                        self._checkpoint()
+            self._checkpoint(force=True)
+        except KeyboardInterrupt:
+            self._note(f"interrupted at iteration {self.state.iteration}; {cfg.last_path} holds the last saved "
+                       f"state: rerun with --resume to continue")
+            raise
+        best = (f"best val mIoU {100 * self.state.best_miou:.2f} at iteration {self.state.best_iteration}"
+                if self.state.best_iteration is not None else "last weights (no val split)")
+        self._note(f"saved {cfg.out_path} ({best}); resumable state in {cfg.last_path}")
+        return cfg.out_path
+
+
+def train(config: TrainConfig) -> Path:
+    """Train `config.model` on `config.dataset`; returns the selected checkpoint's path (`config.out_path`)."""
+    ctx = distributed.setup(config.device)
+    try:
+        return Trainer(config, ctx).run()
+    finally:
+        distributed.teardown(ctx)
