@@ -1,0 +1,70 @@
+"""AdamW parameter groups (backbone LR, no decay on norms/biases/tables/tokens) and the poly schedule."""
+import pytest
+import torch
+from torch import nn
+
+from rgbt_bench.training.optim import build_optimizer, param_groups, poly_factor, set_lr
+from user_model_example import build
+
+
+class TableModel(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = nn.Module()
+        self.backbone.proj = nn.Linear(4, 4)
+        self.backbone.norm = nn.LayerNorm(4)
+        self.backbone.relative_position_bias_table = nn.Parameter(torch.zeros(9, 2))
+        self.query_embed = nn.Embedding(5, 4)
+        self.pixel_decoder = nn.Module()
+        self.pixel_decoder.encoder = nn.Linear(4, 4)
+        self.class_embed = nn.Linear(4, 3)
+
+
+def _groups(model, mult=0.1):
+    return {g["name"]: g for g in param_groups(model, lr=1e-3, weight_decay=0.05, backbone_lr_mult=mult)}
+
+
+def test_groups_by_name_and_type():
+    groups = _groups(TableModel())
+    names = {k: set(g["param_names"]) for k, g in groups.items()}
+    assert names["backbone"] == {"backbone.proj.weight"}
+    assert names["backbone_no_decay"] == {"backbone.proj.bias", "backbone.norm.weight", "backbone.norm.bias",
+                                          "backbone.relative_position_bias_table"}
+    # a head module called "encoder" is not the backbone
+    assert names["head"] == {"pixel_decoder.encoder.weight", "class_embed.weight"}
+    assert names["head_no_decay"] == {"query_embed.weight", "pixel_decoder.encoder.bias", "class_embed.bias"}
+    assert groups["backbone"]["lr"] == pytest.approx(1e-4) and groups["backbone_no_decay"]["lr"] == pytest.approx(1e-4)
+    assert groups["head"]["lr"] == pytest.approx(1e-3)
+    assert groups["backbone"]["weight_decay"] == 0.05 and groups["head"]["weight_decay"] == 0.05
+    assert groups["backbone_no_decay"]["weight_decay"] == 0.0 and groups["head_no_decay"]["weight_decay"] == 0.0
+
+
+def test_every_parameter_in_exactly_one_group_with_mask_token_undecayed():
+    model = build(3, with_loss=True)
+    groups = _groups(model, mult=1.0)
+    listed = [n for g in groups.values() for n in g["param_names"]]
+    assert sorted(listed) == sorted(n for n, _ in model.named_parameters())
+    assert "mask_token" in groups["head_no_decay"]["param_names"]
+    assert "backbone.rgb.1.weight" in groups["backbone_no_decay"]["param_names"]  # BatchNorm weight
+    assert "backbone.rgb.0.weight" in groups["backbone"]["param_names"]
+    assert all(g["lr"] == pytest.approx(1e-3) for g in groups.values())
+
+
+def test_poly_factor_values():
+    assert poly_factor(0, 100) == 1.0
+    assert poly_factor(50, 100) == pytest.approx(0.5 ** 0.9)
+    assert poly_factor(99, 100) == pytest.approx(0.01 ** 0.9)
+    assert poly_factor(100, 100) == 0.0
+    assert poly_factor(50, 100, power=1.0) == pytest.approx(0.5)
+    assert poly_factor(0, 100, warmup=10) == pytest.approx(0.1)
+    assert poly_factor(4, 100, warmup=10) == pytest.approx(0.5 * 0.96 ** 0.9)
+    assert poly_factor(10, 100, warmup=10) == pytest.approx(0.9 ** 0.9)
+
+
+def test_set_lr_scales_each_group_from_its_base():
+    opt = build_optimizer(TableModel(), lr=1e-3, weight_decay=0.05, backbone_lr_mult=0.1)
+    factor = set_lr(opt, 25, 100)
+    assert factor == pytest.approx(0.75 ** 0.9)
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs["head"] == pytest.approx(1e-3 * factor) and lrs["backbone"] == pytest.approx(1e-4 * factor)
+    assert isinstance(opt, torch.optim.AdamW)
