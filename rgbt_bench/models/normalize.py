@@ -1,0 +1,47 @@
+"""Input preparation shared by the models: normalisation and padding to a size multiple.
+
+Images arrive in physical space (float32 in [0, 1], see rgbt_bench.batch); each model normalises its
+own inputs with the statistics used by CRM and the ImageNet-pretrained baselines
+(../shared/DOMAIN.md, "Normalisation"): on the 0-255 scale, mean [123.675, 116.28, 103.53] and
+std [58.395, 57.12, 57.375] for RGB, mean 127 and std 60 for thermal.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+RGB_MEAN = (123.675, 116.28, 103.53)
+RGB_STD = (58.395, 57.12, 57.375)
+THERMAL_MEAN = (127.0,)
+THERMAL_STD = (60.0,)
+
+
+def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    m = torch.tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) / 255.0
+    s = torch.tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1) / 255.0
+    return (x - m) / s
+
+
+def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
+    """[B,3,H,W] in [0,1] -> zero-mean, unit-std RGB (ImageNet statistics)."""
+    return _normalize(rgb, RGB_MEAN, RGB_STD)
+
+
+def normalize_thermal(thermal: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] in [0,1] -> thermal normalised with mean 127/255, std 60/255."""
+    return _normalize(thermal, THERMAL_MEAN, THERMAL_STD)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the bottom and right of [B,C,H,W] so H and W are multiples of `multiple`.
+
+    Applied after normalisation, zero is the dataset-mean colour; `crop_to` undoes it on the output.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The top-left `size` = (H, W) window of [B,C,H',W'] (inverse of pad_to_multiple)."""
+    return x[..., : size[0], : size[1]]

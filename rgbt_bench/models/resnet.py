@@ -1,0 +1,180 @@
+"""ResNet encoders (He et al. 2016) with torchvision-compatible state-dict keys, built without weights.
+
+The module layout (conv1, bn1, relu, maxpool, layer1..layer4, blocks with conv1/bn1/.../downsample.0/.1)
+matches torchvision.models.resnet, so a published ImageNet state dict (e.g. resnet50-*.pth) loads with
+`load_pretrained` once its classifier (fc.*) is dropped. There is no fc: these are encoders.
+`base_width` scales every stage (64 = the published networks; smaller values give tiny test models).
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from ..errors import CheckpointError
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with an identity (or 1x1-projected) shortcut: ResNet-18/34."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.relu(out + identity)
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3 (stride here, as torchvision "ResNet v1.5"), 1x1 expand x4: ResNet-50/101/152."""
+
+    expansion = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + identity)
+
+
+class ResNet(nn.Module):
+    """ResNet encoder: stem (conv1/bn1/relu, stride 2), maxpool, four stages (strides 4, 8, 16, 32).
+
+    Models that fuse after the stem (RTFNet) call `stem`, `maxpool` and `layer1..4` themselves;
+    `forward` returns the four stage outputs.
+    """
+
+    def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int], in_channels: int = 3,
+                 base_width: int = 64):
+        super().__init__()
+        self.inplanes = base_width
+        self.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base_width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(block, base_width, layers[0], 1)
+        self.layer2 = self._make_layer(block, base_width * 2, layers[1], 2)
+        self.layer3 = self._make_layer(block, base_width * 4, layers[2], 2)
+        self.layer4 = self._make_layer(block, base_width * 8, layers[3], 2)
+        self.stem_channels = base_width
+        self.stage_channels = tuple(base_width * m * block.expansion for m in (1, 2, 4, 8))
+        self.out_channels = self.stage_channels[-1]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride, bias=False),
+                                       nn.BatchNorm2d(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """conv1 -> bn1 -> relu (stride 2), before the max-pool."""
+        return self.relu(self.bn1(self.conv1(x)))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.maxpool(self.stem(x))
+        feats = []
+        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+ARCHS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)),
+    "resnet34": (BasicBlock, (3, 4, 6, 3)),
+    "resnet50": (Bottleneck, (3, 4, 6, 3)),
+    "resnet101": (Bottleneck, (3, 4, 23, 3)),
+    "resnet152": (Bottleneck, (3, 8, 36, 3)),
+}
+
+
+def build_resnet(arch: str, in_channels: int = 3, base_width: int = 64,
+                 layers: Sequence[int] | None = None) -> ResNet:
+    """ResNet `arch` (a key of ARCHS) for `in_channels` inputs; `layers` overrides the block counts."""
+    block, default_layers = ARCHS[arch]
+    return ResNet(block, layers or default_layers, in_channels=in_channels, base_width=base_width)
+
+
+def _adapt_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """Map the RGB conv1 kernel [C,3,k,k] to `in_channels` inputs.
+
+    1 channel (thermal): the mean over RGB, as RTFNet and CRM initialise their thermal stems;
+    4 channels (RGB-T early fusion): the RGB kernel followed by that mean.
+    """
+    mean = weight.mean(dim=1, keepdim=True)
+    if in_channels == 1:
+        return mean
+    if in_channels == 4:
+        return torch.cat([weight, mean], dim=1)
+    return weight
+
+
+def read_pretrained(path: str | Path) -> dict[str, torch.Tensor]:
+    """A torchvision ResNet state dict from `path` (read with weights_only), without its fc classifier."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"pretrained weights {path} do not exist; expected a torchvision ResNet .pth file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise CheckpointError(f"pretrained weights {path} are not a readable weights-only torch file "
+                              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
+                              ) from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"pretrained weights {path} are not a state dict of tensors")
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
+def load_pretrained(encoder: ResNet, path: str | Path) -> None:
+    """Copy torchvision ImageNet weights from `path` into `encoder`, adapting conv1 to its input channels."""
+    state = read_pretrained(path)
+    if "conv1.weight" in state:
+        state["conv1.weight"] = _adapt_conv1(state["conv1.weight"], encoder.conv1.in_channels)
+    own = encoder.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shape = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shape:
+        detail = (f"e.g. {shape[0]}: file {tuple(state[shape[0]].shape)} vs encoder {tuple(own[shape[0]].shape)}"
+                  if shape else f"e.g. missing {missing[:1]}, unexpected {unexpected[:1]}")
+        raise CheckpointError(f"pretrained weights {path} do not fit this ResNet encoder ({detail}); expected "
+                              f"torchvision weights of the same depth at base width {encoder.stem_channels}")
+    encoder.load_state_dict(state, strict=True)

@@ -1,0 +1,121 @@
+"""RTFNet (Sun, Zuo, Liu, "RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation", RA-L 2019).
+
+As in the official code (yuxiangsun/RTFNet, model/RTFNet.py): two ResNet encoders, the thermal one with a
+1-channel conv1; the thermal features are ADDED into the RGB stream after the stem (conv1/bn/relu) and
+after each of the four stages; the decoder is five upsampling stages (deconv1..deconv5), each two
+"TransBottleneck" blocks whose last one upsamples x2 with a 2x2 transposed convolution and halves the
+channels (the last one outputs the classes). As in the official code, the logits leave the final block's
+ReLU, so they are non-negative. Inputs are padded to a multiple of 32 (the encoder stride).
+
+Presets: `rtfnet50` and `rtfnet152` (the published sizes, ResNet-50/152 encoders); `tiny` (a ResNet-18
+layout with one block per stage at base width 16) for tests and CPU smoke runs. `pretrained=PATH` loads
+torchvision ImageNet ResNet weights of the preset's depth into both encoders (thermal conv1 = RGB mean).
+CRM-style training options: see rgbt_bench.models.crm_style.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from .crm_style import TwoStreamBaseline, check_crm_options
+from .resnet import build_resnet, load_pretrained
+
+# preset -> (torchvision arch, base width, blocks per stage or None for the arch's own)
+RTFNET_PRESETS: dict[str, tuple[str, int, Optional[tuple[int, int, int, int]]]] = {
+    "tiny": ("resnet18", 16, (1, 1, 1, 1)),
+    "rtfnet50": ("resnet50", 64, None),
+    "rtfnet152": ("resnet152", 64, None),
+}
+
+
+class TransBottleneck(nn.Module):
+    """1x1 -> 3x3 -> (2x2 transposed conv, stride 2 | 3x3 conv) with a residual (upsampled when needed)."""
+
+    def __init__(self, inplanes: int, planes: int, upsample: bool = False):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = (nn.ConvTranspose2d(planes, planes, 2, 2, bias=False) if upsample
+                      else nn.Conv2d(planes, planes, 3, 1, 1, bias=False))
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.upsample = (nn.Sequential(nn.ConvTranspose2d(inplanes, planes, 2, 2, bias=False), nn.BatchNorm2d(planes))
+                         if upsample else None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = x if self.upsample is None else self.upsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + residual)
+
+
+class RTFDecoder(nn.Module):
+    """Five x2 upsampling stages from stride 32 to stride 1: channels halve, the last gives the classes."""
+
+    def __init__(self, in_channels: int, num_classes: int, blocks: int = 2):
+        super().__init__()
+        channels = in_channels
+        for i in range(1, 6):
+            out = num_classes if i == 5 else channels // 2
+            stage = [TransBottleneck(channels, channels) for _ in range(blocks - 1)]
+            stage.append(TransBottleneck(channels, out, upsample=True))
+            setattr(self, f"deconv{i}", nn.Sequential(*stage))
+            channels = out
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                nn.init.xavier_uniform_(m.weight)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i in range(1, 6):
+            x = getattr(self, f"deconv{i}")(x)
+        return x
+
+
+class RTFNet(TwoStreamBaseline):
+    """Two ResNet encoders with additive thermal-into-RGB fusion and the RTFNet upsampling decoder."""
+
+    pad_multiple = 32
+
+    def __init__(self, num_classes: int, arch: str = "resnet50", base_width: int = 64,
+                 layers: Optional[tuple[int, int, int, int]] = None, **crm_options):
+        encoder_rgb = build_resnet(arch, 3, base_width, layers)
+        encoder_thermal = build_resnet(arch, 1, base_width, layers)
+        super().__init__(num_classes, (encoder_rgb.stem_channels, encoder_thermal.stem_channels), **crm_options)
+        self.encoder_rgb = encoder_rgb
+        self.encoder_thermal = encoder_thermal
+        self.decoder = RTFDecoder(encoder_rgb.out_channels, num_classes)
+
+    def segment(self, rgb, thermal, grid_rgb, grid_thermal):
+        er, et = self.encoder_rgb, self.encoder_thermal
+        r = self.mask_stem(er.stem(rgb), grid_rgb, "rgb")
+        t = self.mask_stem(et.stem(thermal), grid_thermal, "thermal")
+        r = er.maxpool(r + t)
+        t = et.maxpool(t)
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            t = getattr(et, name)(t)
+            r = getattr(er, name)(r) + t
+        return self.decoder(r)
+
+
+def build_rtfnet(num_classes: int, preset: str = "tiny", pretrained: str | Path | None = None,
+                 **crm_options) -> RTFNet:
+    """RTFNet for `num_classes` classes at `preset`; `pretrained` = torchvision ResNet weights file."""
+    if preset not in RTFNET_PRESETS:
+        raise ConfigError(f"model 'rtfnet' has no preset '{preset}'; expected one of {', '.join(RTFNET_PRESETS)}")
+    check_crm_options(crm_options, "rtfnet")
+    arch, width, layers = RTFNET_PRESETS[preset]
+    model = RTFNet(num_classes, arch, width, layers, **crm_options)
+    if pretrained is not None:
+        load_pretrained(model.encoder_rgb, pretrained)
+        load_pretrained(model.encoder_thermal, pretrained)
+    return model
