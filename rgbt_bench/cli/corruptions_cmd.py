@@ -1,0 +1,78 @@
+"""`rgbt-bench corruptions list|show`: the corruption table and example PNG grids."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from ..errors import ConfigError
+from .options import dataset_option, seed_option
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """KEY=VALUE pairs to a dict; values are read as YAML scalars (32 -> int, 0.7 -> float, mean -> str)."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option '{pair}' is invalid; expected KEY=VALUE, e.g. fill=mean")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+@click.group()
+def corruptions() -> None:
+    """List corruptions and render example grids."""
+
+
+@corruptions.command("list")
+def list_corruptions() -> None:
+    """Table of corruptions: modality hit, what it does, parameters at severities 1..5 and options."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..corruptions import CORRUPTIONS
+
+    table = Table(title="Corruptions (severity 0 = clean; parameters at severities 1..5; docs/corruptions.md)")
+    for col in ("name", "modality", "description", "severity 1..5", "options"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("name", "modality"))
+    for c in CORRUPTIONS.values():
+        options = "\n".join(f"{k}={o.default}" + (f" ({'|'.join(map(str, o.choices))})" if o.choices else "")
+                            for k, o in c.options.items())
+        table.add_row(c.name, c.modality, c.description, c.summary(), options or "-")
+    Console().print(table)
+
+
+@corruptions.command("show")
+@click.argument("name")
+@click.option("--severity", "-s", default=3, show_default=True, type=int, help="Severity to highlight (0..5).")
+@click.option("--out", "-o", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="PNG to write [default: NAME_sS.png].")
+@dataset_option
+@click.option("--split", default="test", show_default=True, help="Dataset split to take the example from.")
+@click.option("--index", "-i", default=0, show_default=True, type=int, help="Sample index in the split.")
+@seed_option
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Corruption option, e.g. --option fill=mean (repeatable).")
+def show(name: str, severity: int, out: Path | None, dataset: str, split: str, index: int, seed: int,
+         options: tuple[str, ...]) -> None:
+    """Write a PNG grid of corruption NAME on one sample: RGB and thermal rows, severities 0..5."""
+    from ..batch import collate
+    from ..corruptions import get_corruption
+    from ..corruptions.corruption import check_severity
+    from ..corruptions.render import render_grid
+    from ..datasets import open_dataset
+
+    corruption = get_corruption(name)
+    check_severity(name, severity)
+    opts = parse_options(options)
+    corruption.resolve_options(**opts)
+    data = open_dataset(dataset, split)
+    if not 0 <= index < len(data):
+        raise ConfigError(f"--index {index} is out of range for {dataset} split '{split}' "
+                          f"({len(data)} samples); expected 0..{len(data) - 1}")
+    sample = collate([data[index]])
+    path = render_grid(sample, corruption, severity, seed, out or Path(f"{name}_s{severity}.png"), **opts)
+    click.echo(f"wrote {path}")

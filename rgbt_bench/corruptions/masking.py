@@ -1,0 +1,107 @@
+"""Partial masking: square patches or single pixels of one or both modalities are missing.
+
+The image is cut into a grid of `patch` x `patch` cells (default 32 px, CRM's mask patch; DOMAIN.md),
+ceil(H/patch) x ceil(W/patch) cells with partial cells at the right and bottom edges. Severity s masks
+exactly ceil(N * ratio_s) of the N cells of each sample, chosen by a random permutation from the
+sample's generator (ratio .1 .2 .3 .4 .5; .5 is CRM's training ratio).
+
+- rgb_patch_mask / thermal_patch_mask: one modality loses the cells.
+- complementary_patch_mask: RGB loses ceil(N * ratio) cells and thermal loses exactly the others, so
+  every cell is seen by one modality only (CRM's (M, 1-M) pair; at severity 5 the 50/50 split used in
+  training). Severity moves cells from the thermal side to the RGB side: s1 = RGB 10% / thermal 90%.
+- rgb_pixel_missing / thermal_pixel_missing: the same with 1-pixel cells (exactly ceil(H*W*ratio)
+  dead pixels per sample).
+Missing pixels take the fill colour (option `fill`, see fill.py).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from ..batch import Batch
+from .corruption import Corruption, Option, with_modality
+from .fill import FILL_OPTION, fill_where
+from .seeding import per_sample
+
+RATIO = (0.1, 0.2, 0.3, 0.4, 0.5)
+PATCH_OPTION = Option(default=32, kind=int, minimum=1, help="patch (grid cell) side in pixels; 32 as in CRM")
+
+
+def grid_shape(h: int, w: int, patch: int) -> tuple[int, int]:
+    """Cells per column and row: the grid covers the whole image (partial edge cells count)."""
+    return math.ceil(h / patch), math.ceil(w / patch)
+
+
+def masked_cell_count(cells: int, ratio: float) -> int:
+    """ceil(N * ratio), computed so that float error (e.g. 20 * 0.3 = 6.000000000000001) cannot add a cell."""
+    return math.ceil(round(cells * ratio, 9))
+
+
+def cell_masks(gens: list[torch.Generator], grid: tuple[int, int], ratio: float, device: torch.device) -> torch.Tensor:
+    """[B,1,gh,gw] bool grid, True on exactly ceil(N*ratio) cells per sample (a per-sample permutation)."""
+    gh, gw = grid
+    n = gh * gw
+    k = masked_cell_count(n, ratio)
+
+    def draw(g: torch.Generator) -> torch.Tensor:
+        chosen = torch.zeros(n, dtype=torch.bool)
+        chosen[torch.randperm(n, generator=g)[:k]] = True
+        return chosen.view(1, gh, gw)
+
+    return per_sample(gens, draw, device)
+
+
+def expand_cells(mask: torch.Tensor, patch: int, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-upsample a [B,1,gh,gw] cell grid by `patch` and crop it to the image `size` (H, W)."""
+    h, w = size
+    return mask.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)[:, :, :h, :w]
+
+
+def pixel_masks(gens: list[torch.Generator], x: torch.Tensor, ratio: float, patch: int) -> torch.Tensor:
+    """[B,1,H,W] bool pixel mask of exactly ceil(N*ratio) masked `patch`-sized cells per sample."""
+    h, w = x.shape[-2:]
+    grid = grid_shape(h, w, patch)
+    return expand_cells(cell_masks(gens, grid, ratio, x.device), patch, (h, w))
+
+
+def _mask_one(modality: str, pixel: bool):
+    def apply(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+        x = getattr(batch, modality)
+        missing = pixel_masks(gens, x, p["ratio"], 1 if pixel else opts["patch"])
+        return with_modality(batch, modality, fill_where(x, missing, modality, opts["fill"]))
+    return apply
+
+
+def _complementary(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    rgb_missing = pixel_masks(gens, batch.rgb, p["rgb_ratio"], opts["patch"])
+    return batch.with_images(fill_where(batch.rgb, rgb_missing, "rgb", opts["fill"]),
+                             fill_where(batch.thermal, ~rgb_missing, "thermal", opts["fill"]))
+
+
+PATCH_OPTIONS = {"patch": PATCH_OPTION, "fill": FILL_OPTION}
+
+CORRUPTIONS = (
+    Corruption(
+        name="rgb_patch_mask", modality="rgb",
+        description="RGB loses a random set of square patches; severity = fraction of patches",
+        params={"ratio": RATIO}, apply=_mask_one("rgb", pixel=False), options=PATCH_OPTIONS),
+    Corruption(
+        name="thermal_patch_mask", modality="thermal",
+        description="Thermal loses a random set of square patches; severity = fraction of patches",
+        params={"ratio": RATIO}, apply=_mask_one("thermal", pixel=False), options=PATCH_OPTIONS),
+    Corruption(
+        name="complementary_patch_mask", modality="both",
+        description="CRM-style complementary masking: thermal loses exactly the patches RGB keeps; "
+                    "severity = RGB's masked fraction",
+        params={"rgb_ratio": RATIO}, apply=_complementary, options=PATCH_OPTIONS),
+    Corruption(
+        name="rgb_pixel_missing", modality="rgb",
+        description="Random RGB pixels missing (dead / dropped pixels); severity = fraction of pixels",
+        params={"ratio": RATIO}, apply=_mask_one("rgb", pixel=True), options={"fill": FILL_OPTION}),
+    Corruption(
+        name="thermal_pixel_missing", modality="thermal",
+        description="Random thermal pixels missing (dead / dropped pixels); severity = fraction of pixels",
+        params={"ratio": RATIO}, apply=_mask_one("thermal", pixel=True), options={"fill": FILL_OPTION}),
+)

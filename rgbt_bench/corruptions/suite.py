@@ -1,0 +1,131 @@
+"""Corruption suites: YAML files listing which corruptions, severities and options a sweep evaluates.
+
+Format (a bare name such as `default` resolves to the repository's `corruptions/<name>.yaml`):
+
+    name: default                    # optional, defaults to the file stem
+    description: what the suite is for
+    entries:
+      - corruption: rgb_missing      # a name from `rgbt-bench corruptions list`
+        label: rgb_missing_mean      # optional; unique; names the results (defaults to `corruption`)
+        severities: [1, 2, 3, 4, 5]  # optional; integers 1..5 (clean is evaluated once, separately)
+        options: {fill: mean}        # optional; the corruption's options, validated here
+
+Every problem is a ConfigError naming the file and the entry.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError, RgbtBenchError
+from .corruption import SEVERITIES
+from .registry import get_corruption
+
+SUITES_DIR = Path(__file__).resolve().parents[2] / "corruptions"
+ENTRY_KEYS = ("corruption", "label", "severities", "options")
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One corruption of a suite: `label` names it in results, `options` are fully resolved."""
+
+    label: str
+    corruption: str
+    severities: list[int]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    entries: list[SuiteEntry]
+    path: Path | None = None
+
+
+def available_suites() -> list[str]:
+    """Names of the suites shipped in the repository's corruptions/ folder."""
+    return sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+
+
+def suite_path(path_or_name: str | Path) -> Path:
+    """A YAML path as given, or a bare suite name resolved in SUITES_DIR."""
+    path = Path(path_or_name).expanduser()
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"suite file '{path}' does not exist")
+        return path
+    candidate = SUITES_DIR / f"{path_or_name}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(available_suites()) or "none"
+        raise ConfigError(f"unknown suite '{path_or_name}'; expected a .yaml path or one of: {known}")
+    return candidate
+
+
+def _parse_severities(where: str, raw: Any) -> list[int]:
+    if raw is None:
+        return list(SEVERITIES)
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError(f"{where}: severities must be a non-empty list of integers 1..5, got {raw!r}")
+    for s in raw:
+        if isinstance(s, bool) or not isinstance(s, int) or s not in SEVERITIES:
+            raise ConfigError(f"{where}: severity {s!r} is invalid; expected integers 1..5 "
+                              "(clean, severity 0, is evaluated once per model by the sweep)")
+    if len(set(raw)) != len(raw):
+        raise ConfigError(f"{where}: severities {raw} repeat a value")
+    return sorted(raw)
+
+
+def _parse_entry(where: str, raw: Any) -> SuiteEntry:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a mapping with keys {', '.join(ENTRY_KEYS)}, got {raw!r}")
+    unknown = sorted(set(raw) - set(ENTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key '{unknown[0]}'; expected keys {', '.join(ENTRY_KEYS)}")
+    name = raw.get("corruption")
+    if not isinstance(name, str):
+        raise ConfigError(f"{where}: 'corruption' must name a corruption, got {name!r}")
+    try:
+        corruption = get_corruption(name)
+        options = raw.get("options") or {}
+        if not isinstance(options, dict):
+            raise ConfigError(f"options must be a mapping, got {options!r}")
+        resolved = corruption.resolve_options(**options)
+    except RgbtBenchError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    label = raw.get("label", name)
+    if not isinstance(label, str) or not LABEL_PATTERN.match(label) or label == "clean":
+        raise ConfigError(f"{where}: label {label!r} is invalid; expected letters, digits, '_', '.', '-' "
+                          "and not 'clean'")
+    return SuiteEntry(label, name, _parse_severities(where, raw.get("severities")), resolved)
+
+
+def load_suite(path_or_name: str | Path) -> Suite:
+    """Read and validate a suite file (or a bundled suite by name)."""
+    path = suite_path(path_or_name)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"suite file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not data["entries"]:
+        raise ConfigError(f"suite file '{path}': expected a mapping with a non-empty 'entries' list")
+    unknown = sorted(set(data) - {"name", "description", "entries"})
+    if unknown:
+        raise ConfigError(f"suite file '{path}': unknown key '{unknown[0]}'; expected name, description, entries")
+    entries = []
+    for i, raw in enumerate(data["entries"]):
+        label = raw.get("label", raw.get("corruption")) if isinstance(raw, dict) else None
+        entry = _parse_entry(f"suite file '{path}', entry {i + 1}" + (f" ({label})" if label else ""), raw)
+        if any(e.label == entry.label for e in entries):
+            raise ConfigError(f"suite file '{path}', entry {i + 1}: label '{entry.label}' is used twice; "
+                              "give one of them a distinct 'label'")
+        entries.append(entry)
+    return Suite(name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
+                 entries=entries, path=path)

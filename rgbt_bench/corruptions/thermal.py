@@ -1,0 +1,78 @@
+"""Thermal-camera degradations (DOMAIN.md, "Corruptions: reference parameters"); RGB is untouched.
+
+- thermal_noise: temporal (white) noise, y = x + N(0, sigma^2), sigma = .01 .02 .04 .06 .08.
+- thermal_stripes: microbolometer column fixed-pattern noise (ASCNet model): each column gets an
+  offset A1 ~ N(0, b1^2) and a gain error A2 ~ N(0, b2^2), y = x + A1 + A2 * x, b1 = b2 = .02 .035
+  .05 .065 .08.
+- thermal_crossover: thermal crossover (dawn / dusk, when objects and background reach the same
+  temperature) as contrast loss toward the image mean, y = m + c (x - m), with ImageNet-C's contrast
+  table c = .4 .3 .2 .1 .05.
+- thermal_blur: Gaussian blur (defocus of a fixed-focus lens); sigma = 1 2 3 4 6 px (ImageNet-C's
+  gaussian_blur table) at 480 rows, MFNet's height, scaled by H / 480 so that the blur covers the same
+  part of the scene at any resolution.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..batch import Batch
+from .blur import gaussian_blur
+from .corruption import Corruption
+from .seeding import normal
+
+NOISE_SIGMA = (0.01, 0.02, 0.04, 0.06, 0.08)
+STRIPE_STD = (0.02, 0.035, 0.05, 0.065, 0.08)
+CROSSOVER_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
+BLUR_SIGMA_AT_480 = (1.0, 2.0, 3.0, 4.0, 6.0)
+BLUR_REFERENCE_HEIGHT = 480
+
+
+def _noise(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    t = batch.thermal
+    return batch.with_images(batch.rgb, t + p["sigma"] * normal(gens, t.shape[1:], t.device))
+
+
+def _stripes(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    t = batch.thermal
+    draws = normal(gens, (2, t.shape[-1]), t.device)
+    offset = (p["offset_std"] * draws[:, 0]).view(-1, 1, 1, t.shape[-1])
+    gain = (p["gain_std"] * draws[:, 1]).view(-1, 1, 1, t.shape[-1])
+    return batch.with_images(batch.rgb, t + offset + gain * t)
+
+
+def _crossover(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    t = batch.thermal
+    mean = t.mean(dim=(1, 2, 3), keepdim=True)
+    return batch.with_images(batch.rgb, mean + p["contrast"] * (t - mean))
+
+
+def blur_sigma(sigma_at_480: float, height: int) -> float:
+    """Blur sigma in pixels for an image of `height` rows."""
+    return sigma_at_480 * height / BLUR_REFERENCE_HEIGHT
+
+
+def _blur(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    t = batch.thermal
+    return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_480"], t.shape[-2])))
+
+
+CORRUPTIONS = (
+    Corruption(
+        name="thermal_noise", modality="thermal",
+        description="Thermal temporal noise: additive white Gaussian noise",
+        params={"sigma": NOISE_SIGMA}, apply=_noise),
+    Corruption(
+        name="thermal_stripes", modality="thermal",
+        description="Thermal column fixed-pattern (stripe) noise: per-column offset and gain",
+        params={"offset_std": STRIPE_STD, "gain_std": STRIPE_STD}, apply=_stripes),
+    Corruption(
+        name="thermal_crossover", modality="thermal",
+        description="Thermal crossover: contrast collapses toward the image mean",
+        params={"contrast": CROSSOVER_CONTRAST}, apply=_crossover, randomized=False),
+    Corruption(
+        name="thermal_blur", modality="thermal",
+        description="Thermal Gaussian blur; sigma given at 480 rows, scaled with image height",
+        params={"sigma_at_480": BLUR_SIGMA_AT_480}, apply=_blur, randomized=False),
+)
