@@ -1,0 +1,101 @@
+"""Build a model and fill it with weights: from an rgbt-bench checkpoint, a bare state dict, or nothing.
+
+`load_model` is for callers that know the model they want (train --resume, sweep with --model and
+--checkpoint): a checkpoint that holds another architecture, preset or class count is refused with one
+clear CheckpointError. `model_from_checkpoint` rebuilds whatever a checkpoint holds. Files are read with
+torch.load(weights_only=True) (rgbt_bench.checkpoint), so a tampered file never runs code. Models are
+returned as built (nn.Module's default train mode); callers choose train() or eval().
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from ..checkpoint import load_checkpoint, load_state_into
+from ..errors import CheckpointError
+from .registry import build_model
+
+# Model kwargs that only matter when building from scratch; a checkpoint's weights replace their effect.
+BUILD_ONLY_KWARGS = ("pretrained",)
+
+
+def _bare_state_dict(path: Path) -> Optional[dict[str, torch.Tensor]]:
+    """The file as a plain {name: tensor} state dict (a 'module.' prefix from DDP removed), else None."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        return None
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def read_weights(path: str | Path) -> dict[str, Any]:
+    """An rgbt-bench checkpoint dict, or {"state_dict": ...} for a bare state-dict file."""
+    path = Path(path).expanduser()
+    try:
+        return load_checkpoint(path)
+    except CheckpointError:
+        bare = _bare_state_dict(path) if path.is_file() else None
+        if bare is None:
+            raise
+        return {"state_dict": bare}
+
+
+def _build_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
+    config = ckpt.get("config") or {}
+    kwargs = dict(config.get("model_kwargs") or {}) if isinstance(config, dict) else {}
+    return {k: v for k, v in kwargs.items() if k not in BUILD_ONLY_KWARGS}
+
+
+def _check_fits(ckpt: dict[str, Any], path: Path, spec: str, num_classes: int, preset: str) -> None:
+    """Refuse a checkpoint made for another model, preset or class count, saying which."""
+    held = ckpt.get("model")
+    if held is not None and held != spec:
+        raise CheckpointError(f"checkpoint {path} holds model '{held}' (preset '{ckpt.get('preset')}'), "
+                              f"not '{spec}'; pass --model {held} or another checkpoint")
+    if held is not None and ckpt.get("preset") not in (None, preset):
+        raise CheckpointError(f"checkpoint {path} holds preset '{ckpt['preset']}' of '{spec}', not '{preset}'")
+    if ckpt.get("num_classes") not in (None, num_classes):
+        raise CheckpointError(f"checkpoint {path} was trained for {ckpt['num_classes']} classes, "
+                              f"but {num_classes} are expected here (wrong dataset?)")
+
+
+def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: str | Path | None = None,
+               device: str | torch.device = "cpu", **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+    """Build `spec` (registry name or 'module:fn') and load `checkpoint` into it if given.
+
+    Returns (model on `device`, checkpoint payload or {}). The checkpoint's recorded model kwargs
+    (config["model_kwargs"], minus build-only ones such as `pretrained`) are used, overridden by
+    `model_kwargs`. A bare state-dict file is loaded strictly into the model built from the arguments.
+    """
+    if checkpoint is None:
+        return build_model(spec, num_classes, preset, **model_kwargs).to(device), {}
+    path = Path(checkpoint).expanduser()
+    ckpt = read_weights(path)
+    _check_fits(ckpt, path, spec, num_classes, preset)
+    kwargs = {**_build_kwargs(ckpt), **{k: v for k, v in model_kwargs.items() if k not in BUILD_ONLY_KWARGS}}
+    model = build_model(spec, num_classes, preset, **kwargs)
+    load_state_into(model, ckpt["state_dict"], str(path), num_classes)
+    return model.to(device), ckpt
+
+
+def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model an rgbt-bench checkpoint records (model, preset, num_classes, model kwargs)."""
+    path = Path(path).expanduser()
+    ckpt = load_checkpoint(path)
+    missing = [k for k in ("model", "preset", "num_classes") if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"checkpoint {path} does not record {', '.join(missing)}; expected an rgbt-bench "
+                              f"checkpoint (for a bare state dict pass --model, --preset and the dataset)")
+    model = build_model(ckpt["model"], int(ckpt["num_classes"]), ckpt["preset"], **_build_kwargs(ckpt))
+    load_state_into(model, ckpt["state_dict"], str(path), int(ckpt["num_classes"]))
+    return model.to(device), ckpt
