@@ -62,8 +62,9 @@ def read_split_file(path: Path) -> list[str]:
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode an image file; missing, unreadable or truncated files raise FileError."""
     try:
-        image = Image.open(path)
-        image.load()
+        with open(path, "rb") as f:
+            image = Image.open(f)
+            image.load()
     except FileNotFoundError:
         raise FileError(path, "file not found") from None
     except UnidentifiedImageError:

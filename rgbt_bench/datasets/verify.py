@@ -127,7 +127,8 @@ class Verifier:
     def _verify_sample(self, dataset, i: int, files: tuple[Path, ...], report: SplitReport) -> None:
         missing = [path for path in files if not self._exists_once(path)]
         for path in missing:
-            self._report(report, Problem(path, f"file not found (sample '{dataset.names[i]}' of split '{report.split}')"))
+            where = f"sample '{dataset.names[i]}' of split '{report.split}'"
+            self._report(report, Problem(path, f"file not found ({where})"))
         if missing:
             return
         try:
