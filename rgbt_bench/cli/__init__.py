@@ -72,7 +72,7 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group, turning user errors into one line on stderr and exit 2."""
     try:
-        cli.main(args=argv, prog_name="rgbt-bench", standalone_mode=False)
+        code = cli.main(args=argv, prog_name="rgbt-bench", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -84,3 +84,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    if isinstance(code, int) and code:
+        sys.exit(code)  # a command's click.exceptions.Exit(code) is returned, not raised, without standalone mode
