@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter, maximum_filter
 
 # Bump whenever the rendered pixels change, so old caches are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 CLASS_NAMES = ("background", "road", "lane_marking", "car", "person", "color_cone", "hot_pipe")
 BACKGROUND, ROAD, LANE, CAR, PERSON, CONE, PIPE = range(len(CLASS_NAMES))
@@ -107,11 +107,11 @@ def _draw(rng: np.random.Generator, night: bool, h: int, w: int) -> dict[str, np
     p["win_f"] = u(22.0, 36.0, 2)
     p["win_off"] = u(0.0, 1.0, 2)
     p["win_lit"] = rng.random((16, 16)) < (0.35 if night else 0.0)
-    # Hot pipes along walls: rectangles well inside the building band (roofs are >= 0.18 above horizon).
+    # Hot pipes along walls: rectangles from 0.03 below the horizon up to 0.14 above it; roofs are >= 0.18 above.
     p["pipe_on"] = rng.random(N_PIPES) < 0.45
     horizontal = rng.random(N_PIPES) < 0.6
     th = u(0.025, 0.04, N_PIPES)
-    y0 = p["hz"] - u(0.05, 0.13, N_PIPES) - th
+    y0 = p["hz"] - u(0.05, 0.10, N_PIPES) - th
     x0 = u(0.0, aspect - 0.3, N_PIPES)
     length = u(0.3, 0.9, N_PIPES)
     vy0 = p["hz"] - u(0.11, 0.14, N_PIPES)
