@@ -8,8 +8,9 @@ koschmieder_fog (Foggy Cityscapes' optical model): I = J * t + A * (1 - t), t = 
 ground-plane depth proxy instead of a depth map. A camera at height h = 1.5 m with focal length
 f = 1.0 * H pixels (vertical field of view ~53 deg) looks at flat ground, so the pixel row v (centre,
 in pixels) below the horizon row v_h = horizon * H sees ground at d(v) = f * h / (v - v_h) metres;
-rows at or above the horizon (and very far ground) are clamped to d_max = 1000 m. The model is
-resolution-free: d depends on v / H only. beta = .005 .01 .02 .04 .08 per metre (meteorological
+rows at or above the horizon (and very far ground) are clamped to d_max = 200 m, a typical distance of
+what a road scene shows above the horizon (buildings, trees; the sky is near the airlight anyway), so
+that low severities thin out rather than erase it. The model is resolution-free: d depends on v / H. beta = .005 .01 .02 .04 .08 per metre (meteorological
 visibility ~3/beta = 600 300 150 75 37.5 m; the first three are Foggy Cityscapes' levels). Airlight
 A = 0.8 (light grey) by default. Deterministic: the seed is not used.
 """
@@ -30,7 +31,7 @@ PLASMA_WIBBLEDECAY = (2.0, 2.0, 1.7, 1.5, 1.4)
 BETA = (0.005, 0.01, 0.02, 0.04, 0.08)
 CAMERA_HEIGHT_M = 1.5
 FOCAL_PER_HEIGHT = 1.0
-MAX_DISTANCE_M = 1000.0
+MAX_DISTANCE_M = 200.0
 
 
 def _plasma_fog(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:

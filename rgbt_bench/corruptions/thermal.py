@@ -7,9 +7,9 @@
 - thermal_crossover: thermal crossover (dawn / dusk, when objects and background reach the same
   temperature) as contrast loss toward the image mean, y = m + c (x - m), with ImageNet-C's contrast
   table c = .4 .3 .2 .1 .05.
-- thermal_blur: Gaussian blur (defocus of a fixed-focus lens); sigma = 1 2 3 4 6 px (ImageNet-C's
-  gaussian_blur table) at 480 rows, MFNet's height, scaled by H / 480 so that the blur covers the same
-  part of the scene at any resolution.
+- thermal_blur: Gaussian blur (defocus of a fixed-focus lens); ImageNet-C's gaussian_blur table,
+  sigma = 1 2 3 4 6 px on its 224-px images, scaled by H / 224 so that the blur covers the same part of
+  the image at any resolution (at 480 rows: 2.1 4.3 6.4 8.6 12.9 px; at 120 rows: 0.54 .. 3.2 px).
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from .seeding import normal
 NOISE_SIGMA = (0.01, 0.02, 0.04, 0.06, 0.08)
 STRIPE_STD = (0.02, 0.035, 0.05, 0.065, 0.08)
 CROSSOVER_CONTRAST = (0.4, 0.3, 0.2, 0.1, 0.05)
-BLUR_SIGMA_AT_480 = (1.0, 2.0, 3.0, 4.0, 6.0)
-BLUR_REFERENCE_HEIGHT = 480
+BLUR_SIGMA_AT_224 = (1.0, 2.0, 3.0, 4.0, 6.0)
+BLUR_REFERENCE_HEIGHT = 224
 
 
 def _noise(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
@@ -48,14 +48,14 @@ def _crossover(batch: Batch, p: dict[str, float], gens: list[torch.Generator], o
     return batch.with_images(batch.rgb, mean + p["contrast"] * (t - mean))
 
 
-def blur_sigma(sigma_at_480: float, height: int) -> float:
+def blur_sigma(sigma_at_224: float, height: int) -> float:
     """Blur sigma in pixels for an image of `height` rows."""
-    return sigma_at_480 * height / BLUR_REFERENCE_HEIGHT
+    return sigma_at_224 * height / BLUR_REFERENCE_HEIGHT
 
 
 def _blur(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
     t = batch.thermal
-    return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_480"], t.shape[-2])))
+    return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_224"], t.shape[-2])))
 
 
 CORRUPTIONS = (
@@ -73,6 +73,6 @@ CORRUPTIONS = (
         params={"contrast": CROSSOVER_CONTRAST}, apply=_crossover, randomized=False),
     Corruption(
         name="thermal_blur", modality="thermal",
-        description="Thermal Gaussian blur; sigma given at 480 rows, scaled with image height",
-        params={"sigma_at_480": BLUR_SIGMA_AT_480}, apply=_blur, randomized=False),
+        description="Thermal Gaussian blur; sigma given for 224-px images, scaled with image height",
+        params={"sigma_at_224": BLUR_SIGMA_AT_224}, apply=_blur, randomized=False),
 )
