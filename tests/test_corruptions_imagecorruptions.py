@@ -42,7 +42,7 @@ def test_plasma_fog_statistics_match_imagecorruptions_fog():
 
     img8, n = scene_uint8(), 32
     b = batch_of(img8, n)
-    for s in range(1, 6):
+    for s in (1, 3, 5):
         np.random.seed(100 + s)
         ref = np.stack([fog(img8.copy(), s) / 255.0 for _ in range(n)])
         ours = apply_corruption(b, "plasma_fog", s, 2024).rgb.permute(0, 2, 3, 1).double().numpy()

@@ -264,11 +264,11 @@ def test_thermal_crossover_matches_formula():
 
 
 def test_thermal_blur_matches_scipy():
-    for h, w in ((224, 100), (60, 80)):
+    for h, w in ((96, 40), (60, 80)):
         b = make_batch(2, h, w)
         for s, sigma224 in zip(range(1, 6), (1, 2, 3, 4, 6)):
             out = apply_corruption(b, "thermal_blur", s, SEED).thermal.numpy()
-            sigma = sigma224 * h / 224
+            sigma = sigma224 * h / 224  # 224 rows (sigma = table) is checked against ImageNet-C itself
             for i in range(2):
                 ref = gaussian_filter(b.thermal[i, 0].double().numpy(), sigma, mode="nearest", truncate=4.0)
                 np.testing.assert_allclose(out[i, 0], ref, atol=2e-6)

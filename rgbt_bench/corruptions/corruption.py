@@ -131,4 +131,6 @@ class Corruption:
                 "one per sample is needed to seed it")
         gens = sample_generators(batch.meta, seed, self.name, severity) if self.randomized else []
         out = self.apply(batch, self.severity_params(severity), gens, resolved)
-        return out.with_images(out.rgb.clamp(0.0, 1.0), out.thermal.clamp(0.0, 1.0))
+        rgb = out.rgb if out.rgb is batch.rgb else out.rgb.clamp(0.0, 1.0)
+        thermal = out.thermal if out.thermal is batch.thermal else out.thermal.clamp(0.0, 1.0)
+        return out.with_images(rgb, thermal)
