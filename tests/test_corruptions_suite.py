@@ -75,3 +75,9 @@ def test_unknown_suite_name_lists_the_bundled_ones(tmp_path):
         load_suite("defualt")
     with pytest.raises(ConfigError, match="does not exist"):
         load_suite(tmp_path / "missing.yaml")
+
+
+def test_options_must_be_a_mapping(tmp_path):
+    path = write(tmp_path, "entries:\n  - corruption: rgb_missing\n    options: [fill, mean]\n")
+    with pytest.raises(ConfigError, match=r"entry 1 \(rgb_missing\): options must be a mapping"):
+        load_suite(path)

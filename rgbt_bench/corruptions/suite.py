@@ -92,12 +92,11 @@ def _parse_entry(where: str, raw: Any) -> SuiteEntry:
     name = raw.get("corruption")
     if not isinstance(name, str):
         raise ConfigError(f"{where}: 'corruption' must name a corruption, got {name!r}")
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: options must be a mapping, got {options!r}")
     try:
-        corruption = get_corruption(name)
-        options = raw.get("options") or {}
-        if not isinstance(options, dict):
-            raise ConfigError(f"options must be a mapping, got {options!r}")
-        resolved = corruption.resolve_options(**options)
+        resolved = get_corruption(name).resolve_options(**options)
     except RgbtBenchError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
     label = raw.get("label", name)
