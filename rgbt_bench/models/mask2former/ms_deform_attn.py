@@ -36,14 +36,13 @@ def ms_deform_attn_sample(value: Tensor, spatial_shapes: Sequence[tuple[int, int
     n, _, m, d = value.shape
     _, lq, _, n_levels, n_points, _ = sampling_locations.shape
     grids = 2.0 * sampling_locations - 1.0
-    samples = []
+    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels, n_points)
+    out = value.new_zeros(n * m, d, lq)
     for lvl, ((h, w), start) in enumerate(zip(spatial_shapes, level_start_index(spatial_shapes))):
         v = value[:, start:start + h * w].permute(0, 2, 3, 1).reshape(n * m, d, h, w)
         g = grids[:, :, :, lvl].transpose(1, 2).reshape(n * m, lq, n_points, 2)
-        samples.append(F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False))
-    stacked = torch.stack(samples, dim=-2)  # [N*M, D, Lq, L, P]
-    weights = attention_weights.transpose(1, 2).reshape(n * m, 1, lq, n_levels, n_points)
-    out = (stacked * weights).sum(dim=(-2, -1))  # [N*M, D, Lq]
+        sampled = F.grid_sample(v, g, mode="bilinear", padding_mode="zeros", align_corners=False)  # [N*M, D, Lq, P]
+        out = out + (sampled * weights[..., lvl, :]).sum(-1)
     return out.view(n, m * d, lq).transpose(1, 2)
 
 
