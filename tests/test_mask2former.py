@@ -7,9 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from rgbt_bench.errors import DataError
-from rgbt_bench.models.mask2former import (HungarianMatcher, Mask2FormerHead, Mask2FormerLoss,
+from rgbt_bench.models.mask2former import (HungarianMatcher, Mask2FormerHead, Mask2FormerLoss, MSDeformAttn,
                                            hungarian_assignment, ms_deform_attn_sample, semantic_inference,
                                            semantic_targets)
+from rgbt_bench.models.mask2former.pixel_decoder import encoder_reference_points
 from rgbt_bench.models.mask2former.position import sine_position_embedding
 
 CHANNELS = [8, 12, 16, 24]
@@ -107,6 +108,25 @@ def test_ms_deform_attn_matches_naive_reference():
     fast = ms_deform_attn_sample(value, shapes, locations, weights)
     assert fast.shape == (n, lq, m * d)
     assert torch.allclose(fast, naive_ms_deform_attn(value, shapes, locations, weights), atol=1e-10)
+
+
+def test_ms_deform_attn_offsets_are_in_pixels_of_each_level():
+    """One head, one point, all attention on level 0 with an offset of +1 pixel in x: each pixel-centre
+    query reads its right neighbour's value (zero past the right border)."""
+    shapes = [(3, 4), (2, 2)]
+    attn = MSDeformAttn(d_model=4, n_levels=2, n_heads=1, n_points=1)
+    with torch.no_grad():
+        for proj in (attn.value_proj, attn.output_proj):
+            proj.weight.copy_(torch.eye(4))
+            proj.bias.zero_()
+        attn.sampling_offsets.bias.copy_(torch.tensor([1.0, 0.0, 0.0, 0.0]))  # (level, point, xy)
+        attn.attention_weights.bias.copy_(torch.tensor([0.0, -1e4]))
+    values = torch.randn(1, 16, 4, generator=torch.Generator().manual_seed(0))
+    refs = encoder_reference_points(shapes, n_levels=2, device=torch.device("cpu"))[:, :12]
+    out = attn(values[:, :12], refs, values, shapes).reshape(3, 4, 4)
+    grid = values[0, :12].reshape(3, 4, 4)
+    assert torch.allclose(out[:, :3], grid[:, 1:], atol=1e-6)
+    assert torch.allclose(out[:, 3], torch.zeros(3, 4), atol=1e-6)
 
 
 def test_sine_position_embedding_formula():
