@@ -1,0 +1,285 @@
+"""`run_sweep(SweepConfig) -> Path`: evaluate every model under every corruption of a suite, resumably.
+
+Steps: check everything a user can get wrong (models, checkpoints, suite, dataset, output directory)
+before anything slow starts; train missing models on the synthetic dataset; load all models onto the
+device; plan the cells not yet on disk (a re-run skips finished ones, after checking they were computed
+with the same weights, data and settings); then evaluate them in groups of `cells_per_pass` cells, one
+data pass per group (rgbt_bench.sweep.passes), writing every cell of a group atomically as soon as the
+pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight; nothing written is ever
+rewritten differently, since each cell depends only on its own (model, setting) and the images.
+Under torchrun the images are sharded over the processes and rank 0 writes (rgbt_bench.sweep.distributed).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch.utils.data import DataLoader, Subset
+
+from .. import __version__
+from ..batch import collate
+from ..corruptions import Suite, get_corruption, load_suite
+from ..datasets import RGBTDataset, open_dataset
+from ..errors import ConfigError
+from ..metrics import CONVENTIONS, compute_metrics
+from ..training import train
+from ..training.config import TrainConfig
+from . import distributed
+from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
+from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
+from .passes import run_pass
+from .plan import PlannedCell, Setting, group_cells, plan_cells, settings_of
+from .progress import SweepProgress
+from .store import CellKey, cell_paths, is_done, write_cell, write_json
+from .timing import StageTimer
+
+# Record fields that must match for a finished cell to be reused by a later run into the same directory.
+IDENTITY_FIELDS = ("model_spec", "preset", "checkpoint_sha256", "dataset_options", "corruption_name", "options",
+                   "convention", "num_classes", "num_images")
+
+
+@dataclass
+class SweepConfig:
+    """One sweep. `models`: names or NAME=SPEC items (see rgbt_bench.sweep.models); `checkpoints`: name -> path.
+
+    `suite`: a YAML path or a bundled suite name. `seeds`: corruption seeds (clean is evaluated once).
+    `cells_per_pass`: cells evaluated per data pass (None: all in one pass, each image decoded once).
+    `convention`: mIoU convention recorded with the metrics (None: the dataset's own).
+    `train_iterations`: iterations for models trained on the fly on the synthetic dataset, cached in
+    `models_dir`. `progress`: live display and notes on stderr (rank 0 only).
+    """
+
+    models: list[str]
+    dataset: str = "synthetic"
+    split: str = "test"
+    suite: str = "default"
+    out: str = "results/sweep"
+    checkpoints: dict[str, str] = field(default_factory=dict)
+    preset: str = "tiny"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    batch_size: int = 8
+    device: str = "auto"
+    workers: int = 0
+    amp: bool = False
+    convention: Optional[str] = None
+    cells_per_pass: Optional[int] = None
+    train_iterations: int = TrainConfig.iterations
+    models_dir: str = "models"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    progress: bool = True
+    command: Optional[str] = None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid value."""
+        for name in ("batch_size", "train_iterations"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
+        if self.cells_per_pass is not None and self.cells_per_pass < 1:
+            raise ConfigError(f"cells per pass must be >= 1, got {self.cells_per_pass}")
+        if self.convention is not None and self.convention not in CONVENTIONS:
+            raise ConfigError(f"unknown mIoU convention '{self.convention}'; expected one of {', '.join(CONVENTIONS)}")
+        if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds) \
+                or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"seeds {self.seeds!r} are invalid; expected distinct integers >= 0")
+
+
+def _plain(value: Any) -> Any:
+    """JSON round trip, so that values compare equal to what a cell record holds (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+def _amp_dtype(amp: bool, device: torch.device) -> Optional[torch.dtype]:
+    if not amp:
+        return None
+    if device.type != "cuda":
+        raise ConfigError(f"--amp needs a CUDA device, but the sweep runs on {device}; drop --amp or use --device cuda")
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def check_writable(out: Path) -> None:
+    """Create `out`/cells and prove a file can be written there; ConfigError naming the directory otherwise."""
+    try:
+        (out / "cells").mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out / "cells")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"cannot write results to {out} ({exc.strerror or exc}); choose a writable --out") from None
+
+
+class Sweep:
+    """One invocation of a sweep on this process (rank)."""
+
+    def __init__(self, config: SweepConfig, ctx: distributed.DistContext):
+        self.config = config
+        self.ctx = ctx
+        self.console = Console(stderr=True)
+        self.out = Path(config.out).expanduser()
+        self.timer = StageTimer(ctx.device)
+        self.amp_dtype = _amp_dtype(config.amp, ctx.device)
+        self.suite: Suite = load_suite(config.suite)
+        self.dataset: RGBTDataset = open_dataset(config.dataset, config.split, **config.dataset_options)
+        self.info = self.dataset.info
+        self.convention = config.convention or self.info.convention
+        self.refs: list[ModelRef] = parse_models(config.models)
+        attach_checkpoints(self.refs, parse_checkpoints(config.checkpoints), self.info.name, config.preset,
+                           config.models_dir)
+        if len(self.dataset) == 0:
+            raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
+
+    # ----- notes ------------------------------------------------------------------------------------------
+    def note(self, text: str) -> None:
+        if self.ctx.is_main and self.config.progress:
+            self.console.print(text, highlight=False)
+
+    # ----- models -----------------------------------------------------------------------------------------
+    def _train_config(self, ref: ModelRef) -> TrainConfig:
+        self.note(f"no checkpoint for '{ref.name}': training {ref.spec} ({self.config.preset}) on "
+                  f"{self.config.dataset} for {self.config.train_iterations} iterations into {ref.checkpoint}")
+        return TrainConfig(model=ref.spec, preset=self.config.preset, dataset=self.config.dataset,
+                           iterations=self.config.train_iterations, device=self.config.device,
+                           out=str(ref.checkpoint), workers=self.config.workers,
+                           dataset_options=dict(self.config.dataset_options), progress=self.config.progress)
+
+    # ----- records ----------------------------------------------------------------------------------------
+    def _record(self, ref: ModelRef, setting: Setting, per_image: np.ndarray, pass_s: float) -> dict[str, Any]:
+        if setting.clean:
+            corruption = {"corruption_name": None, "modality": None, "params": {}, "options": {}}
+        else:
+            s = get_corruption(setting.corruption).settings(setting.severity, **setting.options)
+            corruption = {"corruption_name": s["corruption"], "modality": s["modality"], "params": s["params"],
+                          "options": s["options"]}
+        key = self._key(ref, setting)
+        return _plain({
+            "model_spec": ref.spec, "preset": self.config.preset, "checkpoint": str(ref.checkpoint)
+            if ref.checkpoint else None, "checkpoint_sha256": ref.sha256, "checkpoint_source": ref.source,
+            "dataset_spec": self.dataset.spec, "dataset_options": self.config.dataset_options, **corruption,
+            "convention": self.convention, "class_names": list(self.info.class_names),
+            "num_classes": self.info.num_classes, "ignore_index": self.info.ignore_index,
+            "metrics": compute_metrics(per_image.sum(axis=0), self.convention).as_dict(),
+            "num_images": int(per_image.shape[0]), "device": str(self.ctx.device),
+            "device_name": device_name(self.ctx.device), "world_size": self.ctx.world_size,
+            "amp": self.amp_dtype is not None, "batch_size": self.config.batch_size,
+            "elapsed_s": round(self.timer.cells.get(key.cell_id, 0.0), 4), "pass_elapsed_s": round(pass_s, 4),
+            "finished_at": now(), "rgbt_bench_version": __version__,
+        })
+
+    def _key(self, ref: ModelRef, setting: Setting) -> CellKey:
+        return CellKey(ref.name, self.info.name, self.config.split, setting.label, setting.severity, setting.seed)
+
+    def _identity(self, cell: PlannedCell) -> dict[str, Any]:
+        ref = self._ref(cell.key.model)
+        s = cell.setting
+        options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
+        return _plain({"model_spec": ref.spec, "preset": self.config.preset, "checkpoint_sha256": ref.sha256,
+                       "dataset_options": self.config.dataset_options, "corruption_name": s.corruption,
+                       "options": options, "convention": self.convention, "num_classes": self.info.num_classes,
+                       "num_images": len(self.dataset)})
+
+    def _ref(self, name: str) -> ModelRef:
+        return next(r for r in self.refs if r.name == name)
+
+    # ----- planning ---------------------------------------------------------------------------------------
+    def _pending(self, cells: list[PlannedCell]) -> list[str]:
+        """Ids of the cells still to compute; a finished cell computed differently is a ConfigError."""
+        pending = []
+        for cell in cells:
+            if not is_done(self.out, cell.key):
+                pending.append(cell.key.cell_id)
+                continue
+            record = json.loads(cell_paths(self.out, cell.key)[1].read_text())
+            for name, value in self._identity(cell).items():
+                if record.get(name) != value:
+                    raise ConfigError(
+                        f"{self.out} already holds cell {cell.key.cell_id} computed with {name}={record.get(name)!r}, "
+                        f"but this run has {name}={value!r}; use another --out, or delete that cell to recompute it")
+        return pending
+
+    def _start_manifest(self, extra: dict[str, Any]) -> None:
+        path = self.out / MANIFEST
+        manifest = build_manifest(
+            command=self.config.command, device=self.ctx.device, world_size=self.ctx.world_size,
+            dataset={"spec": self.dataset.spec, "name": self.info.name, "split": self.config.split,
+                     "options": self.config.dataset_options, "num_images": len(self.dataset),
+                     "class_names": list(self.info.class_names), "ignore_index": self.info.ignore_index,
+                     "convention": self.convention},
+            suite=self.suite, models=[{**r.describe(), "preset": self.config.preset} for r in self.refs],
+            seeds=list(self.config.seeds),
+            settings={k: v for k, v in asdict(self.config).items() if k not in ("models", "checkpoints", "command")})
+        write_json(path, _plain({**merge_previous(manifest, path), **extra}))
+
+    # ----- evaluation -------------------------------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        shard = Subset(self.dataset, distributed.shard_indices(len(self.dataset), self.ctx))
+        return DataLoader(shard, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.workers,
+                          collate_fn=collate, pin_memory=self.ctx.device.type == "cuda")
+
+    def _write_group(self, group: list[PlannedCell], parts: list[dict[str, np.ndarray]], pass_s: float) -> None:
+        names = list(self.dataset.names)
+        night = [self.dataset.is_night(i) for i in range(len(self.dataset))]
+        try:
+            for cell in group:
+                per_image = distributed.interleave([p[cell.key.cell_id] for p in parts], len(self.dataset))
+                record = self._record(self._ref(cell.key.model), cell.setting, per_image, pass_s)
+                write_cell(self.out, cell.key, record, per_image, names, night)
+        except OSError as exc:
+            raise ConfigError(f"cannot write results to {self.out} ({exc.strerror or exc}); the cells written "
+                              f"so far are kept, rerun to finish") from None
+
+    def run(self) -> Path:
+        cfg, ctx = self.config, self.ctx
+        distributed.on_main(lambda: check_writable(self.out), ctx)
+        train_missing(self.refs, self._train_config, train)
+        models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device)
+        cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
+        pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
+        pending = [c for c in cells if c.key.cell_id in pending_ids]
+        groups = group_cells(pending, cfg.cells_per_pass)
+        distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
+                                                          "cells_pending": len(pending)}), ctx)
+        self.note(f"sweep: {len(cells)} cells ({len(self.refs)} models x {len(cells) // len(self.refs)} settings), "
+                  f"{len(cells) - len(pending)} already done, {len(pending)} to compute in {len(groups)} pass(es) "
+                  f"over {len(self.dataset)} images of {self.dataset.spec}/{cfg.split} on {ctx.device}"
+                  + (f" x {ctx.world_size} processes" if ctx.enabled else ""))
+        shard = len(distributed.shard_indices(len(self.dataset), ctx))
+        start = time.perf_counter()
+        with SweepProgress(len(pending), shard * len(groups), cfg.progress and ctx.is_main) as progress:
+            for i, group in enumerate(groups):
+                progress.status(f"pass {i + 1}/{len(groups)}")
+                pass_start = time.perf_counter()
+                parts = distributed.collective(
+                    lambda: run_pass(group, models, self._loader(), self.info, ctx.device, self.amp_dtype,
+                                     self.timer, progress).per_image, ctx)
+                pass_s = time.perf_counter() - pass_start
+                with self.timer.wall("write"):
+                    distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)
+                progress.cells_done(len(group))
+        timing = self.timer.summary(time.perf_counter() - start)
+        path = self.out / MANIFEST
+        distributed.on_main(lambda: write_json(path, _plain(update_manifest(path, {
+            "status": "finished", "finished_at": now(), "cells_computed": len(pending), "timing": timing}))), ctx)
+        if pending and timing["harness_over_model"] is not None:
+            self.note(f"wrote {len(pending)} cells to {self.out} in {timing['total_s']:.1f}s: models "
+                      f"{timing['model_s']:.1f}s, harness (data, corruption, metric, writing) "
+                      f"{100 * timing['harness_over_model']:.1f}% of model time")
+        return self.out
+
+
+def run_sweep(config: SweepConfig) -> Path:
+    """Run (or resume) the sweep described by `config`; returns the results directory."""
+    config.validate()
+    ctx = distributed.setup(config.device)
+    try:
+        return Sweep(config, ctx).run()
+    finally:
+        distributed.teardown(ctx)

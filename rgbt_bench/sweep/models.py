@@ -1,0 +1,129 @@
+"""The models a sweep evaluates: names, specs, checkpoints (given, cached or trained on the fly), loading.
+
+`--models crm,rtfnet,mine=pkg.module:build` names each model; a `NAME=SPEC` item gives a model a short
+name of its own (so one architecture can appear twice with different checkpoints). `--checkpoint NAME=PATH`
+attaches weights. On the built-in synthetic dataset a model without one is trained with
+rgbt_bench.training and cached as `<models_dir>/<model>_<preset>_synthetic.pt` (reused next time); on a
+real dataset it is an error, since random weights would give meaningless numbers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+from torch import nn
+
+from ..checkpoint import file_sha256
+from ..errors import CheckpointError, ConfigError
+from ..models import resolve_builder
+from ..models.loading import load_model
+from ..training.config import TrainConfig
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
+BUILT_IN_DATASET = "synthetic"
+
+
+@dataclass
+class ModelRef:
+    """One model of the sweep. `source` says where its weights come from: given, cached or trained."""
+
+    name: str
+    spec: str
+    checkpoint: Optional[Path] = None
+    source: str = "given"
+    sha256: Optional[str] = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "spec": self.spec, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+                "checkpoint_sha256": self.sha256, "checkpoint_source": self.source}
+
+
+def parse_models(items: str | Sequence[str]) -> list[ModelRef]:
+    """'crm,rtfnet,mine=pkg.mod:build' (or a list of such items) -> ModelRefs with unique names."""
+    raw = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
+    refs: list[ModelRef] = []
+    for item in (p.strip() for p in raw):
+        if not item:
+            continue
+        name, sep, spec = item.partition("=")
+        name, spec = name.strip(), (spec.strip() if sep else name.strip())
+        if not name or not spec or not NAME_PATTERN.match(name):
+            raise ConfigError(f"invalid model '{item}'; expected a registered name, 'package.module:build_fn' "
+                              f"or NAME=SPEC with NAME made of letters, digits, '_', '.', '-'")
+        if any(r.name == name for r in refs):
+            raise ConfigError(f"model name '{name}' is given twice; use NAME=SPEC to tell them apart")
+        refs.append(ModelRef(name, spec))
+    if not refs:
+        raise ConfigError("no models given; expected e.g. --models crm,rtfnet")
+    return refs
+
+
+def parse_checkpoints(items: Sequence[str] | dict[str, str]) -> dict[str, str]:
+    """['crm=models/crm.pt', ...] -> {'crm': 'models/crm.pt'}."""
+    if isinstance(items, dict):
+        return {str(k): str(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"invalid --checkpoint '{item}'; expected NAME=PATH, e.g. crm=models/crm.pt")
+        if name.strip() in out:
+            raise ConfigError(f"--checkpoint names model '{name.strip()}' twice")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def cache_path(models_dir: str | Path, spec: str, preset: str) -> Path:
+    """Where a model trained on the fly on the synthetic dataset is kept (the `train` command's default name)."""
+    name = TrainConfig(model=spec, preset=preset, dataset=BUILT_IN_DATASET).out_path.name
+    return Path(models_dir) / name
+
+
+def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], dataset_name: str, preset: str,
+                       models_dir: str | Path) -> list[ModelRef]:
+    """Check every model resolves and every checkpoint exists before anything slow starts.
+
+    Models without a checkpoint get the synthetic cache path (source "cached" if it exists, else
+    "train"); on a real dataset they are an error naming the model.
+    """
+    names = {r.name for r in refs}
+    unknown = sorted(set(checkpoints) - names)
+    if unknown:
+        raise ConfigError(f"--checkpoint names model '{unknown[0]}', which is not among --models "
+                          f"({', '.join(r.name for r in refs)})")
+    for ref in refs:
+        resolve_builder(ref.spec)
+        if ref.name in checkpoints:
+            path = Path(checkpoints[ref.name]).expanduser()
+            if not path.is_file():
+                raise CheckpointError(f"checkpoint {path} for model '{ref.name}' does not exist")
+            ref.checkpoint, ref.source = path, "given"
+        elif dataset_name == BUILT_IN_DATASET:
+            ref.checkpoint = cache_path(models_dir, ref.spec, preset)
+            ref.source = "cached" if ref.checkpoint.is_file() else "train"
+        else:
+            raise CheckpointError(f"model '{ref.name}' has no checkpoint for dataset '{dataset_name}'; pass "
+                                  f"--checkpoint {ref.name}=PATH (models are trained on the fly only on the "
+                                  f"synthetic dataset)")
+    return refs
+
+
+def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainConfig],
+                  train: Callable[[TrainConfig], Path]) -> None:
+    """Train every model whose source is "train" (all ranks together under torchrun) into its cache path."""
+    for ref in refs:
+        if ref.source == "train":
+            train(make_config(ref))
+            ref.source = "trained"
+
+
+def load_models(refs: list[ModelRef], num_classes: int, preset: str, device) -> dict[str, nn.Module]:
+    """Every model on `device` in eval mode, weights loaded strictly; sha256 of each checkpoint recorded."""
+    models: dict[str, nn.Module] = {}
+    for ref in refs:
+        model, _ = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
+        ref.sha256 = file_sha256(ref.checkpoint) if ref.checkpoint is not None else None
+        models[ref.name] = model.eval()
+    return models

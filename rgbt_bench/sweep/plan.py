@@ -1,0 +1,89 @@
+"""Cell planning: which (model, corruption, severity, seed) cells a sweep evaluates, and in which passes.
+
+A *setting* is one way of corrupting a batch (suite label, severity, seed; clean is label "clean" at
+severity 0). Every model is evaluated under every setting; the cells are ordered setting by setting, so
+that a group of consecutive cells shares its settings across models and a corrupted batch is computed
+once for all of them. A *group* is the set of cells evaluated in one data pass: a killed sweep loses at
+most the group in flight, and a re-run plans only the cells not yet on disk.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Optional, Sequence
+
+from ..corruptions import Suite
+from ..errors import ConfigError
+from .store import CellKey
+
+CLEAN = "clean"
+# Clean evaluation involves no randomness; it is computed once per model and filed under this seed.
+CLEAN_SEED = 0
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How a batch is corrupted: `corruption` None means clean. `label` names the results (suite label)."""
+
+    label: str
+    corruption: Optional[str]
+    severity: int
+    seed: int
+    options: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def clean(self) -> bool:
+        return self.corruption is None
+
+
+@dataclass(frozen=True)
+class PlannedCell:
+    """One cell to evaluate: the model (by its sweep name) under one setting."""
+
+    key: CellKey
+    setting: Setting
+
+
+def settings_of(suite: Suite, seeds: Sequence[int]) -> list[Setting]:
+    """Clean first, then every suite entry x severity x seed, in suite order."""
+    out = [Setting(CLEAN, None, 0, CLEAN_SEED)]
+    for entry in suite.entries:
+        for severity in entry.severities:
+            for seed in seeds:
+                out.append(Setting(entry.label, entry.corruption, severity, seed, dict(entry.options)))
+    return out
+
+
+def plan_cells(models: Sequence[str], settings: Sequence[Setting], dataset: str, split: str) -> list[PlannedCell]:
+    """Every (setting, model) cell, setting-major so that consecutive cells share corrupted batches."""
+    return [PlannedCell(CellKey(model, dataset, split, s.label, s.severity, s.seed), s)
+            for s in settings for model in models]
+
+
+def group_cells(cells: Sequence[PlannedCell], per_pass: Optional[int]) -> list[list[PlannedCell]]:
+    """Consecutive chunks of at most `per_pass` cells (None: all cells in one pass)."""
+    if per_pass is not None and per_pass < 1:
+        raise ConfigError(f"cells per pass must be >= 1, got {per_pass}")
+    if not cells:
+        return []
+    size = len(cells) if per_pass is None else per_pass
+    return [list(cells[i:i + size]) for i in range(0, len(cells), size)]
+
+
+def by_setting(cells: Iterable[PlannedCell]) -> list[tuple[Setting, list[PlannedCell]]]:
+    """The group's distinct settings in order, each with the cells (models) evaluated under it."""
+    out: dict[Setting, list[PlannedCell]] = {}
+    for cell in cells:
+        out.setdefault(cell.setting, []).append(cell)
+    return list(out.items())
+
+
+def parse_seeds(text: str | Sequence[int]) -> list[int]:
+    """'0,1,2' or [0, 1, 2] -> [0, 1, 2]: distinct integers >= 0, at least one."""
+    raw = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    try:
+        seeds = [int(s) for s in raw if s != ""]
+    except (TypeError, ValueError):
+        raise ConfigError(f"invalid seeds {text!r}; expected comma-separated integers >= 0, e.g. 0,1,2") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"invalid seeds {text!r}; expected distinct integers >= 0, e.g. 0,1,2")
+    return seeds

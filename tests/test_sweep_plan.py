@@ -1,0 +1,100 @@
+"""Sweep helpers: cells, groups, settings, seeds, model/checkpoint parsing, sharding, shared-label confusion."""
+import numpy as np
+import pytest
+import torch
+
+from rgbt_bench.corruptions import Suite, SuiteEntry
+from rgbt_bench.errors import CheckpointError, ConfigError
+from rgbt_bench.metrics import ConfusionMatrix
+from rgbt_bench.sweep.batch_confusion import LabelBins
+from rgbt_bench.sweep.distributed import DistContext, interleave, shard_indices
+from rgbt_bench.sweep.models import attach_checkpoints, cache_path, parse_checkpoints, parse_models
+from rgbt_bench.sweep.plan import CLEAN, CLEAN_SEED, by_setting, group_cells, parse_seeds, plan_cells, settings_of
+
+SUITE = Suite("s", "", [SuiteEntry("fogA", "plasma_fog", [1, 3], {}),
+                        SuiteEntry("drop", "rgb_missing", [5], {"fill": "mean"})])
+
+
+def test_settings_clean_once_then_entries_by_severity_and_seed():
+    settings = settings_of(SUITE, [0, 7])
+    assert [(s.label, s.severity, s.seed) for s in settings] == [
+        (CLEAN, 0, CLEAN_SEED), ("fogA", 1, 0), ("fogA", 1, 7), ("fogA", 3, 0), ("fogA", 3, 7),
+        ("drop", 5, 0), ("drop", 5, 7)]
+    assert settings[0].clean and settings[0].corruption is None
+    assert settings[-1].corruption == "rgb_missing" and settings[-1].options == {"fill": "mean"}
+
+
+def test_plan_is_setting_major_and_groups_share_settings():
+    cells = plan_cells(["a", "b"], settings_of(SUITE, [0]), "synthetic", "test")
+    assert len(cells) == 2 * 4
+    assert [c.key.model for c in cells[:4]] == ["a", "b", "a", "b"]
+    assert cells[2].key.cell_id == "a__synthetic__test__fogA__s1__seed0"
+    groups = group_cells(cells, 3)
+    assert [len(g) for g in groups] == [3, 3, 2]
+    assert [c for g in groups for c in g] == cells
+    assert group_cells(cells, None) == [cells]
+    assert group_cells([], 2) == []
+    shared = by_setting(cells[:4])
+    assert [(s.label, [c.key.model for c in cs]) for s, cs in shared] == [(CLEAN, ["a", "b"]), ("fogA", ["a", "b"])]
+    with pytest.raises(ConfigError, match="cells per pass must be >= 1, got 0"):
+        group_cells(cells, 0)
+
+
+def test_parse_seeds():
+    assert parse_seeds("0, 3,5") == [0, 3, 5]
+    assert parse_seeds([2]) == [2]
+    for bad in ("", "1,1", "-1", "a"):
+        with pytest.raises(ConfigError, match="seeds"):
+            parse_seeds(bad)
+
+
+def test_parse_models_names_and_aliases():
+    refs = parse_models(["crm,rtfnet", "mine=pkg.mod:build"])
+    assert [(r.name, r.spec) for r in refs] == [("crm", "crm"), ("rtfnet", "rtfnet"), ("mine", "pkg.mod:build")]
+    with pytest.raises(ConfigError, match="model name 'crm' is given twice"):
+        parse_models("crm,crm")
+    with pytest.raises(ConfigError, match="no models given"):
+        parse_models(" , ")
+    assert parse_checkpoints(["crm=a/b.pt", "x = c.pt"]) == {"crm": "a/b.pt", "x": "c.pt"}
+    with pytest.raises(ConfigError, match="expected NAME=PATH"):
+        parse_checkpoints(["crm"])
+
+
+def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path):
+    refs = attach_checkpoints(parse_models("rtfnet"), {}, "synthetic", "tiny", tmp_path)
+    assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic.pt" and refs[0].source == "train"
+    assert cache_path(tmp_path, "pkg.mod:build", "tiny") == tmp_path / "pkg_mod_build_tiny_synthetic.pt"
+    with pytest.raises(CheckpointError, match="model 'rtfnet' has no checkpoint for dataset 'mfnet'"):
+        attach_checkpoints(parse_models("rtfnet"), {}, "mfnet", "tiny", tmp_path)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*nope.pt for model 'rtfnet' does not exist"):
+        attach_checkpoints(parse_models("rtfnet"), {"rtfnet": str(tmp_path / "nope.pt")}, "mfnet", "tiny", tmp_path)
+    with pytest.raises(ConfigError, match="--checkpoint names model 'crm', which is not among --models"):
+        attach_checkpoints(parse_models("rtfnet"), {"crm": "x.pt"}, "mfnet", "tiny", tmp_path)
+    with pytest.raises(ConfigError, match="unknown model 'rtfnte'.*Did you mean 'rtfnet'"):
+        attach_checkpoints(parse_models("rtfnte"), {}, "synthetic", "tiny", tmp_path)
+
+
+def test_shard_and_interleave_restore_dataset_order_without_duplicates():
+    n, world = 7, 3
+    shards = [list(shard_indices(n, DistContext(r, world, r, None))) for r in range(world)]
+    assert shards == [[0, 3, 6], [1, 4], [2, 5]]
+    assert sorted(i for s in shards for i in s) == list(range(n))
+    parts = [np.array(s)[:, None] * 10 for s in shards]
+    np.testing.assert_array_equal(interleave(parts, n)[:, 0], np.arange(n) * 10)
+    with pytest.raises(RuntimeError, match="rank 1 returned 1 images, expected 2"):
+        interleave([parts[0], parts[1][:1], parts[2]], n)
+
+
+def test_label_bins_equal_confusion_matrix_per_image():
+    g = torch.Generator().manual_seed(0)
+    label = torch.randint(0, 5, (3, 9, 11), generator=g)
+    label[0, :2] = 255
+    label[1, 3] = 7  # outside [0, C): not counted, as in ConfusionMatrix
+    bins = LabelBins(label, 5, 255)
+    for _ in range(3):
+        pred = torch.randint(0, 5, (3, 9, 11), generator=g)
+        expected = ConfusionMatrix.per_image(pred, label, 5, 255)
+        got = bins.per_image(pred)
+        assert got.dtype == torch.int64 and torch.equal(got, expected)
+    assert int(bins.per_image(pred)[0].sum()) == 9 * 11 - 2 * 11
+    assert torch.equal(LabelBins(label, 5, None).per_image(pred), ConfusionMatrix.per_image(pred, label, 5, None))
