@@ -84,7 +84,8 @@ class MaskedTransformerDecoder(nn.Module):
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
 
-    def predict(self, queries: Tensor, mask_features: Tensor, attn_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+    def predict(self, queries: Tensor, mask_features: Tensor,
+                attn_size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
         """Class logits, mask logits and the next layer's attention mask (True = blocked, no gradient)."""
         out = self.decoder_norm(queries)
         logits = self.class_embed(out)
