@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter, maximum_filter
 
 # Bump whenever the rendered pixels change, so old caches are not reused.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 
 CLASS_NAMES = ("background", "road", "lane_marking", "car", "person", "color_cone", "hot_pipe")
 BACKGROUND, ROAD, LANE, CAR, PERSON, CONE, PIPE = range(len(CLASS_NAMES))
@@ -82,7 +82,7 @@ def _draw(rng: np.random.Generator, night: bool, h: int, w: int) -> dict[str, np
     p["rw"] = aspect * u(0.45, 0.75)
     three = rng.random() < 0.5
     p["lanes"] = np.array([-1 / 3, 1 / 3] if three else [0.0, np.nan])
-    p["lane_w"] = u(0.02, 0.03)
+    p["lane_w"] = u(0.03, 0.045)
     p["dash_f"] = u(0.5, 0.8)
     p["dash_phase"] = u(0.0, 1.0)
     p["edge_lines"] = np.float32(rng.random() < 0.7)
@@ -343,25 +343,26 @@ def _render_cars(cv: _Canvas) -> None:
 
 def _render_people(cv: _Canvas, stuff_albedo: np.ndarray) -> None:
     """Persons (warm; some in clothes matching their background) and posters (cold person look-alikes)."""
-    p, X, Y, rows = cv.p, cv.X, cv.Y, cv.rows
+    p, X, Y = cv.p, cv.X, cv.Y
     hz, amb = p["hz"], p["ambient"]
     for k in range(N_PERSONS):
         yb, xk = p["per_yb"][:, k], p["per_x"][:, k]
         hgt = 0.9 * (yb - hz)
-        # Camouflage: clothes (and hood) take the colour of the surface right behind torso and legs.
-        ix = np.clip((xk * cv.h).astype(int), 0, cv.w - 1)
-        iy_torso = np.clip(((yb - 0.63 * hgt) * cv.h).astype(int), 0, cv.h - 1)
-        iy_legs = np.clip(((yb - 0.2 * hgt) * cv.h).astype(int), 0, cv.h - 1)
+        head, torso, legs = _person_parts(X, Y, _c(xk), _c(yb), _c(hgt))
+        # Camouflage: clothes (and hood) take the mean colour of the surface behind upper body and legs.
         camo = p["per_camo"][:, k]
-        shirt = np.where(camo[:, None], stuff_albedo[rows, iy_torso, ix], p["per_shirt"][:, k])
-        pants = np.where(camo[:, None], stuff_albedo[rows, iy_legs, ix], p["per_pants"][:, k])
+        upper = (head | torso).astype(np.float32)
+        lower = legs.astype(np.float32)
+        behind_upper = np.einsum("nhw,nhwc->nc", upper, stuff_albedo) / np.maximum(upper.sum((1, 2)), 1)[:, None]
+        behind_lower = np.einsum("nhw,nhwc->nc", lower, stuff_albedo) / np.maximum(lower.sum((1, 2)), 1)[:, None]
+        shirt = np.where(camo[:, None], behind_upper, p["per_shirt"][:, k])
+        pants = np.where(camo[:, None], behind_lower, p["per_pants"][:, k])
         element = np.where(camo, E_CAMO, E_PERSON)
         body_t = amb + p["per_dt"][:, k]
         head_col = np.where(camo[:, None], shirt, p["per_skin"][:, k])  # hooded
         m_head = cv.material_id(head_col, amb + p["per_head_dt"][:, k], PERSON, element)
         m_shirt = cv.material_id(shirt, body_t, PERSON, element)
         m_pants = cv.material_id(pants, body_t, PERSON, element)
-        head, torso, legs = _person_parts(X, Y, _c(xk), _c(yb), _c(hgt))
         parts = np.where(head, m_head, np.where(torso, m_shirt, m_pants))
         cv.place((head | torso | legs) & _c(p["per_on"][:, k]), parts, _c(yb))
     for k in range(N_POSTERS):
@@ -382,7 +383,7 @@ def _render_cones(cv: _Canvas) -> None:
         m_orange = cv.material_id(p["cone_col"][:, k], None, CONE, E_CONE)
         m_stripe = cv.material_id([0.9, 0.9, 0.88], None, CONE, E_CONE)
         yb = _c(p["cone_yb"][:, k])
-        hgt = 0.45 * (yb - hz)
+        hgt = 0.55 * (yb - hz)
         xc = _c(p["xv"]) + _c(p["cone_u"][:, k]) * _c(p["rw"]) * (yb - hz) / (1 - hz)
         rel = (Y - (yb - hgt)) / hgt
         dx = np.abs(X - xc)
