@@ -117,6 +117,7 @@ class WindowAttention(nn.Module):
             raise ConfigError(f"Swin stage width {dim} is not divisible by its {num_heads} attention heads")
         self.num_heads = num_heads
         self.window = window
+        self.scale = (dim // num_heads) ** -0.5
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02, a=-0.04, b=0.04)
         self.register_buffer("relative_position_index", relative_position_index(window), persistent=False)
@@ -128,12 +129,12 @@ class WindowAttention(nn.Module):
         bw, n, c = x.shape
         q, k, v = self.qkv(x).view(bw, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
-        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1).unsqueeze(0)  # [1, nH, N, N]
+        bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)  # [nH, N, N]
+        attn = (q * self.scale) @ k.transpose(-2, -1) + bias.to(q.dtype)
         if mask is not None:
             nw = mask.shape[0]
-            bias = (bias.unsqueeze(1) + mask.unsqueeze(1).unsqueeze(0)).expand(bw // nw, -1, -1, -1, -1)
-            bias = bias.reshape(bw, self.num_heads, n, n)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype))
+            attn = (attn.view(bw // nw, nw, self.num_heads, n, n) + mask.to(q.dtype)[None, :, None]).view(bw, -1, n, n)
+        out = attn.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(bw, n, c))
 
 
