@@ -23,8 +23,8 @@ cropped from every prediction either way).
 Mask randomness is explicit: with `seed` the model owns a torch.Generator seeded with it (the trainer
 saves and restores its state for exact resume); without it masks draw from torch's global generator,
 which the trainer seeds. `loss(..., generator=g)` overrides both. The same generator drives the
-Mask2Former loss's point sampling. Under DDP every rank holds the same seed, hence the same masks for its
-own images; leave `seed` unset to draw from the per-rank global generator instead.
+Mask2Former loss's point sampling. Under DDP, ranks seeded alike draw the same mask sequence, each for
+its own (different) images.
 
 Compute layout (same numbers as the official sequence of calls): the clean and the masked images go
 through each encoder as one 2B batch (Swin uses only per-sample LayerNorm, and the stochastic-depth draws
