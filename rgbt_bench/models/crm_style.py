@@ -16,11 +16,12 @@ granularity of a per-pixel network:
 - loss = CE(clean fused) + w_mws*[CE(clean RGB-only) + CE(clean thermal-only)] + CE(masked fused)
   + w_sdc*L1(masked fused) + w_sdn*[L1(masked RGB-only) + L1(masked thermal-only)], each L1 against the
   clean fused logits, detached (the teacher gets no gradient from the distillation terms); plain L1 on
-  raw per-pixel logits, no temperature.
+  raw per-pixel logits, no temperature. "Masked RGB-only" = the RGB stem under its mask M_rgb with the
+  thermal stem fully masked (and vice versa).
 The six variants run as ONE forward pass over a 6x batch, so BatchNorm sees all of them together.
 Masks are drawn only inside `loss` in training mode; `forward` never masks. In eval mode, and for every
-model without crm_training, `loss` is plain cross-entropy on the clean fused logits (so every baseline
-defines `loss`, and training and validation losses mean the same thing).
+model without crm_training, `loss` is plain cross-entropy on the clean fused logits (every baseline
+defines `loss` the same way, so their validation losses compare).
 """
 from __future__ import annotations
 
@@ -48,14 +49,14 @@ def check_crm_options(options: dict, model: str) -> None:
 
 
 def segmentation_ce(logits: torch.Tensor, label: torch.Tensor, ignore_index: Optional[int]) -> torch.Tensor:
-    """Pixel-wise cross-entropy; `ignore_index` None means every pixel counts."""
-    return F.cross_entropy(logits, label, ignore_index=-100 if ignore_index is None else ignore_index)
+    """Pixel-wise cross-entropy in float32 (also under autocast); `ignore_index` None: every pixel counts."""
+    return F.cross_entropy(logits.float(), label, ignore_index=-100 if ignore_index is None else ignore_index)
 
 
 def self_distillation(teacher: torch.Tensor, *students: torch.Tensor) -> torch.Tensor:
     """Sum over students of mean |stopgrad(teacher) - student| (CRM's L_sdc / L_sdn on per-pixel logits)."""
-    target = teacher.detach()
-    return sum(F.l1_loss(s, target) for s in students)
+    target = teacher.detach().float()
+    return sum(F.l1_loss(s.float(), target) for s in students)
 
 
 class TwoStreamBaseline(nn.Module):
