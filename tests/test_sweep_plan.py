@@ -85,16 +85,25 @@ def test_shard_and_interleave_restore_dataset_order_without_duplicates():
         interleave([parts[0], parts[1][:1], parts[2]], n)
 
 
-def test_label_bins_equal_confusion_matrix_per_image():
+def test_label_bins_score_equals_per_image_of_argmax_and_flags_nan():
     g = torch.Generator().manual_seed(0)
     label = torch.randint(0, 5, (3, 9, 11), generator=g)
     label[0, :2] = 255
     label[1, 3] = 7  # outside [0, C): not counted, as in ConfusionMatrix
     bins = LabelBins(label, 5, 255)
-    for _ in range(3):
-        pred = torch.randint(0, 5, (3, 9, 11), generator=g)
-        expected = ConfusionMatrix.per_image(pred, label, 5, 255)
-        got = bins.per_image(pred)
-        assert got.dtype == torch.int64 and torch.equal(got, expected)
-    assert int(bins.per_image(pred)[0].sum()) == 9 * 11 - 2 * 11
-    assert torch.equal(LabelBins(label, 5, None).per_image(pred), ConfusionMatrix.per_image(pred, label, 5, None))
+    for logits in (torch.randn(3, 5, 9, 11, generator=g),
+                   torch.randint(0, 2, (3, 5, 9, 11), generator=g).float()):  # ties: argmax takes the first
+        matrices, finite = bins.score(logits)
+        assert matrices.dtype == torch.int64 and bool(finite)
+        assert torch.equal(matrices, ConfusionMatrix.per_image(logits.argmax(1), label, 5, 255))
+    assert int(matrices[0].sum()) == 9 * 11 - 2 * 11 and int(matrices[1].sum()) == 9 * 11 - 11
+    unignored = LabelBins(label.clamp(max=4), 5, None).score(logits)[0]
+    assert torch.equal(unignored, ConfusionMatrix.per_image(logits.argmax(1), label.clamp(max=4), 5, None))
+    for bad in (float("nan"), float("inf")):
+        poisoned = logits.clone()
+        poisoned[2, 3, 4, 5] = bad
+        assert not bool(bins.score(poisoned)[1])
+    many_labels = torch.randint(0, 300, (2, 6, 7), generator=g)  # class ids beyond uint8 ranks
+    logits = torch.randn(2, 300, 6, 7, generator=g)
+    assert torch.equal(LabelBins(many_labels, 300).score(logits)[0],
+                       ConfusionMatrix.per_image(logits.argmax(1), many_labels, 300))

@@ -2,11 +2,9 @@
 
 For each batch, each distinct setting of the group (clean, or a corruption at a severity and seed) is
 applied once, and every model of that setting runs on the result (eval mode, torch.inference_mode,
-optional autocast). Per-image confusion matrices (equal to ConfusionMatrix.per_image, with the label work shared by all cells:
-batch_confusion.LabelBins) and a finite-logits flag are computed on the device for every cell and copied to
-the host together, once per batch.
-Predictions come from `logits.max(1)`: the same first-maximum indices as argmax, several times faster on the
-CPU, and its maxima are NaN wherever any class logit is NaN, so checking them finds NaN logits.
+optional autocast). Per-image confusion matrices of the argmax predictions (equal to ConfusionMatrix.per_image, with the label
+work shared by all cells: batch_confusion.LabelBins) and a finite-logits flag are computed on the device for
+every cell and copied to the host together, once per batch.
 """
 from __future__ import annotations
 
@@ -90,9 +88,9 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Ite
                         logits = models[cell.key.model](x.rgb, x.thermal)
                     logits = check_logits(logits, x, info, cell.key.model)
                     with timer.device("metric", cell_id):
-                        best = logits.max(1)
-                        finite.append(torch.isfinite(best.values).all())
-                        matrices.append(bins.per_image(best.indices))
+                        per_image, all_finite = bins.score(logits)
+                        matrices.append(per_image)
+                        finite.append(all_finite)
             with timer.device("metric"):
                 host = torch.stack(matrices).cpu().numpy()
                 ok = torch.stack(finite).cpu().numpy()
