@@ -59,10 +59,10 @@ def test_published_resnet_encoder_sizes_match_torchvision():
 
 
 def test_published_model_sizes():
-    # Counts reported for the 9-class MFNet benchmark: RTFNet-50 185.24M, RTFNet-152 254.51M, MFNet 0.73M
+    # Sizes reported for the 9-class MFNet benchmark: RTFNet-50 185.24M, RTFNet-152 254.51M, MFNet "0.73M"
     assert round(n_params(meta_model("rtfnet", "rtfnet50")) / 1e6, 2) == 185.24
     assert round(n_params(meta_model("rtfnet", "rtfnet152")) / 1e6, 2) == 254.51
-    assert round(n_params(meta_model("mfnet", "mfnet")) / 1e6, 2) == 0.74
+    assert 730_000 <= n_params(meta_model("mfnet", "mfnet")) < 740_000
     # early fusion = RTFNet-50 minus the thermal encoder, with a 4-channel conv1
     rtf50 = n_params(meta_model("rtfnet", "rtfnet50"))
     thermal_encoder = 23_508_032 - 64 * 2 * 7 * 7

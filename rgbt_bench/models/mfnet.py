@@ -8,7 +8,8 @@ that upsamples x2 (bilinear), adds the concatenated encoder features of that sca
 three times, then upsamples to full resolution and classifies with conv-BN-LeakyReLU(0.1) as the port
 does. Every conv is conv-BN-LeakyReLU(0.1). Inputs are padded to a multiple of 16 (the encoder stride).
 
-Presets: `mfnet` (the published widths, ~0.73M parameters) and `tiny` (half the widths).
+Presets: `mfnet` (the published widths: 736K parameters for 9 classes, reported as 0.73M) and `tiny`
+(half the widths).
 CRM-style training options: see rgbt_bench.models.crm_style (masking after each branch's stem + max-pool).
 """
 from __future__ import annotations
