@@ -136,7 +136,7 @@ def inputs(b=2, h=60, w=80, classes=4, seed=0):
 
 def test_registry_builds_crm_and_output_shapes(crm):
     model = build_model("crm", 4, "tiny")
-    assert isinstance(model, CRM) and model.fusion == "max"
+    assert isinstance(model, CRM) and model.backbone.fusion == "max"
     rgb, thermal, _ = inputs(h=60, w=80)
     crm.eval()
     with torch.no_grad():
@@ -145,7 +145,8 @@ def test_registry_builds_crm_and_output_shapes(crm):
     assert scores.shape == (2, 4, 60, 80) and all(s.shape == (2, 4, 60, 80) for s in single)
     # semantic map = sum over queries of class prob x mask prob: each value lies in [0, Q]
     assert scores.min() >= 0 and scores.max() <= PRESETS["tiny"].head["num_queries"]
-    assert len(crm.fusion_norms) == 4 and all(isinstance(n, torch.nn.BatchNorm2d) for n in crm.fusion_norms)
+    assert len(crm.backbone.fusion_norms) == 4
+    assert all(isinstance(n, torch.nn.BatchNorm2d) for n in crm.backbone.fusion_norms)
 
 
 def test_options_are_validated():
@@ -165,16 +166,16 @@ def test_options_are_validated():
 
 def test_max_fusion_then_batchnorm_per_scale(crm):
     crm.eval()
-    r = [torch.randn(2, c, 4, 5) for c in crm.rgb_encoder.num_features]
-    t = [torch.randn(2, c, 4, 5) for c in crm.rgb_encoder.num_features]
-    fused = crm.fuse(r, t)
+    r = [torch.randn(2, c, 4, 5) for c in crm.backbone.channels]
+    t = [torch.randn(2, c, 4, 5) for c in crm.backbone.channels]
+    fused = crm.backbone.fuse(r, t)
     for i, (a, b) in enumerate(zip(r, t)):
-        bn = crm.fusion_norms[i]
+        bn = crm.backbone.fusion_norms[i]
         expected = (torch.maximum(a, b) - bn.running_mean[None, :, None, None]) / torch.sqrt(
             bn.running_var[None, :, None, None] + bn.eps) * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
         assert torch.allclose(fused[i], expected, atol=1e-5)
     add = build_crm(4, "tiny", fusion="add").eval()
-    assert torch.allclose(add.fuse(r, t)[0], add.fusion_norms[0](r[0] + t[0]))
+    assert torch.allclose(add.backbone.fuse(r, t)[0], add.backbone.fusion_norms[0](r[0] + t[0]))
 
 
 def test_masking_replaces_patch_embedded_features_by_the_token(crm):
@@ -185,7 +186,7 @@ def test_masking_replaces_patch_embedded_features_by_the_token(crm):
     mask_rgb[0, 0, 1, 2] = 1
     mask_rgb[1, 0, 0, :] = 1
     seen = {}
-    hook = crm.rgb_encoder.layers[0].register_forward_pre_hook(lambda mod, args: seen.update(x=args[0]))
+    hook = crm.backbone.rgb_encoder.layers[0].register_forward_pre_hook(lambda mod, args: seen.update(x=args[0]))
     try:
         crm.branch_outputs(x_rgb, x_thermal, (mask_rgb, 1 - mask_rgb))
     finally:
@@ -193,7 +194,7 @@ def test_masking_replaces_patch_embedded_features_by_the_token(crm):
     tokens = seen["x"].detach().view(4, 16, 24, -1)  # [2B, H/4, W/4, C]: clean half then masked half
     clean, masked = tokens[:2], tokens[2:]
     cell = mask_rgb.repeat_interleave(8, 2).repeat_interleave(8, 3)[:, 0].bool()  # 32-px patch = 8x8 cells
-    token = crm.rgb_mask_token.detach().view(-1)
+    token = crm.backbone.rgb_mask_token.detach().view(-1)
     assert torch.allclose(masked[cell], token.expand(int(cell.sum()), -1))
     assert torch.equal(masked[~cell], clean[~cell])
     assert not torch.allclose(clean[cell], token.expand(int(cell.sum()), -1))
@@ -205,9 +206,9 @@ def test_forward_never_masks_and_eval_loss_is_clean(crm):
     crm.eval()
     with torch.no_grad():
         before = crm(rgb, thermal)
-        crm.rgb_mask_token.add_(5.0)
+        crm.backbone.rgb_mask_token.add_(5.0)
         after = crm(rgb, thermal)
-        crm.rgb_mask_token.sub_(5.0)
+        crm.backbone.rgb_mask_token.sub_(5.0)
     assert torch.equal(before, after)
     state = crm.mask_generator.get_state()
     with torch.no_grad():
@@ -259,13 +260,16 @@ def test_paper_presets_sizes_on_meta_device(preset, backbone):
     with torch.device("meta"):
         model = build_crm(9, preset)
     count = lambda m: sum(p.numel() for p in m.parameters())
-    assert count(model.rgb_encoder) == backbone
+    assert count(model.backbone.rgb_encoder) == backbone
     p = PRESETS[preset]
-    assert model.thermal_encoder.patch_embed.proj.in_channels == 1
-    assert model.rgb_encoder.layers[2].blocks[0].attn.window == 7 and len(model.rgb_encoder.layers[2].blocks) == p.swin.depths[2]
+    enc = model.backbone.rgb_encoder
+    assert model.backbone.thermal_encoder.patch_embed.proj.in_channels == 1
+    assert enc.layers[2].blocks[0].attn.window == 7 and len(enc.layers[2].blocks) == p.swin.depths[2]
     assert model.objective.criterion.num_points == 12544
     assert p.head["num_queries"] == 100 and p.head["dec_layers"] == 9 and p.head["enc_layers"] == 6
-    assert model.rgb_mask_token.shape == (1, p.swin.embed_dim, 1, 1)
+    assert model.backbone.rgb_mask_token.shape == (1, p.swin.embed_dim, 1, 1)
+    # the trainer's backbone LR factor finds the encoders, mask tokens and fusion norms by name
+    assert all(name.startswith(("backbone.", "head.")) for name, _ in model.named_parameters())
 
 
 def test_crm_pretrained_option_initialises_both_encoders(tmp_path):
@@ -274,9 +278,9 @@ def test_crm_pretrained_option_initialises_both_encoders(tmp_path):
     official_checkpoint_for(source, tmp_path / "tiny.pth")
     model = build_crm(4, "tiny", pretrained=str(tmp_path / "tiny.pth"))
     w = source.patch_embed.proj.weight
-    assert torch.equal(model.rgb_encoder.patch_embed.proj.weight, w)
-    assert torch.allclose(model.thermal_encoder.patch_embed.proj.weight, w.mean(1, keepdim=True))
-    assert torch.equal(model.thermal_encoder.layers[0].blocks[0].attn.qkv.weight, source.layers[0].blocks[0].attn.qkv.weight)
+    assert torch.equal(model.backbone.rgb_encoder.patch_embed.proj.weight, w)
+    assert torch.allclose(model.backbone.thermal_encoder.patch_embed.proj.weight, w.mean(1, keepdim=True))
+    assert torch.equal(model.backbone.thermal_encoder.layers[0].blocks[0].attn.qkv.weight, source.layers[0].blocks[0].attn.qkv.weight)
 
 
 def official_checkpoint_for(encoder, path):

@@ -43,16 +43,16 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..mask2former import Mask2FormerHead, Mask2FormerLoss, semantic_inference
-from ..masking import STRATEGIES, complementary_masks, grid_size, mask_features
+from ..masking import STRATEGIES, complementary_masks, grid_size
 from ..normalize import crop_to, normalize_rgb, normalize_thermal, pad_to_multiple
 from ..pretrained import load_swin_pretrained
-from ..swin import SWIN_PRESETS, SwinConfig, SwinTransformer
+from ..swin import SWIN_PRESETS, SwinConfig
+from .backbone import RGBTSwinBackbone
 from .loss import BRANCHES, CRMLoss
 
 PAD_MULTIPLE = 32  # official MASK_FORMER.SIZE_DIVISIBILITY
 PATCH_STRIDE = 4  # Swin patch embedding: masks act on the stride-4 map
 DEFAULT_IGNORE = 255  # official SEM_SEG_HEAD.IGNORE_VALUE, used to pad labels when the caller gives none
-FUSIONS = ("max", "add")
 
 
 @dataclass(frozen=True)
@@ -104,8 +104,6 @@ class CRM(nn.Module):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"CRM needs num_classes >= 1, got {num_classes}")
-        if fusion not in FUSIONS:
-            raise ConfigError(f"unknown CRM fusion '{fusion}'; expected one of {', '.join(FUSIONS)}")
         for name, w in (("w_mws", w_mws), ("w_sdc", w_sdc), ("w_sdn", w_sdn)):
             if not w >= 0:
                 raise ConfigError(f"CRM loss weight {name} must be >= 0, got {w}")
@@ -117,25 +115,17 @@ class CRM(nn.Module):
         if mask_strategy not in STRATEGIES:
             raise ConfigError(f"unknown mask strategy '{mask_strategy}'; expected one of {', '.join(STRATEGIES)}")
         self.num_classes = num_classes
-        self.fusion = fusion
         self.mask_ratio, self.mask_patch, self.mask_strategy = mask_ratio, mask_patch, mask_strategy
         self.mask_generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
-        self.rgb_encoder = SwinTransformer.from_config(preset.swin, in_chans=3, drop_path=drop_path)
-        self.thermal_encoder = SwinTransformer.from_config(preset.swin, in_chans=1, drop_path=drop_path)
-        channels = self.rgb_encoder.num_features
-        self.rgb_mask_token = nn.Parameter(torch.zeros(1, channels[0], 1, 1))
-        self.thermal_mask_token = nn.Parameter(torch.zeros(1, channels[0], 1, 1))
-        nn.init.trunc_normal_(self.rgb_mask_token, std=0.02, a=-0.04, b=0.04)
-        nn.init.trunc_normal_(self.thermal_mask_token, std=0.02, a=-0.04, b=0.04)
-        self.fusion_norms = nn.ModuleList(nn.BatchNorm2d(c) for c in channels)
-        self.head = Mask2FormerHead(channels, num_classes, **preset.head)
+        self.backbone = RGBTSwinBackbone(preset.swin, fusion, drop_path)
+        self.head = Mask2FormerHead(self.backbone.channels, num_classes, **preset.head)
         self.objective = CRMLoss(Mask2FormerLoss(num_classes, num_points=preset.num_points), w_mws, w_sdc, w_sdn)
 
     def load_pretrained(self, path: str | Path) -> None:
         """Initialise both encoders from a Swin ImageNet .pth (thermal: channel-mean patch embedding)."""
-        load_swin_pretrained(self.rgb_encoder, path)
-        load_swin_pretrained(self.thermal_encoder, path)
+        load_swin_pretrained(self.backbone.rgb_encoder, path)
+        load_swin_pretrained(self.backbone.thermal_encoder, path)
 
     def _prepare(self, rgb: torch.Tensor, thermal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if rgb.dim() != 4 or rgb.shape[1] != 3 or thermal.dim() != 4 or thermal.shape[1] != 1 \
@@ -145,27 +135,22 @@ class CRM(nn.Module):
         return (pad_to_multiple(normalize_rgb(rgb), PAD_MULTIPLE),
                 pad_to_multiple(normalize_thermal(thermal), PAD_MULTIPLE))
 
-    def fuse(self, rgb_feats: list[torch.Tensor], thermal_feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Per scale: max (or sum) of the two branches, then that scale's BatchNorm2d."""
-        combine = torch.maximum if self.fusion == "max" else torch.add
-        return [norm(combine(r, t)) for norm, r, t in zip(self.fusion_norms, rgb_feats, thermal_feats)]
-
     def _semantic(self, outputs: dict, size: tuple[int, int], padded: tuple[int, int]) -> torch.Tensor:
         return crop_to(semantic_inference(outputs["pred_logits"], outputs["pred_masks"], padded), size)
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         """Semantic score map [B, C, H, W] of the fused branch (no masking), argmax-able."""
         x_rgb, x_thermal = self._prepare(rgb, thermal)
-        fused = self.fuse(self.rgb_encoder(x_rgb), self.thermal_encoder(x_thermal))
+        fused, _, _ = self.backbone(x_rgb, x_thermal)
         return self._semantic(self.head(fused), tuple(rgb.shape[-2:]), tuple(x_rgb.shape[-2:]))
 
     def forward_single(self, x: torch.Tensor, modality: str) -> torch.Tensor:
         """Semantic score map from one modality: the head on that branch's features (the RGB-only /
         thermal-only path of training); x is rgb [B,3,H,W] or thermal [B,1,H,W] in [0, 1]."""
         if modality == "rgb" and x.dim() == 4 and x.shape[1] == 3:
-            xp, encoder = pad_to_multiple(normalize_rgb(x), PAD_MULTIPLE), self.rgb_encoder
+            xp, encoder = pad_to_multiple(normalize_rgb(x), PAD_MULTIPLE), self.backbone.rgb_encoder
         elif modality == "thermal" and x.dim() == 4 and x.shape[1] == 1:
-            xp, encoder = pad_to_multiple(normalize_thermal(x), PAD_MULTIPLE), self.thermal_encoder
+            xp, encoder = pad_to_multiple(normalize_thermal(x), PAD_MULTIPLE), self.backbone.thermal_encoder
         else:
             raise ConfigError(f"CRM.forward_single expects modality 'rgb' with [B,3,H,W] or 'thermal' with "
                               f"[B,1,H,W], got '{modality}' with {tuple(x.shape)}")
@@ -181,19 +166,9 @@ class CRM(nn.Module):
     def branch_outputs(self, rgb: torch.Tensor, thermal: torch.Tensor,
                        masks: tuple[torch.Tensor, torch.Tensor]) -> dict[str, dict]:
         """Head outputs of the six training paths (see BRANCHES) for normalised, padded inputs."""
-        b = rgb.shape[0]
-        cell = self.mask_patch // PATCH_STRIDE
-
-        def masked_second_half(token: nn.Parameter, grid: torch.Tensor):
-            return lambda f: torch.cat([f[:b], mask_features(f[b:], grid, token.to(f.dtype), cell)])
-
-        rgb_feats = self.rgb_encoder(torch.cat([rgb, rgb]), masked_second_half(self.rgb_mask_token, masks[0]))
-        thr_feats = self.thermal_encoder(torch.cat([thermal, thermal]),
-                                         masked_second_half(self.thermal_mask_token, masks[1]))
-        fused_clean = self.fuse([f[:b] for f in rgb_feats], [f[:b] for f in thr_feats])
-        fused_masked = self.fuse([f[b:] for f in rgb_feats], [f[b:] for f in thr_feats])
-        stacked = [torch.cat([fc, r[:b], t[:b], fm, r[b:], t[b:]])
-                   for fc, r, t, fm in zip(fused_clean, rgb_feats, thr_feats, fused_masked)]
+        clean, masked = self.backbone.forward_clean_and_masked(rgb, thermal, masks, self.mask_patch // PATCH_STRIDE)
+        paths = [*clean, *masked]  # in BRANCHES order
+        stacked = [torch.cat([path[scale] for path in paths]) for scale in range(len(self.backbone.channels))]
         return dict(zip(BRANCHES, _split(self.head(stacked), len(BRANCHES))))
 
     def loss(self, rgb: torch.Tensor, thermal: torch.Tensor, label: torch.Tensor, ignore_index: Optional[int] = None,
@@ -212,7 +187,7 @@ class CRM(nn.Module):
                                   value=ignore)
         generator = generator or self.mask_generator
         if not self.training:
-            fused = self.fuse(self.rgb_encoder(x_rgb), self.thermal_encoder(x_thermal))
+            fused, _, _ = self.backbone(x_rgb, x_thermal)
             seg = self.objective.criterion(self.head(fused), label, ignore, generator)["loss"]
             return {"loss": seg, "seg_fused": seg}
         masks = self.draw_masks(rgb.shape[0], padded, rgb.device, generator)
