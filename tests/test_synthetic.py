@@ -247,8 +247,8 @@ def test_hot_pipes_are_invisible_in_rgb(native):
     pipe_rgb = _contrast(rgb, el == scene.E_PIPE, el == scene.E_BUILDING)
     pipe_t = _contrast(th, el == scene.E_PIPE, el == scene.E_BUILDING)
     assert len(pipe_t) >= 15
-    assert _typical(pipe_rgb) < 0.045  # only the walls' window pattern
     assert np.median(pipe_t) > 0.2 and pipe_t.min() > 0.1
+    assert _typical(pipe_rgb) < 0.06 and _typical(pipe_rgb) < 0.25 * np.median(pipe_t)  # the walls' windows
 
 
 def test_only_thermal_tells_persons_from_posters(native):
@@ -260,10 +260,10 @@ def test_only_thermal_tells_persons_from_posters(native):
     poster_rgb, person_rgb, camo_rgb = (_typical(_contrast(rgb, el == e, stuff))
                                         for e in (scene.E_POSTER, scene.E_PERSON, scene.E_CAMO))
     assert min(len(poster_t), len(person_t), len(camo_t)) >= 10
-    assert _typical(poster_t) < 0.025
+    assert _typical(poster_t) < 0.03 and _typical(poster_t) < 0.2 * np.median(person_t)
     assert np.median(person_t) > 0.15 and np.median(camo_t) > 0.15
     assert np.quantile(person_t, 0.1) > 0.07 and np.quantile(camo_t, 0.1) > 0.07  # sun-heated roads come closest
-    assert poster_rgb > 0.6 * person_rgb  # posters stand out in RGB like (visible) persons do
+    assert poster_rgb > 0.4 * person_rgb  # posters stand out in RGB like (visible) persons do
     assert camo_rgb < 0.75 * person_rgb and camo_rgb < 0.035  # camouflaged persons blend into their background
 
 
