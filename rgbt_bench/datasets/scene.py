@@ -244,15 +244,14 @@ class _Canvas:
 
     def compose(self, stuff_temp: np.ndarray) -> None:
         """Replace the background by the objects' materials where objects were placed."""
-        obj = self.material > 0
-        idx = (self.rows[:, None, None], self.material)
-        albedo, emissive = np.stack(self.mat_albedo, 1)[idx], np.stack(self.mat_emissive, 1)[idx]
-        temp = np.stack(self.mat_temp, 1)[idx]
-        self.albedo = np.where(obj[..., None], albedo, self.albedo)
-        self.emissive = np.where(obj[..., None], emissive, self.emissive)
-        self.temp = np.where(obj, np.where(np.isnan(temp), stuff_temp, temp), self.temp)
-        self.label = np.where(obj, np.stack(self.mat_label, 1)[idx], self.label)
-        self.element = np.where(obj, np.stack(self.mat_element, 1)[idx], self.element)
+        at = np.nonzero(self.material)
+        key = (at[0], self.material[at])
+        self.albedo[at] = np.stack(self.mat_albedo, 1)[key]
+        self.emissive[at] = np.stack(self.mat_emissive, 1)[key]
+        temp = np.stack(self.mat_temp, 1)[key]
+        self.temp[at] = np.where(np.isnan(temp), stuff_temp[at], temp)
+        self.label[at] = np.stack(self.mat_label, 1)[key]
+        self.element[at] = np.stack(self.mat_element, 1)[key]
 
 
 def _render_stuff(cv: _Canvas) -> None:
@@ -280,15 +279,16 @@ def _render_stuff(cv: _Canvas) -> None:
     wx, wy = X * fx + ox, Y * fy + oy
     window = building & (wx % 1 < 0.5) & (wy % 1 < 0.55) & (Y > top + 0.03) & (Y < hz - 0.04)
     lit = window & p["win_lit"][rows, np.floor(wy).astype(int) % 16, np.floor(wx).astype(int) % 16]
-    cv.albedo = np.where(window[..., None], np.float32([0.16, 0.2, 0.24]), cv.albedo)
-    cv.emissive = np.where(lit[..., None], np.float32([0.8, 0.68, 0.38]), cv.emissive * ~building[..., None])
+    np.copyto(cv.albedo, np.float32([0.16, 0.2, 0.24]), where=window[..., None])
+    np.copyto(cv.emissive, np.float32(0), where=building[..., None])
+    np.copyto(cv.emissive, np.float32([0.8, 0.68, 0.38]), where=lit[..., None])
     cv.temp = np.where(lit, cv.temp + 0.03, np.where(window & (night == 0), cv.temp - 0.03, cv.temp))
     # Ground: verges left and right of the road, then the road with its own (sun-heated) temperature.
     left = (X < xv)[..., None]
     verge_col = np.where(left, _c(p["verge_col"][:, 0]), _c(p["verge_col"][:, 1]))
     verge_dt = np.where(X < xv, _c(p["verge_dt"][:, 0]), _c(p["verge_dt"][:, 1]))
     cv.paint(below & ~road, BACKGROUND, E_VERGE, verge_col, amb + verge_dt)
-    cv.emissive = cv.emissive * ~below[..., None]
+    np.copyto(cv.emissive, np.float32(0), where=below[..., None])
     cv.paint(road, ROAD, E_ROAD, _c(p["road_col"]), amb + _c(p["road_dt"]))
     # Lane markings: painted on the road in RGB only; the thermal layer keeps the road temperature.
     half_w = _c(p["lane_w"])
@@ -397,26 +397,31 @@ def _render_cones(cv: _Canvas) -> None:
         cv.place((body | base) & _c(p["cone_on"][:, k]), parts, yb)
 
 
+def _clamp(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """In-place clip of a fresh temporary (np.clip is several times slower on large float32 arrays)."""
+    return np.minimum(np.maximum(x, lo, out=x), hi, out=x)
+
+
 def _sensors(cv: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     """Texture, illumination and the two sensors: float RGB [N,H,W,3] and thermal [N,H,W] in [0,1]."""
     p, X, Y, h, w = cv.p, cv.X, cv.Y, cv.h, cv.w
     night = _c(p["night"])
     texture = 1 + 0.10 * _upsample(p["tex_low"], h, w) + 0.06 * _upsample(p["tex_mid"], h, w)
-    albedo = cv.albedo * np.clip(texture, 0.6, 1.4)[..., None]
+    albedo = cv.albedo * _clamp(texture, 0.6, 1.4)[..., None]
     day_light = _c(p["brightness"]) * (1 + 0.12 * _upsample(p["illum_low"], h, w))
     lamps = _c(p["lamp_base"]) + sum(
         _c(p["lamp_a"][:, k]) * np.exp(-((X - _c(p["lamp_xy"][:, k, 0])) ** 2 + (Y - _c(p["lamp_xy"][:, k, 1])) ** 2)
                                          / (2 * _c(p["lamp_r"][:, k]) ** 2))
         for k in range(N_LAMPS))
     light = np.where(night > 0, lamps, day_light)
-    raw = np.clip(albedo * light[..., None] + cv.emissive, 0, 1)
+    raw = _clamp(albedo * light[..., None] + cv.emissive, 0, 1)
     # Day: small Gaussian read noise. Night: Poisson-Gaussian (40 photo-electrons at full scale, read 0.015).
     sigma = np.where(night[..., None] > 0, np.sqrt(raw / 40 + 0.015 ** 2), np.float32(0.008))
-    rgb = np.clip(raw + sigma * p["rgb_noise"], 0, 1)
+    rgb = _clamp(raw + sigma * p["rgb_noise"], 0, 1)
     temp = cv.temp + 0.025 * _upsample(p["therm_low"], h, w) + 0.01 * _upsample(p["therm_mid"], h, w)
     # Thermal optics are softer than RGB: blur by ~0.7 px at the native 120-row resolution.
     temp = gaussian_filter(temp, sigma=(0, 0.7 * h / 120, 0.7 * h / 120), mode="nearest")
-    thermal = np.clip(temp + 0.008 * p["therm_noise"], 0, 1)
+    thermal = _clamp(temp + 0.008 * p["therm_noise"], 0, 1)
     return rgb, thermal
 
 
