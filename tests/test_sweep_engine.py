@@ -197,6 +197,8 @@ def test_user_errors_are_one_line_from_the_cli(setup, capsys, tmp_path):
         (["--models", f"u={USER}", "--checkpoint", f"u={setup['ckpts']['user']}", "--out", str(blocked / "sub")],
          f"cannot write results to {blocked / 'sub'}"),
         (["--models", "rtfnet", "--seeds", "1,1", "--out", str(tmp_path / "a")], "invalid seeds '1,1'"),
+        (["--models", "rtfnet", "--amp", "--out", str(tmp_path / "a")], "--amp needs a CUDA device"),
+        (["--models", "rtfnet", "--convention", "voc", "--out", str(tmp_path / "a")], "unknown mIoU convention 'voc'"),
     ]
     for args, message in cases:
         with pytest.raises(SystemExit) as exc:
