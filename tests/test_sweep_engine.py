@@ -13,7 +13,7 @@ from rgbt_bench.checkpoint import file_sha256, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.datasets import open_dataset
-from rgbt_bench.errors import CheckpointError, ConfigError, RgbtBenchError
+from rgbt_bench.errors import ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
@@ -81,17 +81,16 @@ def config(setup, **kw):
 
 
 def reference_per_image(model, dataset, corruption, severity, seed, options):
-    """Per-image confusion matrices computed directly, one image at a time, with numpy bincount."""
+    """Per-image confusion matrices computed directly (whole split in one batch) with numpy bincount."""
     model.eval()
     c = dataset.info.num_classes
+    batch = collate([dataset[i] for i in range(len(dataset))])
+    if corruption is not None:
+        batch = apply_corruption(batch, corruption, severity, seed, **options)
+    with torch.no_grad():
+        preds = model(batch.rgb, batch.thermal).argmax(1).numpy()
     out = []
-    for i in range(len(dataset)):
-        batch = collate([dataset[i]])
-        if corruption is not None:
-            batch = apply_corruption(batch, corruption, severity, seed, **options)
-        with torch.no_grad():
-            pred = model(batch.rgb, batch.thermal).argmax(1).numpy().ravel()
-        label = batch.label.numpy().ravel()
+    for pred, label in zip(preds, batch.label.numpy()):
         keep = label != dataset.info.ignore_index
         out.append(np.bincount(label[keep] * c + pred[keep], minlength=c * c).reshape(c, c))
     return np.stack(out)

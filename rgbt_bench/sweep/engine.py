@@ -33,18 +33,13 @@ from ..metrics import CONVENTIONS, compute_metrics
 from ..training import train
 from ..training.config import TrainConfig
 from . import distributed
-from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
+from .manifest import MANIFEST, build_manifest, dataset_fingerprint, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
-from .plan import PlannedCell, Setting, group_cells, plan_cells, settings_of
+from .plan import PlannedCell, group_cells, plan_cells, settings_of
 from .progress import SweepProgress
-from .store import CellKey, cell_paths, is_done, write_cell, write_json
+from .store import cell_paths, is_done, write_cell, write_json
 from .timing import StageTimer
-
-# Record fields that must match for a finished cell to be reused by a later run into the same directory.
-IDENTITY_FIELDS = ("model_spec", "preset", "checkpoint_sha256", "dataset_options", "corruption_name", "options",
-                   "convention", "num_classes", "num_images")
-
 
 @dataclass
 class SweepConfig:
@@ -136,6 +131,7 @@ class Sweep:
                            config.models_dir)
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
+        self.fingerprint = dataset_fingerprint(self.dataset)
 
     # ----- notes ------------------------------------------------------------------------------------------
     def note(self, text: str) -> None:
@@ -152,39 +148,31 @@ class Sweep:
                            dataset_options=dict(self.config.dataset_options), progress=self.config.progress)
 
     # ----- records ----------------------------------------------------------------------------------------
-    def _record(self, ref: ModelRef, setting: Setting, per_image: np.ndarray, pass_s: float) -> dict[str, Any]:
-        if setting.clean:
-            corruption = {"corruption_name": None, "modality": None, "params": {}, "options": {}}
-        else:
-            s = get_corruption(setting.corruption).settings(setting.severity, **setting.options)
-            corruption = {"corruption_name": s["corruption"], "modality": s["modality"], "params": s["params"],
-                          "options": s["options"]}
-        key = self._key(ref, setting)
-        return _plain({
-            "model_spec": ref.spec, "preset": self.config.preset, "checkpoint": str(ref.checkpoint)
-            if ref.checkpoint else None, "checkpoint_sha256": ref.sha256, "checkpoint_source": ref.source,
-            "dataset_spec": self.dataset.spec, "dataset_options": self.config.dataset_options, **corruption,
-            "convention": self.convention, "class_names": list(self.info.class_names),
-            "num_classes": self.info.num_classes, "ignore_index": self.info.ignore_index,
-            "metrics": compute_metrics(per_image.sum(axis=0), self.convention).as_dict(),
-            "num_images": int(per_image.shape[0]), "device": str(self.ctx.device),
-            "device_name": device_name(self.ctx.device), "world_size": self.ctx.world_size,
-            "amp": self.amp_dtype is not None, "batch_size": self.config.batch_size,
-            "elapsed_s": round(self.timer.cells.get(key.cell_id, 0.0), 4), "pass_elapsed_s": round(pass_s, 4),
-            "finished_at": now(), "rgbt_bench_version": __version__,
-        })
-
-    def _key(self, ref: ModelRef, setting: Setting) -> CellKey:
-        return CellKey(ref.name, self.info.name, self.config.split, setting.label, setting.severity, setting.seed)
-
     def _identity(self, cell: PlannedCell) -> dict[str, Any]:
+        """What a finished cell must share with this run to be reused: weights, data, corruption, convention."""
         ref = self._ref(cell.key.model)
         s = cell.setting
         options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
         return _plain({"model_spec": ref.spec, "preset": self.config.preset, "checkpoint_sha256": ref.sha256,
-                       "dataset_options": self.config.dataset_options, "corruption_name": s.corruption,
-                       "options": options, "convention": self.convention, "num_classes": self.info.num_classes,
-                       "num_images": len(self.dataset)})
+                       "dataset_fingerprint": self.fingerprint, "dataset_options": self.config.dataset_options,
+                       "corruption_name": s.corruption, "options": options, "convention": self.convention,
+                       "num_classes": self.info.num_classes, "num_images": len(self.dataset)})
+
+    def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> dict[str, Any]:
+        """The cell's JSON record (store.write_cell adds the key fields and the cell id)."""
+        ref, s = self._ref(cell.key.model), cell.setting
+        corruption = {"modality": None, "params": {}} if s.clean else {
+            k: v for k, v in get_corruption(s.corruption).settings(s.severity, **s.options).items()
+            if k in ("modality", "params")}
+        return {**self._identity(cell), **corruption, **_plain({
+            "checkpoint": str(ref.checkpoint) if ref.checkpoint else None, "checkpoint_source": ref.source,
+            "dataset_spec": self.dataset.spec, "class_names": list(self.info.class_names),
+            "ignore_index": self.info.ignore_index,
+            "metrics": compute_metrics(per_image.sum(axis=0), self.convention).as_dict(),
+            "device": str(self.ctx.device), "device_name": device_name(self.ctx.device),
+            "world_size": self.ctx.world_size, "amp": self.amp_dtype is not None,
+            "batch_size": self.config.batch_size, "elapsed_s": round(self.timer.cells.get(cell.key.cell_id, 0.0), 4),
+            "pass_elapsed_s": round(pass_s, 4), "finished_at": now(), "rgbt_bench_version": __version__})}
 
     def _ref(self, name: str) -> ModelRef:
         return next(r for r in self.refs if r.name == name)
@@ -210,6 +198,7 @@ class Sweep:
         manifest = build_manifest(
             command=self.config.command, device=self.ctx.device, world_size=self.ctx.world_size,
             dataset={"spec": self.dataset.spec, "name": self.info.name, "split": self.config.split,
+                     "fingerprint": self.fingerprint,
                      "options": self.config.dataset_options, "num_images": len(self.dataset),
                      "class_names": list(self.info.class_names), "ignore_index": self.info.ignore_index,
                      "convention": self.convention},
@@ -230,7 +219,7 @@ class Sweep:
         try:
             for cell in group:
                 per_image = distributed.interleave([p[cell.key.cell_id] for p in parts], len(self.dataset))
-                record = self._record(self._ref(cell.key.model), cell.setting, per_image, pass_s)
+                record = self._record(cell, per_image, pass_s)
                 write_cell(self.out, cell.key, record, per_image, names, night)
         except OSError as exc:
             raise ConfigError(f"cannot write results to {self.out} ({exc.strerror or exc}); the cells written "
@@ -259,7 +248,7 @@ class Sweep:
                 pass_start = time.perf_counter()
                 parts = distributed.collective(
                     lambda: run_pass(group, models, self._loader(), self.info, ctx.device, self.amp_dtype,
-                                     self.timer, progress).per_image, ctx)
+                                     self.timer, progress), ctx)
                 pass_s = time.perf_counter() - pass_start
                 with self.timer.wall("write"):
                     distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)

@@ -7,6 +7,7 @@ keeps the earlier invocations under "history", newest last.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import shlex
@@ -21,6 +22,7 @@ import torch
 
 from .. import __version__
 from ..corruptions import Suite
+from ..datasets import RGBTDataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "run.json"
@@ -60,6 +62,27 @@ def suite_record(suite: Suite) -> dict[str, Any]:
             "entries": [{"label": e.label, "corruption": e.corruption, "severities": list(e.severities),
                          "options": dict(e.options)} for e in suite.entries],
             "text": text}
+
+
+def dataset_fingerprint(dataset: RGBTDataset) -> str:
+    """SHA-256 over the sample names and the name and size of every file they are read from.
+
+    Files are named relative to the dataset root (for the synthetic dataset: with their cache folder, whose
+    name holds the generator version, seed and size), so a moved dataset keeps its fingerprint while a
+    regenerated or re-labelled one does not. It guards a resumed sweep against mixing cells of other data.
+    """
+    h = hashlib.sha256()
+    seen: set[Path] = set()
+    for i, name in enumerate(dataset.names):
+        h.update(f"{name}\n".encode())
+        for path in dataset.files(i):
+            if path in seen:
+                continue
+            seen.add(path)
+            shown = path.relative_to(dataset.root) if dataset.root and path.is_relative_to(dataset.root) \
+                else Path(path.parent.name, path.name)
+            h.update(f"{shown}:{path.stat().st_size if path.is_file() else -1}\n".encode())
+    return h.hexdigest()
 
 
 def now() -> str:

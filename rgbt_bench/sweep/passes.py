@@ -2,13 +2,12 @@
 
 For each batch, each distinct setting of the group (clean, or a corruption at a severity and seed) is
 applied once, and every model of that setting runs on the result (eval mode, torch.inference_mode,
-optional autocast). Per-image confusion matrices of the argmax predictions (equal to ConfusionMatrix.per_image, with the label
-work shared by all cells: batch_confusion.LabelBins) and a finite-logits flag are computed on the device for
-every cell and copied to the host together, once per batch.
+optional autocast). Per-image confusion matrices of the argmax predictions (equal to
+ConfusionMatrix.per_image, with the label work shared by all cells: batch_confusion.LabelBins) and a
+finite-logits flag are computed on the device for every cell and copied to the host together, once per batch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Iterable, Optional
 
 import numpy as np
@@ -23,14 +22,6 @@ from .batch_confusion import LabelBins
 from .plan import PlannedCell, Setting, by_setting
 from .progress import SweepProgress
 from .timing import StageTimer
-
-
-@dataclass
-class PassResult:
-    """Per-image matrices of this rank's images for each cell of the group, [n_local, C, C] int64."""
-
-    per_image: dict[str, np.ndarray]
-    images: int
 
 
 def check_logits(logits: object, batch: Batch, info: DatasetInfo, model_name: str) -> torch.Tensor:
@@ -60,12 +51,14 @@ def corrupt(batch: Batch, s: Setting) -> Batch:
 
 def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Iterable[Batch], info: DatasetInfo,
              device: torch.device, amp_dtype: Optional[torch.dtype], timer: StageTimer,
-             progress: SweepProgress) -> PassResult:
-    """Evaluate every cell of `group` on this rank's images in one pass over `loader`."""
+             progress: SweepProgress) -> dict[str, np.ndarray]:
+    """Evaluate every cell of `group` on this rank's images in one pass over `loader`.
+
+    Returns each cell id's per-image matrices of this rank's images, int64 [n_local, C, C], in loader order.
+    """
     settings = by_setting(group)
     order = [cell for _, cells in settings for cell in cells]
     chunks: dict[str, list[np.ndarray]] = {cell.key.cell_id: [] for cell in order}
-    images = 0
     batches = iter(loader)
     with torch.inference_mode():
         while True:
@@ -102,8 +95,6 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Ite
                         f"model '{cell.key.model}' returned NaN or infinite logits in cell {cell.key.cell_id} "
                         f"(images {names}); check its checkpoint" + (" or run without --amp" if amp_dtype else ""))
                 chunks[cell.key.cell_id].append(matrix)
-            images += len(batch)
             progress.advance(len(batch))
     c = info.num_classes
-    per_image = {k: np.concatenate(v) if v else np.zeros((0, c, c), dtype=np.int64) for k, v in chunks.items()}
-    return PassResult(per_image, images)
+    return {k: np.concatenate(v) if v else np.zeros((0, c, c), dtype=np.int64) for k, v in chunks.items()}
