@@ -17,6 +17,7 @@ from rgbt_bench.errors import ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
+from rgbt_bench.sweep.manifest import dataset_fingerprint
 from rgbt_bench.sweep.store import read_cells
 
 SIZE = [32, 40]
@@ -218,3 +219,10 @@ def test_cli_prints_results_directory(setup, capsys, tmp_path):
                      "u__synthetic__test__rgb_missing__s5__seed1"]
     drop = next(c for c in read_cells(tmp_path / "r") if c.record["corruption"] == "rgb_missing")
     assert math.isfinite(drop.record["metrics"]["miou"]) and drop.record["options"] == {"fill": "zero"}
+
+
+def test_dataset_fingerprint_follows_the_data_not_the_object():
+    a = dataset_fingerprint(open_dataset("synthetic", "test", **DATA))
+    assert a == dataset_fingerprint(open_dataset("synthetic", "test", **DATA))
+    assert a != dataset_fingerprint(open_dataset("synthetic", "test", seed=1, **DATA))
+    assert a != dataset_fingerprint(open_dataset("synthetic", "test_day", **DATA))
