@@ -55,16 +55,13 @@ def train(model, preset, dataset, iterations, batch_size, lr, weight_decay, back
     """Train a model (CRM or a baseline) with the CRM recipe; best-on-val and last checkpoints."""
     from ..training import train as run_training
 
-    dataset_opts = parse_key_values(dataset_options, "--dataset-option")
-    if isinstance(dataset_opts.get("size"), list):
-        dataset_opts["size"] = tuple(dataset_opts["size"])
     config = TrainConfig(
         model=model, preset=preset, dataset=dataset, iterations=iterations, batch_size=batch_size, lr=lr,
         weight_decay=weight_decay, backbone_lr_mult=backbone_lr_mult, grad_clip=grad_clip or None,
         warmup_iterations=warmup_iterations, crop=parse_crop(crop) if crop else None, seed=seed, device=device,
         amp=amp, eval_every=eval_every, eval_batch_size=eval_batch_size, save_every=save_every, out=out,
         resume=resume, workers=workers, model_kwargs=parse_key_values(model_kwargs, "--model-kwarg"),
-        dataset_options=dataset_opts, crm_training=crm_training, progress=progress)
+        dataset_options=parse_key_values(dataset_options, "--dataset-option"), crm_training=crm_training, progress=progress)
     path = run_training(config)
     if int(os.environ.get("RANK", "0")) == 0:
         click.echo(str(path))

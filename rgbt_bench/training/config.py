@@ -137,11 +137,11 @@ class TrainConfig:
         return out
 
 
-def default_crop(dataset_name: str, native_size: tuple[int, int]) -> tuple[int, int]:
-    """The recipe crop for a known dataset, else half the native size (at least 32 px a side)."""
+def default_crop(dataset_name: str, image_size: tuple[int, int]) -> tuple[int, int]:
+    """The recipe crop for a known dataset, else half the image size (at least 32 px a side)."""
     if dataset_name in RECIPE_CROPS:
         return RECIPE_CROPS[dataset_name]
-    return max(32, native_size[0] // 2), max(32, native_size[1] // 2)
+    return max(32, image_size[0] // 2), max(32, image_size[1] // 2)
 
 
 def parse_crop(text: str) -> tuple[int, int]:

@@ -13,6 +13,7 @@ device it ends with the same weights.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -89,7 +90,8 @@ class Trainer:
         self.info = self.train_set.info
         self.val_set = open_dataset(config.dataset, VAL_SPLIT, **opts) if VAL_SPLIT in self.info.splits else None
         self.ignore_index = self.info.ignore_index if self.info.ignore_index is not None else DEFAULT_IGNORE
-        self.crop = config.crop or default_crop(self.info.name, self.info.native_size)
+        self.crop = config.crop or default_crop(self.info.name, tuple(self.train_set[0].label.shape))
+        self.config = config = dataclasses.replace(config, crop=self.crop)
         if config.batch_size % ctx.world_size:
             raise ConfigError(f"batch size {config.batch_size} does not split evenly over {ctx.world_size} processes")
         self.per_rank = config.batch_size // ctx.world_size
