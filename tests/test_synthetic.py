@@ -2,7 +2,6 @@
 two modalities are complementary in the way docs/synthetic.md says."""
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -82,6 +81,11 @@ def test_samples_have_the_batch_conventions(small_root):
         assert s.meta.is_night == s.meta.name.endswith("N") == ds.is_night(i)
         assert (s.meta.dataset, s.meta.split, s.meta.index) == ("synthetic", "train", i)
     assert ds.files(3) == [ds.directory / "train.npz"] and ds.files(3)[0].is_file()
+    elements = torch.stack([ds.elements(i) for i in range(len(ds))])
+    labels = torch.stack([ds[i].label for i in range(len(ds))])
+    assert elements.dtype == torch.int64 and elements.shape == (8, 32, 40)
+    assert bool((elements[labels == scene.ROAD] == scene.E_ROAD).all())
+    assert bool(torch.isin(labels[elements == scene.E_SKY], torch.tensor([scene.BACKGROUND, 255])).all())
 
 
 def test_default_size_is_native_and_uses_the_cache_env(tmp_path, monkeypatch):
