@@ -16,7 +16,7 @@ from rgbt_bench.datasets import open_dataset
 from rgbt_bench.errors import ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
-from rgbt_bench.sweep.engine import SweepConfig, run_sweep
+from rgbt_bench.sweep import SweepConfig, run_sweep
 from rgbt_bench.sweep.manifest import dataset_fingerprint
 from rgbt_bench.sweep.store import read_cells
 
