@@ -6,6 +6,8 @@ import os
 import numpy as np
 import pytest
 import torch
+from fixtures_real import SIZE as MF_SIZE
+from fixtures_real import write_mfnet
 from torch import nn
 
 from rgbt_bench.batch import collate
@@ -13,7 +15,7 @@ from rgbt_bench.checkpoint import file_sha256, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.datasets import open_dataset
-from rgbt_bench.errors import ConfigError, RgbtBenchError
+from rgbt_bench.errors import CheckpointError, ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep import SweepConfig, run_sweep
@@ -226,3 +228,24 @@ def test_dataset_fingerprint_follows_the_data_not_the_object():
     assert a == dataset_fingerprint(open_dataset("synthetic", "test", **DATA))
     assert a != dataset_fingerprint(open_dataset("synthetic", "test", seed=1, **DATA))
     assert a != dataset_fingerprint(open_dataset("synthetic", "test_day", **DATA))
+
+
+def test_real_dataset_needs_fitting_checkpoints(setup, tmp_path):
+    fixture = write_mfnet(tmp_path / "mfnet")
+    spec = f"mfnet:{fixture.root}"
+    base = dict(suite=setup["suite"], out=str(tmp_path / "r"), dataset=spec, dataset_options={}, batch_size=3,
+                device="cpu", progress=False, models_dir=str(tmp_path / "models"))
+    with pytest.raises(CheckpointError, match="model 'u' has no checkpoint for dataset 'mfnet'; pass --checkpoint u="):
+        run_sweep(SweepConfig(models=[f"u={USER}"], **base))
+    with pytest.raises(CheckpointError, match="trained for 7 classes, but 9 are expected"):
+        run_sweep(SweepConfig(models=[f"u={USER}"], checkpoints={"u": setup["ckpts"]["user"]}, **base))
+    ckpt = write_checkpoint(tmp_path / "u9.pt", USER, num_classes=9)
+    out = run_sweep(SweepConfig(models=[f"u={USER}"], checkpoints={"u": ckpt}, **base))
+    cells = list(read_cells(out))
+    assert len(cells) == 1 + 2 + 1 and not (tmp_path / "models").exists()
+    test_names = fixture.splits["test"]
+    for cell in cells:
+        assert list(cell.names) == test_names and cell.per_image.shape == (len(test_names), 9, 9)
+        assert list(cell.is_night) == [int(n.endswith("N")) for n in test_names]
+        assert cell.record["dataset"] == "mfnet" and cell.record["dataset_spec"] == spec
+        assert int(cell.per_image.sum()) == len(test_names) * MF_SIZE[0] * MF_SIZE[1]  # MFNet ignores nothing
