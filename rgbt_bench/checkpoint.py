@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -45,18 +46,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"checkpoint {path} is not a torch checkpoint; expected a file written by torch.save")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsafe content"
         raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and plain "
-                              f"values ({first})") from exc
+                              f"values ({_unsafe_reason(str(exc))}); it was not executed") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint ({exc})") from exc
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path} has no 'state_dict'; expected an rgbt-bench checkpoint or "
                               f"a dict with 'state_dict'")
     return ckpt
+
+
+def _unsafe_reason(message: str) -> str:
+    """The object torch's weights_only refusal names, without torch's advice to disable the check."""
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    return f"unsupported global {found.group(1)}" if found else "unsupported content"
 
 
 def file_sha256(path: str | Path) -> str:
