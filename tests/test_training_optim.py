@@ -18,6 +18,7 @@ class TableModel(nn.Module):
         self.pixel_decoder = nn.Module()
         self.pixel_decoder.encoder = nn.Linear(4, 4)
         self.class_embed = nn.Linear(4, 3)
+        self.encoder_thermal = nn.Conv2d(1, 4, 3)
 
 
 def _groups(model, mult=0.1):
@@ -27,9 +28,9 @@ def _groups(model, mult=0.1):
 def test_groups_by_name_and_type():
     groups = _groups(TableModel())
     names = {k: set(g["param_names"]) for k, g in groups.items()}
-    assert names["backbone"] == {"backbone.proj.weight"}
+    assert names["backbone"] == {"backbone.proj.weight", "encoder_thermal.weight"}
     assert names["backbone_no_decay"] == {"backbone.proj.bias", "backbone.norm.weight", "backbone.norm.bias",
-                                          "backbone.relative_position_bias_table"}
+                                          "backbone.relative_position_bias_table", "encoder_thermal.bias"}
     # a head module called "encoder" is not the backbone
     assert names["head"] == {"pixel_decoder.encoder.weight", "class_embed.weight"}
     assert names["head_no_decay"] == {"query_embed.weight", "pixel_decoder.encoder.bias", "class_embed.bias"}

@@ -1,7 +1,7 @@
 """AdamW parameter groups and the poly learning-rate schedule of the CRM recipe (../../shared/DOMAIN.md).
 
 Groups are found by name and module type, as Mask2Former/detectron2 do:
-- backbone: any parameter whose dotted name has a component containing "backbone" gets lr x backbone_lr_mult;
+- backbone (see is_backbone): lr x backbone_lr_mult;
 - no weight decay: parameters of normalisation layers (BatchNorm/InstanceNorm/LayerNorm/GroupNorm) and
   embeddings, every bias and every other 1-d parameter, position tables (relative_position_bias_table,
   absolute_pos_embed, pos_embed, level_embed) and mask tokens (mask_token), query tables (query_embed, query_feat).
@@ -17,7 +17,11 @@ NO_DECAY_NAMES = ("relative_position_bias_table", "absolute_pos_embed", "pos_emb
 
 
 def is_backbone(name: str) -> bool:
-    return any("backbone" in part for part in name.split(".")[:-1])
+    """A dotted component containing "backbone" (CRM, Mask2Former), or a top-level module whose name starts
+    with "encoder" (encoder, encoder_rgb, encoder_thermal of the ResNet baselines); a head's nested
+    "encoder" (pixel_decoder.encoder) is not a backbone."""
+    parts = name.split(".")[:-1]
+    return any("backbone" in part for part in parts) or (bool(parts) and parts[0].startswith("encoder"))
 
 
 def _no_decay_names(model: nn.Module) -> set[str]:
