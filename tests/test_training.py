@@ -133,6 +133,29 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, monkey
     assert steps[0]["loss"] == pytest.approx(steps[0]["ce_clean"] + steps[0]["ce_masked"])
 
 
+def test_crm_interrupted_and_resumed_matches_and_logs_every_crm_term(tmp_path, monkeypatch):
+    """CRM draws masks and Mask2Former sampling points from the global RNG: resume must restore it."""
+    kw = dict(model="crm", iterations=6, batch_size=2, eval_every=3, lr=1e-3, eval_batch_size=5)
+    train(_config(tmp_path / "straight.pt", **kw))
+    real_step = loop.Trainer._step
+
+    def interrupt_at_4(self, net, batch):
+        if self.state.iteration == 4:
+            raise KeyboardInterrupt
+        return real_step(self, net, batch)
+
+    monkeypatch.setattr(loop.Trainer, "_step", interrupt_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(tmp_path / "resumed.pt", **kw))
+    monkeypatch.setattr(loop.Trainer, "_step", real_step)
+    resumed = _config(tmp_path / "resumed.pt", resume=True, **kw)
+    train(resumed)
+    a, b = load_checkpoint(tmp_path / "straight.last.pt"), load_checkpoint(tmp_path / "resumed.last.pt")
+    assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
+    last = [r for r in _log(resumed) if "lr" in r][-1]
+    assert {"loss", "seg_fused", "seg_rgb", "seg_thermal", "seg_masked", "sdc", "sdn"} <= set(last)
+
+
 def _cli(capsys, *args):
     with pytest.raises(SystemExit) as exc:
         main(["train", *args])
