@@ -41,30 +41,32 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with torch.load(weights_only=True): pickled code is never executed."""
-    path = Path(path)
+def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = "a file written by torch.save",
+                    map_location: str | torch.device = "cpu") -> Any:
+    """Read any torch file with weights_only=True (pickled code never runs), mapping every failure to one
+    CheckpointError that names `what`, the path and `expected`."""
+    path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
-    if not zipfile.is_zipfile(path):
-        raise CheckpointError(f"checkpoint {path} is not a torch checkpoint; expected a file written by torch.save")
+        raise CheckpointError(f"{what} {path} does not exist; expected {expected}")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"checkpoint {path} was refused: it holds objects other than tensors and plain "
-                              f"values ({_unsafe_reason(str(exc))}); it was not executed") from exc
+        unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if unsafe:
+            raise CheckpointError(f"{what} {path} was refused: it holds objects other than tensors and plain "
+                                  f"values (unsupported global {unsafe.group(1)}); it was not executed") from exc
+        raise CheckpointError(f"{what} {path} is not a readable torch file; expected {expected}") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} is not a readable torch checkpoint ({exc})") from exc
+        raise CheckpointError(f"{what} {path} is not a readable torch file ({exc}); expected {expected}") from exc
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read an rgbt-bench checkpoint with torch.load(weights_only=True): pickled code is never executed."""
+    ckpt = read_torch_file(path, map_location=map_location)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
         raise CheckpointError(f"checkpoint {path} has no 'state_dict'; expected an rgbt-bench checkpoint or "
                               f"a dict with 'state_dict'")
     return ckpt
-
-
-def _unsafe_reason(message: str) -> str:
-    """The object torch's weights_only refusal names, without torch's advice to disable the check."""
-    found = re.search(r"GLOBAL ([\w.]+)", message)
-    return f"unsupported global {found.group(1)}" if found else "unsupported content"
 
 
 def file_sha256(path: str | Path) -> str:

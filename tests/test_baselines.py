@@ -142,7 +142,7 @@ def test_pretrained_mismatch_and_missing_file_are_clear(tmp_path):
     fake_torchvision_file(tmp_path / "resnet18.pth")
     with pytest.raises(CheckpointError, match="do not fit this ResNet encoder"):
         build_rtfnet(9, "tiny", pretrained=tmp_path / "resnet18.pth")
-    with pytest.raises(CheckpointError, match="do not exist"):
+    with pytest.raises(CheckpointError, match="does not exist"):
         build_rtfnet(9, "tiny", pretrained=tmp_path / "nope.pth")
 
 

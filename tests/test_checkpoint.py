@@ -19,7 +19,7 @@ def test_garbage_file_is_not_called_unsafe(tmp_path):
     path.write_bytes(b"not a checkpoint" * 8)
     with pytest.raises(CheckpointError) as err:
         load_checkpoint(path)
-    assert str(err.value) == f"checkpoint {path} is not a torch checkpoint; expected a file written by torch.save"
+    assert str(err.value) == f"checkpoint {path} is not a readable torch file; expected a file written by torch.save"
 
 
 class _Payload:

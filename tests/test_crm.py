@@ -111,13 +111,13 @@ def test_pretrained_loads_rgb_and_channel_mean_thermal(tmp_path):
 
 
 def test_pretrained_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointError, match="missing.pth do not exist"):
+    with pytest.raises(CheckpointError, match="missing.pth does not exist"):
         load_swin_pretrained(tiny_swin(), tmp_path / "missing.pth")
     official_checkpoint(SwinTransformer(3, 24, (2, 2, 2, 2), (1, 2, 4, 8)), tmp_path / "wide.pth")
     with pytest.raises(CheckpointError, match=r"wide.pth do not fit.*differ in shape"):
         load_swin_pretrained(tiny_swin(), tmp_path / "wide.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="junk.pth are not a readable"):
+    with pytest.raises(CheckpointError, match="junk.pth is not a readable"):
         load_swin_pretrained(tiny_swin(), tmp_path / "junk.pth")
 
 

@@ -8,15 +8,13 @@ returned as built (nn.Module's default train mode); callers choose train() or ev
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from torch import nn
 
-from ..checkpoint import load_checkpoint, load_state_into
+from ..checkpoint import load_checkpoint, load_state_into, read_torch_file
 from ..errors import CheckpointError
 from .registry import build_model
 
@@ -27,8 +25,8 @@ BUILD_ONLY_KWARGS = ("pretrained",)
 def _bare_state_dict(path: Path) -> Optional[dict[str, torch.Tensor]]:
     """The file as a plain {name: tensor} state dict (a 'module.' prefix from DDP removed), else None."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError):
+        state = read_torch_file(path)
+    except CheckpointError:
         return None
     if not isinstance(state, dict) or not state or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):

@@ -12,12 +12,11 @@ No network access: the user downloads the file (e.g. swin_tiny_patch4_window7_22
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
 
+from ..checkpoint import read_torch_file
 from ..errors import CheckpointError
 from .swin import SwinTransformer
 
@@ -29,15 +28,8 @@ OUTPUT_NORMS = ("norm0.", "norm1.", "norm2.", "norm3.")
 def read_swin_weights(path: str | Path) -> dict[str, torch.Tensor]:
     """The backbone tensors of an official Swin checkpoint, keyed by official name (see module doc)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"pretrained Swin weights {path} do not exist; expected a .pth file from "
-                              f"microsoft/Swin-Transformer (e.g. swin_tiny_patch4_window7_224.pth)")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or ["unreadable"])[0]
-        raise CheckpointError(f"pretrained Swin weights {path} are not a readable torch file of tensors "
-                              f"({first}); expected a microsoft/Swin-Transformer .pth") from exc
+    raw = read_torch_file(path, "pretrained Swin weights",
+                          "a .pth file from microsoft/Swin-Transformer (e.g. swin_tiny_patch4_window7_224.pth)")
     state = raw
     if isinstance(raw, dict):
         for key in ("model", "state_dict"):

@@ -7,14 +7,13 @@ matches torchvision.models.resnet, so a published ImageNet state dict (e.g. resn
 """
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Sequence
 
 import torch
 from torch import nn
 
+from ..checkpoint import read_torch_file
 from ..errors import CheckpointError
 
 
@@ -148,14 +147,7 @@ def _adapt_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
 def read_pretrained(path: str | Path) -> dict[str, torch.Tensor]:
     """A torchvision ResNet state dict from `path` (read with weights_only), without its fc classifier."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise CheckpointError(f"pretrained weights {path} do not exist; expected a torchvision ResNet .pth file")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise CheckpointError(f"pretrained weights {path} are not a readable weights-only torch file "
-                              f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})"
-                              ) from exc
+    state = read_torch_file(path, "pretrained weights", "a torchvision ResNet .pth file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
