@@ -1,10 +1,12 @@
-"""Shared test setup: tests run on the CPU with few threads so the suite fits 2 cores."""
-import os
+"""Shared test setup: one intra-op thread per test process.
 
+The tests run tiny tensors, where a second OpenMP thread costs more in synchronisation than it saves,
+and several tests start torchrun subprocesses beside the main process on a 2-core machine.
+"""
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
