@@ -85,7 +85,8 @@ def test_learning_rate_follows_poly_per_iteration(run):
     assert [r["iteration"] for r in steps] == [10, 20, 30, 40]
     for r in steps:  # the logged lr is the one used for the last step of the window (iteration - 1)
         assert r["lr"] == pytest.approx(1e-2 * (1 - (r["iteration"] - 1) / 40) ** 0.9)
-        assert set(r) == {"iteration", "lr", "images_per_s", "loss"} and math.isfinite(r["loss"])
+        assert set(r) == {"iteration", "lr", "images_per_s", "loss", "grad_norm"} and math.isfinite(r["loss"])
+        assert r["grad_norm"] > 0
 
 
 def test_training_reduces_the_loss_and_beats_an_untrained_model(run):

@@ -37,7 +37,8 @@ _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [default: on for CUDA, off for CPU].")
 @click.option("--eval-every", type=int, default=_D["eval_every"], show_default=True,
               help="Evaluate on the val split every K iterations (0: only at the end).")
-@click.option("--eval-batch-size", type=int, default=_D["eval_batch_size"], show_default=True)
+@click.option("--eval-batch-size", type=int, default=_D["eval_batch_size"], show_default=True,
+              help="Batch size of the val evaluation (full-resolution images).")
 @click.option("--save-every", type=int, default=None, help="Save the resumable state every K iterations "
               "[default: --eval-every].")
 @click.option("--out", default=None, help="Checkpoint path [default: models/<model>_<preset>_<dataset>.pt].")

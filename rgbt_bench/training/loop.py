@@ -237,7 +237,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            values["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return values
