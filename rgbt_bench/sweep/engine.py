@@ -8,6 +8,7 @@ data pass per group (rgbt_bench.sweep.passes), writing every cell of a group ato
 pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight; nothing written is ever
 rewritten differently, since each cell depends only on its own (model, setting) and the images.
 Under torchrun the images are sharded over the processes and rank 0 writes (rgbt_bench.sweep.distributed).
+The sweep holds a lock on its output directory, so a second sweep there stops at once (rgbt_bench.sweep.lock).
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
@@ -33,6 +35,7 @@ from ..metrics import CONVENTIONS, compute_metrics
 from ..training import train
 from ..training.config import TrainConfig
 from . import distributed
+from .lock import OutputLock
 from .manifest import MANIFEST, build_manifest, dataset_fingerprint, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
@@ -205,7 +208,13 @@ class Sweep:
             suite=self.suite, models=[{**r.describe(), "preset": self.config.preset} for r in self.refs],
             seeds=list(self.config.seeds),
             settings={k: v for k, v in asdict(self.config).items() if k not in ("models", "checkpoints", "command")})
-        write_json(path, _plain({**merge_previous(manifest, path), **extra}))
+        with self._writing():
+            write_json(path, _plain({**merge_previous(manifest, path), **extra}))
+
+    def _finish_manifest(self, extra: dict[str, Any]) -> None:
+        path = self.out / MANIFEST
+        with self._writing():
+            write_json(path, _plain(update_manifest(path, extra)))
 
     # ----- evaluation -------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -216,18 +225,33 @@ class Sweep:
     def _write_group(self, group: list[PlannedCell], parts: list[dict[str, np.ndarray]], pass_s: float) -> None:
         names = list(self.dataset.names)
         night = [self.dataset.is_night(i) for i in range(len(self.dataset))]
-        try:
+        with self._writing():
             for cell in group:
                 per_image = distributed.interleave([p[cell.key.cell_id] for p in parts], len(self.dataset))
                 record = self._record(cell, per_image, pass_s)
                 write_cell(self.out, cell.key, record, per_image, names, night)
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        """Turn an OSError while writing results (full disk, read-only mount) into one ConfigError naming out."""
+        try:
+            yield
         except OSError as exc:
             raise ConfigError(f"cannot write results to {self.out} ({exc.strerror or exc}); the cells written "
                               f"so far are kept, rerun to finish") from None
 
     def run(self) -> Path:
+        """Evaluate the pending cells while holding the output directory's lock (rank 0; sweep/lock.py)."""
+        distributed.on_main(lambda: check_writable(self.out), self.ctx)
+        lock = OutputLock(self.out)
+        distributed.on_main(lock.acquire, self.ctx)
+        try:
+            return self._evaluate()
+        finally:
+            lock.release()
+
+    def _evaluate(self) -> Path:
         cfg, ctx = self.config, self.ctx
-        distributed.on_main(lambda: check_writable(self.out), ctx)
         train_missing(self.refs, self._train_config, train)
         models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device)
         cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
@@ -254,9 +278,8 @@ class Sweep:
                     distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)
                 progress.cells_done(len(group))
         timing = self.timer.summary(time.perf_counter() - start)
-        path = self.out / MANIFEST
-        distributed.on_main(lambda: write_json(path, _plain(update_manifest(path, {
-            "status": "finished", "finished_at": now(), "cells_computed": len(pending), "timing": timing}))), ctx)
+        distributed.on_main(lambda: self._finish_manifest({"status": "finished", "finished_at": now(),
+                                                           "cells_computed": len(pending), "timing": timing}), ctx)
         if pending and timing["harness_over_model"] is not None:
             self.note(f"wrote {len(pending)} cells to {self.out} in {timing['total_s']:.1f}s: models "
                       f"{timing['model_s']:.1f}s, harness (data, corruption, metric, writing) "

@@ -1,0 +1,258 @@
+"""Faults a long sweep meets: kill -9 at seeded random points, a full disk or unwritable directory mid-write,
+and two sweeps started on the same results directory. Finished cells always equal an uninterrupted run's."""
+import errno
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from user_model_example import TinyRGBT
+
+from rgbt_bench.checkpoint import save_checkpoint
+from rgbt_bench.cli import main
+from rgbt_bench.datasets import open_dataset
+from rgbt_bench.sweep import store
+from rgbt_bench.sweep.engine import SweepConfig, run_sweep
+from rgbt_bench.sweep.lock import OutputLock
+from rgbt_bench.sweep.store import read_cells
+
+REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+DATA = {"size": [32, 40], "counts": [8, 4, 6]}
+DATA_FLAGS = ["--dataset-option", "size=[32,40]", "--dataset-option", "counts=[8,4,6]"]
+SLOW = "test_faults:build_slow"
+SUITE = "entries:\n  - corruption: thermal_noise\n    severities: [1, 3, 5]\n  - corruption: rgb_missing\n" \
+        "    severities: [5]\n"
+CELLS = 1 + 2 * (3 + 1)  # clean once + 4 corrupted settings x 2 seeds
+
+
+class SlowTiny(TinyRGBT):
+    """The example user model, slowed down so that kills land in the middle of a sweep, and held while the
+    file named by $FAULTS_GATE exists, so that a second sweep surely starts while the first is running."""
+
+    def forward(self, rgb, thermal):
+        time.sleep(0.03)
+        while os.environ.get("FAULTS_GATE") and os.path.exists(os.environ["FAULTS_GATE"]):
+            time.sleep(0.01)
+        return super().forward(rgb, thermal)
+
+
+def build_slow(num_classes: int, preset: str = "tiny") -> TinyRGBT:
+    return SlowTiny(num_classes)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Dataset rendered, a checkpoint, a suite, and the uninterrupted reference run, shared by the module."""
+    root = tmp_path_factory.mktemp("faults")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RGBT_BENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        open_dataset("synthetic", "test", **DATA)
+        torch.manual_seed(0)
+        ckpt = root / "slow.pt"
+        save_checkpoint(ckpt, {"model": SLOW, "preset": "tiny", "num_classes": 7, "config": {},
+                               "state_dict": build_slow(7).state_dict()})
+        suite = root / "suite.yaml"
+        suite.write_text(SUITE)
+        w = {"ckpt": str(ckpt), "suite": str(suite), "root": root}
+        reference = run_sweep(sweep_config(w, root / "reference", batch_size=3))
+    w["reference"] = {c.record["cell_id"]: c for c in read_cells(reference)}
+    assert len(w["reference"]) == CELLS
+    return w
+
+
+def sweep_config(w, out, **kw):
+    base = dict(models=[f"m={SLOW}"], checkpoints={"m": w["ckpt"]}, suite=w["suite"], out=str(out),
+                dataset_options=DATA, seeds=[0, 1], batch_size=2, cells_per_pass=1, device="cpu", progress=False)
+    return SweepConfig(**{**base, **kw})
+
+
+def cli_args(w, out):
+    return ["sweep", "--models", f"m={SLOW}", "--checkpoint", f"m={w['ckpt']}", "--suite", w["suite"], "--out",
+            str(out), *DATA_FLAGS, "--seeds", "0,1", "--batch-size", "2", "--cells-per-pass", "1", "--device", "cpu",
+            "--no-progress"]
+
+
+def start_cli(w, out, gate: Path | None = None) -> subprocess.Popen:
+    env = {**os.environ, "FAULTS_GATE": str(gate or ""), "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, "-m", "rgbt_bench.cli", *cli_args(w, out)], cwd=REPO, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finished(out: Path) -> set[str]:
+    return {p.stem for p in (out / "cells").glob("*.json")}
+
+
+def wait_for_cells(child: subprocess.Popen, out: Path, count: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while len(finished(out)) < count:
+        assert child.poll() is None, f"sweep ended early: {child.stderr.read()}"
+        assert time.monotonic() < deadline, f"sweep wrote fewer than {count} cells in {timeout} s"
+        time.sleep(0.005)
+
+
+def assert_equals_reference(w, out: Path) -> None:
+    cells = {c.record["cell_id"]: c for c in read_cells(out)}
+    assert sorted(cells) == sorted(w["reference"])
+    for cell_id, ref in w["reference"].items():
+        np.testing.assert_array_equal(cells[cell_id].per_image, ref.per_image)
+        assert cells[cell_id].record["metrics"] == ref.record["metrics"]
+        assert list(cells[cell_id].names) == list(ref.names)
+        assert list(cells[cell_id].is_night) == list(ref.is_night)
+
+
+def assert_intact(out: Path) -> None:
+    """Every cell record has its arrays, both parse, and no temp file of a failed write is left behind."""
+    for json_path in (out / "cells").glob("*.json"):
+        record = json.loads(json_path.read_text())
+        with np.load(json_path.with_suffix(".npz")) as z:
+            assert z["per_image"].shape == (record["num_images"], 7, 7)
+    assert not [p.name for p in out.rglob("*.tmp")]
+    if (out / "run.json").exists():
+        json.loads((out / "run.json").read_text())
+
+
+def test_kill_9_at_seeded_random_points_then_resume_equals_uninterrupted(world, tmp_path):
+    rng = random.Random(2024)
+    out = tmp_path / "killed"
+    stamps: dict[str, int] = {}
+    for _ in range(3):
+        done = len(finished(out)) if (out / "cells").is_dir() else 0
+        target = rng.randint(done + 1, min(done + 3, CELLS - 1))
+        child = start_cli(world, out)
+        wait_for_cells(child, out, target)
+        time.sleep(rng.uniform(0.0, 0.08))  # land anywhere inside the next cell's pass or its writes
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        assert child.returncode == -signal.SIGKILL
+        now_done = finished(out)
+        assert target <= len(now_done) < CELLS
+        for cell_id, stamp in stamps.items():  # a finished cell is never rewritten by a later run
+            assert (out / "cells" / f"{cell_id}.npz").stat().st_mtime_ns == stamp
+        stamps.update({c: (out / "cells" / f"{c}.npz").stat().st_mtime_ns for c in now_done})
+    (out / "cells" / ".m__synthetic__test__clean__s0__seed9.json.x1y2.tmp").write_text("{")  # a torn temp file
+    run_sweep(sweep_config(world, out))
+    assert_equals_reference(world, out)
+    assert len(list(read_cells(out))) == CELLS
+    assert all((out / "cells" / f"{c}.npz").stat().st_mtime_ns == s for c, s in stamps.items())
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["status"] == "finished" and manifest["cells_total"] == CELLS
+
+
+def failing_writes(monkeypatch, code: int, after: int, match: str = ".npz") -> list[Path]:
+    """Make atomic writes of files whose name contains `match` fail with OSError(`code`) from the
+    (`after` + 1)-th such write on, half-way through writing, like a disk filling up; returns the paths tried."""
+    real = store._atomic_write
+    tried: list[Path] = []
+
+    def write(path, fn):
+        if match not in path.name:
+            return real(path, fn)
+        tried.append(path)
+        if len(tried) <= after:
+            return real(path, fn)
+
+        def half_then_fail(fh):
+            fh.write(b"\x00" * 64)
+            raise OSError(code, os.strerror(code))
+        return real(path, half_then_fail)
+
+    monkeypatch.setattr(store, "_atomic_write", write)
+    return tried
+
+
+@pytest.mark.parametrize("code,after", [(errno.ENOSPC, 0), (errno.ENOSPC, 3), (errno.EROFS, 2), (errno.EACCES, 1)])
+def test_write_failure_mid_sweep_is_one_line_and_keeps_finished_cells(world, tmp_path, capsys, monkeypatch, code,
+                                                                      after):
+    out = tmp_path / "r"
+    failing_writes(monkeypatch, code, after)
+    with pytest.raises(SystemExit) as exc:
+        main(cli_args(world, out))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (f"Error: cannot write results to {out} ({os.strerror(code)}); the cells written so far are "
+                   f"kept, rerun to finish\n")
+    assert len(finished(out)) == after
+    assert_intact(out)
+    monkeypatch.undo()
+    run_sweep(sweep_config(world, out))
+    assert_equals_reference(world, out)
+
+
+@pytest.mark.parametrize("when", [0, 1])
+def test_manifest_write_failure_is_one_line(world, tmp_path, capsys, monkeypatch, when):
+    """The disk fills up while the manifest is written: at the start (0) or at the end of the sweep (1)."""
+    out = tmp_path / "r"
+    failing_writes(monkeypatch, errno.ENOSPC, when, match="run.json")
+    with pytest.raises(SystemExit) as exc:
+        main(cli_args(world, out))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"Error: cannot write results to {out} (No space left on device)")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert len(finished(out)) == (0 if when == 0 else CELLS)
+    assert_intact(out)
+    assert (out / "run.json").exists() == (when == 1)
+
+
+def test_unwritable_output_directory_is_one_line_and_writes_nothing(world, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "ro"
+    real = os.open
+
+    def deny(path, flags, *args, **kw):  # as a read-only directory does (the tests may run as root)
+        if str(path).startswith(str(out)) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(SystemExit) as exc:
+        main(cli_args(world, out))
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == (f"Error: cannot write results to {out} (Permission denied); choose a "
+                                       f"writable --out\n")
+    assert [p.name for p in out.rglob("*")] == ["cells"]
+
+
+def test_second_sweep_on_a_locked_directory_stops_at_once_naming_the_holder(world, tmp_path, capsys):
+    out = tmp_path / "locked"
+    with OutputLock(out) as lock:
+        assert lock.held
+        with pytest.raises(SystemExit) as exc:
+            main(cli_args(world, out))
+        assert exc.value.code == 2
+        assert capsys.readouterr().err == (f"Error: results directory {out} is in use by another sweep "
+                                           f"(pid {os.getpid()}); wait for it to finish, or choose another --out\n")
+        assert not finished(out) and not (out / "run.json").exists()
+    assert not lock.held
+    main(cli_args(world, out))
+    assert capsys.readouterr().out.strip() == str(out)
+    assert_equals_reference(world, out)
+
+
+def test_two_concurrent_sweep_processes_do_not_corrupt_each_other(world, tmp_path):
+    out, gate = tmp_path / "shared", tmp_path / "gate"
+    first = start_cli(world, out, gate)
+    wait_for_cells(first, out, 1)
+    gate.touch()  # hold the first sweep mid-run until the second has given up
+    second = start_cli(world, out)
+    _, err = second.communicate(timeout=120)
+    gate.unlink()
+    assert second.returncode == 2
+    assert err == (f"Error: results directory {out} is in use by another sweep (pid {first.pid}); wait for it to "
+                   f"finish, or choose another --out\n")
+    assert first.poll() is None, "the first sweep should still be running"
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert stdout.strip() == str(out)
+    assert_equals_reference(world, out)
+    assert_intact(out)
+    again = run_sweep(sweep_config(world, out))  # the lock died with its holder
+    assert json.loads((again / "run.json").read_text())["cells_computed"] == 0
