@@ -11,8 +11,10 @@ import hashlib
 import os
 import pickle
 import re
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Optional
 
@@ -41,6 +43,27 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return path
 
 
+def _check_zip_integrity(path: Path, what: str, expected: str) -> None:
+    """Refuse a zip-format torch file whose members fail their CRC-32 (bytes flipped on disk or in transit).
+
+    torch.load does not check the CRCs, so a damaged tensor would otherwise load as silently wrong weights.
+    A member flagged as a directory (MS-DOS attribute 0x10) is damage too: torch's reader would skip its bytes.
+    Legacy (non-zip) torch files have no checksums and are left to torch.load.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip() or next((i.filename for i in archive.infolist()
+                                             if i.is_dir() or i.external_attr & 0x10), None)
+    except (zipfile.BadZipFile, zlib.error, struct.error, NotImplementedError, ValueError, OSError, EOFError,
+            KeyError) as exc:
+        raise CheckpointError(f"{what} {path} is damaged ({exc}); expected {expected}") from exc
+    if bad is not None:
+        raise CheckpointError(f"{what} {path} is damaged: member '{bad}' fails its CRC-32 or attribute check; "
+                              f"expected {expected}")
+
+
 def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = "a file written by torch.save",
                     map_location: str | torch.device = "cpu") -> Any:
     """Read any torch file with weights_only=True (pickled code never runs), mapping every failure to one
@@ -48,6 +71,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = 
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; expected {expected}")
+    _check_zip_integrity(path, what, expected)
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
