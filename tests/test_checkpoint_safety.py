@@ -176,3 +176,23 @@ def test_crc_failure_names_the_member(tmp_path):
         read_torch_file(path)
     assert str(err.value) == (f"checkpoint {path} is damaged: member 'archive/data/6' fails its CRC-32 or attribute "
                               f"check; expected a file written by torch.save")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the damaged protocol byte
+def test_malformed_pickle_streams_are_refused(tmp_path):
+    """Random bytes, text files and damaged pickles: each is one CheckpointError, never an unpickler IndexError,
+    KeyError or struct.error escaping as a traceback."""
+    rng = random.Random(11)
+    good = bytearray(pickle.dumps({"state_dict": {"w": 1}}, protocol=2))
+    path = tmp_path / "junk.pt"
+    samples = [b"entries: []\n", b"h)eI(", b"\x80\nX3", b"(l."]
+    samples += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 48))) for _ in range(60)]
+    for _ in range(60):
+        damaged = bytearray(good)
+        damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        samples.append(bytes(damaged))
+    for data in samples:
+        path.write_bytes(data)
+        with pytest.raises(CheckpointError, match=rf"^checkpoint {path} (is not a readable torch file|was refused|"
+                                                  rf"has no 'state_dict')"):
+            load_checkpoint(path)

@@ -110,7 +110,11 @@ def load_suite(path_or_name: str | Path) -> Suite:
     """Read and validate a suite file (or a bundled suite by name)."""
     path = suite_path(path_or_name)
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"suite file '{path}' cannot be read as UTF-8 text ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"suite file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not data["entries"]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,13 @@ def open_dataset(spec: str, split: str, **options: Any) -> RGBTDataset:
     cls = dataset_class(name)
     if split not in cls.info.splits:
         raise ConfigError(f"dataset '{name}' has no split '{split}'; expected one of {', '.join(cls.info.splits)}")
+    params = inspect.signature(cls).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        known = [k for k in params if k not in ("root", "split")]
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"dataset '{name}' has no option '{unknown[0]}'; expected "
+                              + (f"one of {', '.join(known)}" if known else "no options"))
     return cls(root, split, **options) if root is not None else cls(None, split, **options)
 
 

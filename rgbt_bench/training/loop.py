@@ -181,12 +181,16 @@ class Trainer:
         if not self.ctx.is_main:
             return
         path = self.config.log_path
-        path.parent.mkdir(parents=True, exist_ok=True)
         kept = []
         if self.config.resume and path.is_file():
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["iteration"] <= self.state.iteration]
-        path.write_text("".join(line + "\n" for line in kept))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(line + "\n" for line in kept))
+        except OSError as exc:
+            raise ConfigError(f"cannot write training outputs to {path.parent} ({exc.strerror or exc}); "
+                              f"choose a writable --out") from None
 
     def _evaluate(self) -> bool:
         """Evaluate on val (all ranks, one model); record it; True when it is the best so far."""
