@@ -1,0 +1,123 @@
+"""`rgbt-bench report`, `leaderboard` and `check`: read sweep results, write tables/plots, rank, guard regressions."""
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+
+from .options import device_option, resolve_device
+
+CONFIDENCE = 0.95
+PIPE_WIDTH = 140
+
+
+def _console() -> Console:
+    """A console on stdout; when stdout is not a terminal, wide enough for the tables not to wrap."""
+    return Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
+
+
+@click.command("report")
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--reference", default=None,
+              help="Model CE/mCE are measured against [default: run.json's reference, else the first model].")
+@click.option("--bootstrap", type=int, default=1000, show_default=True,
+              help="Paired bootstrap resamples over images (0 skips the confidence intervals).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@click.option("--qualitative", default="worst", show_default=True, metavar="CORRUPTION:SEVERITY",
+              help="Setting of the qualitative grid: CORRUPTION:SEVERITY, clean, worst (lowest mean mIoU) or none.")
+@click.option("--per-class", "per_class", default=None, metavar="CORRUPTION:SEVERITY",
+              help="Corrupted setting of the per-class bar plot [default: the qualitative one].")
+@click.option("--images", type=click.IntRange(1, 16), default=3, show_default=True,
+              help="Images in the qualitative grid.")
+@click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the figures (PNG and SVG).")
+@device_option
+def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, device):
+    """Write mIoU, per-class, day/night and robustness tables, bootstrap CIs and plots into RESULTS_DIR/report/."""
+    from ..report.build import build_report, summary_frame
+    from ..report.terminal import frame_table
+
+    result = build_report(results_dir, reference=reference, bootstrap=bootstrap, seed=seed, confidence=CONFIDENCE,
+                          qualitative=qualitative, per_class=per_class, plot=plots, images=images,
+                          device=resolve_device(device))
+    console = _console()
+    r = result.results
+    title = f"{r.dataset}/{r.split}, {len(r.names)} images, {len(r.raw)} cells (mIoU %)"
+    console.print(frame_table(summary_frame(result), [
+        ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"),
+        ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at")], title=title,
+        ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
+    console.print(f"mIoU convention '{r.convention}'; mCE against '{result.reference.model}' "
+                  f"({result.reference.chosen_by})", highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"report written to {result.out_dir}", highlight=False)
+
+
+@click.command("leaderboard")
+@click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
+@click.option("--out", default="leaderboard.csv", show_default=True,
+              help="CSV to write; a Markdown copy goes next to it (.md).")
+@click.option("--rank-by", type=click.Choice(["mean_corrupted", "clean", "mce", "rr", "worst"]),
+              default="mean_corrupted", show_default=True, help="Ranking column (mCE: lower is better).")
+@click.option("--bootstrap", type=int, default=1000, show_default=True,
+              help="Paired bootstrap resamples for the CI bounds (0 skips them).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
+    """Rank models across sweep results (e.g. results/*): one row per model and results directory."""
+    from ..errors import ConfigError
+    from ..report.leaderboard import build_leaderboard, write_leaderboard
+    from ..report.terminal import frame_table
+
+    if bootstrap < 0:
+        raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
+    frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE)
+    paths = write_leaderboard(frame, out, rank_by)
+    console = _console()
+    groups = frame[["dataset", "split"]].drop_duplicates()
+    where = [] if len(groups) == 1 else [("dataset", "dataset"), ("split", "split")]
+    console.print(frame_table(frame, [
+        ("rank", "#"), ("model", "model"), *where, ("clean_miou", "clean"),
+        ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"), ("mce", "mCE %"), ("worst_miou", "worst"),
+        ("reference", "mCE ref")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
+        + (f" on {groups.iloc[0]['dataset']}/{groups.iloc[0]['split']}" if len(groups) == 1 else ""),
+        ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
+    if skipped:
+        console.print(f"skipped (no sweep cells): {', '.join(map(str, skipped))}", highlight=False)
+    console.print(f"wrote {', '.join(map(str, paths))}", highlight=False)
+
+
+@click.command("check")
+@click.argument("results_dir", type=click.Path(file_okay=False))
+@click.option("--baseline", required=True, type=click.Path(dir_okay=False),
+              help="Baseline CSV, e.g. results/baselines/X.csv.")
+@click.option("--max-drop", type=float, default=1.0, show_default=True,
+              help="Largest tolerated fall of a cell's mIoU, in percentage points.")
+@click.option("--update-baseline", is_flag=True, help="Write the baseline from these results instead of checking.")
+@click.option("--all", "show_all", is_flag=True, help="List every cell, not only the failing ones.")
+@click.pass_context
+def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
+    """Compare each cell's mIoU with a stored baseline; exit 1 when any fell by more than --max-drop or is missing."""
+    from ..report.check import compare, current_table, read_baseline, write_baseline
+    from ..report.load import load_results
+    from ..report.terminal import frame_table
+
+    console = _console()
+    results = load_results(results_dir)
+    if update_baseline:
+        path = write_baseline(results, baseline)
+        console.print(f"baseline {path} written from {results.path} ({len(results.raw)} cells)", highlight=False)
+        return
+    outcome = compare(read_baseline(baseline), current_table(results), max_drop, where=f"baseline {baseline}")
+    counts = outcome.counts()
+    shown = outcome.diff if show_all else outcome.failures
+    if not shown.empty:
+        console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU"), ("current", "current"),
+                                          ("delta", "delta"), ("status", "status")],
+                                  title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
+                                  styles={"regression": "red", "missing": "red", "new": "yellow"}))
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    verdict = "PASS" if outcome.passed else "FAIL"
+    console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points)", highlight=False)
+    if not outcome.passed:
+        ctx.exit(1)

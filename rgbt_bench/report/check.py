@@ -1,0 +1,141 @@
+"""Regression check of a sweep against a stored baseline CSV, cell by cell (one row per stored sweep cell:
+model, dataset, split, corruption, severity, seed), in mIoU percentage points.
+
+A cell fails when its mIoU fell by more than the tolerance, or when the baseline has it and the current
+results do not. Cells only in the current results are listed as "new" and do not fail. The baseline is
+written atomically (temp file + rename), so an interrupted update never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from ..metrics import compute_metrics
+from .load import Results
+
+KEY = ["model", "dataset", "split", "corruption", "severity", "seed"]
+COLUMNS = KEY + ["miou", "convention"]
+OK, REGRESSION, MISSING, NEW = "ok", "regression", "missing", "new"
+FAILING = (REGRESSION, MISSING)
+
+
+def current_table(results: Results) -> pd.DataFrame:
+    """One row per stored cell (seeds unpooled) with its mIoU in % under the results' convention."""
+    rows = [{**{k: c.record[k] for k in KEY}, "miou": 100.0 * compute_metrics(c.confusion, results.convention).miou,
+             "convention": results.convention} for c in results.raw]
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    return frame.astype({"severity": int, "seed": int}).sort_values(KEY, kind="stable").reset_index(drop=True)
+
+
+def read_baseline(path: str | Path) -> pd.DataFrame:
+    """The baseline CSV at `path`; one ConfigError/DataError line when it is missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"baseline {path} does not exist; write one with `rgbt-bench check RESULTS --baseline "
+                          f"{path} --update-baseline`")
+    expected = f"expected a CSV with columns {', '.join(COLUMNS)}"
+    try:
+        frame = pd.read_csv(path, dtype={"model": str, "dataset": str, "split": str, "corruption": str,
+                                         "convention": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"baseline {path} is not a readable CSV ({reason}); {expected}") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}; {expected}")
+    for column in ("severity", "seed", "miou"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = values.isna() if column != "miou" else values.isna() & frame[column].notna()
+        if bad.any():
+            row = int(bad.idxmax()) + 2
+            raise DataError(f"baseline {path} line {row}: {column} '{frame[column][bad].iloc[0]}' is not a number; "
+                            f"{expected}")
+        frame[column] = values
+    if frame[KEY].isna().any().any():
+        row = int(frame[KEY].isna().any(axis=1).idxmax()) + 2
+        raise DataError(f"baseline {path} line {row} has an empty key field; {expected}")
+    duplicated = frame.duplicated(KEY)
+    if duplicated.any():
+        row = int(duplicated.idxmax()) + 2
+        raise DataError(f"baseline {path} line {row} repeats a cell; expected one row per cell")
+    return frame.astype({"severity": int, "seed": int})[COLUMNS]
+
+
+def write_baseline(results: Results, path: str | Path) -> Path:
+    """Write the current results as the baseline CSV at `path`, atomically. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = current_table(results).to_csv(index=False, float_format="%.4f")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+@dataclass
+class CheckResult:
+    """The per-cell comparison (`diff`: cell, baseline, current, delta, status) and whether it passed."""
+
+    diff: pd.DataFrame
+    max_drop: float
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        return self.diff[self.diff["status"].isin(FAILING)]
+
+    @property
+    def passed(self) -> bool:
+        return self.failures.empty
+
+    def counts(self) -> dict[str, int]:
+        return {s: int((self.diff["status"] == s).sum()) for s in (OK, REGRESSION, MISSING, NEW)}
+
+
+def cell_name(row: dict) -> str:
+    return (f"{row['model']} {row['corruption']}@{int(row['severity'])} seed {int(row['seed'])} "
+            f"({row['dataset']}/{row['split']})")
+
+
+def compare(baseline: pd.DataFrame, current: pd.DataFrame, max_drop: float, where: str = "baseline") -> CheckResult:
+    """Compare per cell; `max_drop` is the largest tolerated fall in mIoU percentage points."""
+    if not max_drop >= 0:
+        raise ConfigError(f"--max-drop must be >= 0 percentage points, got {max_drop}")
+    conventions = set(baseline["convention"].dropna()) - set(current["convention"])
+    if conventions:
+        raise ConfigError(f"{where} was computed under the {', '.join(sorted(conventions))} mIoU convention but the "
+                          f"results under {', '.join(sorted(set(current['convention'])))}; they are not comparable")
+    merged = baseline[KEY + ["miou"]].merge(current[KEY + ["miou"]], on=KEY, how="outer",
+                                             suffixes=("_baseline", "_current"), indicator=True)
+    rows = []
+    for row in merged.to_dict(orient="records"):
+        base, cur = float(row["miou_baseline"]), float(row["miou_current"])
+        if row["_merge"] == "left_only":
+            status = MISSING
+        elif row["_merge"] == "right_only":
+            status = NEW
+        elif math.isnan(base) and math.isnan(cur):
+            status = OK
+        elif math.isnan(cur) or math.isnan(base):
+            status = REGRESSION if math.isnan(cur) else OK
+        else:
+            status = REGRESSION if cur - base < -max_drop else OK
+        rows.append({"cell": cell_name(row), **{k: row[k] for k in KEY}, "baseline": base,
+                     "current": cur, "delta": cur - base, "status": status})
+    diff = pd.DataFrame(rows, columns=["cell", *KEY, "baseline", "current", "delta", "status"])
+    order = {REGRESSION: 0, MISSING: 1, NEW: 2, OK: 3}
+    diff = diff.sort_values(["status", "delta"], key=lambda s: s.map(order) if s.name == "status" else s,
+                            kind="stable").reset_index(drop=True)
+    return CheckResult(diff, max_drop)

@@ -1,0 +1,79 @@
+"""Leaderboard across sweep results: one row per model and results directory, ranked within each
+(dataset, split) by mean corrupted mIoU (or another --rank-by column). mCE is relative to each directory's
+own reference model, named in the `reference` column; CI bounds come from the paired bootstrap."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Optional
+
+import pandas as pd
+
+from ..errors import ConfigError, DataError
+from .bootstrap import paired_bootstrap
+from .load import is_results_dir, load_results
+from .robustness import choose_reference, robustness_tables
+from .tables import to_markdown
+
+# --rank-by choice -> (column, higher is better)
+RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
+           "mce": ("mce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
+COLUMNS = ["rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high", "mean_corrupted_miou",
+           "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "worst_miou", "worst_setting", "reference",
+           "convention", "images", "results"]
+
+
+def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(directories holding sweep cells, other paths given) — `results/*` also matches baselines and READMEs."""
+    found, skipped = [], []
+    for path in map(Path, paths):
+        (found if path.is_dir() and is_results_dir(path) else skipped).append(path)
+    return found, skipped
+
+
+def _rows(path: Path, bootstrap: int, seed: int, confidence: float) -> list[dict]:
+    results = load_results(path)
+    reference = choose_reference(results)
+    _, summary = robustness_tables(results, reference)
+    ci = {}
+    if bootstrap:
+        boot = paired_bootstrap(results, reference, bootstrap, seed, confidence).summary
+        ci = {(r.model, r.statistic): (r.low, r.high) for r in boot.itertuples()}
+    rows = []
+    for r in summary.to_dict(orient="records"):
+        nan = (float("nan"), float("nan"))
+        clean_ci, corrupted_ci = ci.get((r["model"], "clean"), nan), ci.get((r["model"], "mean_corrupted"), nan)
+        rows.append({**r, "dataset": results.dataset, "split": results.split, "convention": results.convention,
+                     "images": len(results.names), "results": str(path),
+                     "clean_low": clean_ci[0], "clean_high": clean_ci[1],
+                     "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1]})
+    return rows
+
+
+def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupted", bootstrap: int = 1000, seed: int = 0,
+                confidence: float = 0.95) -> tuple[pd.DataFrame, list[Path]]:
+    """(ranked leaderboard, paths skipped for holding no sweep cells). DataError when none holds any."""
+    if rank_by not in RANK_BY:
+        raise ConfigError(f"invalid --rank-by '{rank_by}'; expected one of {', '.join(RANK_BY)}")
+    paths = list(paths)
+    found, skipped = results_dirs(paths)
+    if not found:
+        raise DataError(f"none of {', '.join(map(str, paths)) or 'the given paths'} holds sweep results "
+                        "(a cells/ folder of finished cells); expected directories written by `rgbt-bench sweep`")
+    frame = pd.DataFrame([row for path in found for row in _rows(path, bootstrap, seed, confidence)])
+    column, higher = RANK_BY[rank_by]
+    frame = frame.sort_values(["dataset", "split", column], ascending=[True, True, not higher],
+                              na_position="last", kind="stable")
+    frame["rank"] = frame.groupby(["dataset", "split"]).cumcount() + 1
+    return frame[COLUMNS].reset_index(drop=True), skipped
+
+
+def write_leaderboard(frame: pd.DataFrame, out: str | Path, rank_by: Optional[str] = None) -> list[Path]:
+    """Write `out` (CSV) and the same table as Markdown next to it (`out` with suffix .md)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False, float_format="%.4f")
+    md = out.with_suffix(".md")
+    ranked = f" Ranked by {rank_by} within each dataset and split." if rank_by else ""
+    md.write_text("# Leaderboard\n\nmIoU, RR and mCE in %; mCE against each results directory's reference model."
+                  f"{ranked}\n\n" + to_markdown(frame))
+    return [out, md]

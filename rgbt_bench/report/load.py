@@ -1,0 +1,168 @@
+"""A sweep results directory read back for reporting: cells pooled over corruption seeds, in a stable order.
+
+Every number of a report is computed from the per-image confusion matrices a sweep stored
+(rgbt_bench.sweep.store), never from stored mIoUs. A corruption evaluated under several seeds is pooled:
+the per-image matrices of its seeds are summed, so the pooled cell keeps one matrix per image (which the
+paired bootstrap resamples) and its mIoU is that of all seeds' pixels together.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from ..metrics import compute_metrics
+from ..sweep.store import CELL_DIR, CellResult, read_cells
+
+CLEAN = "clean"
+MANIFEST = "run.json"
+
+
+@dataclass
+class Cell:
+    """One (model, corruption, severity) of a sweep, pooled over its seeds: per_image int64 [N, C, C]."""
+
+    model: str
+    corruption: str
+    severity: int
+    seeds: tuple[int, ...]
+    per_image: np.ndarray
+
+    @property
+    def clean(self) -> bool:
+        return self.corruption == CLEAN
+
+    @property
+    def confusion(self) -> np.ndarray:
+        return self.per_image.sum(axis=0)
+
+
+@dataclass
+class Results:
+    """All cells of one results directory (one dataset and split, one mIoU convention).
+
+    `raw` keeps the unpooled cells (one per seed) for the regression check. `names` / `is_night` describe
+    the N images every cell shares (is_night: 1 night, 0 day, -1 unknown).
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    dataset: str
+    split: str
+    convention: str
+    class_names: tuple[str, ...]
+    names: np.ndarray
+    is_night: np.ndarray
+    models: list[str]
+    corruptions: list[str]
+    cells: dict[tuple[str, str, int], Cell] = field(repr=False)
+    raw: list[CellResult] = field(repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def has_day_night(self) -> bool:
+        return bool((self.is_night >= 0).any())
+
+    def cell(self, model: str, corruption: str, severity: int) -> Optional[Cell]:
+        return self.cells.get((model, corruption, severity))
+
+    def severities(self, corruption: str) -> list[int]:
+        """Severities at which any model was evaluated under `corruption`, ascending."""
+        return sorted({s for (_, c, s) in self.cells if c == corruption})
+
+    def settings(self) -> list[tuple[str, int]]:
+        """(corruption, severity) pairs in report order: clean first, then the suite's order."""
+        out = [(CLEAN, 0)] if any(c == CLEAN for (_, c, _) in self.cells) else []
+        return out + [(c, s) for c in self.corruptions for s in self.severities(c)]
+
+    def miou(self, model: str, corruption: str, severity: int) -> float:
+        """mIoU (fraction) of a cell's summed matrix under the results' convention; NaN if absent."""
+        cell = self.cell(model, corruption, severity)
+        return compute_metrics(cell.confusion, self.convention).miou if cell is not None else float("nan")
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """run.json of a results directory ({} when there is none); a corrupt one is a DataError."""
+    manifest = Path(path) / MANIFEST
+    if not manifest.is_file():
+        return {}
+    try:
+        return json.loads(manifest.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{manifest} is not readable JSON ({exc}); expected the sweep's manifest") from None
+
+
+def is_results_dir(path: Path) -> bool:
+    """Whether `path` holds at least one finished sweep cell."""
+    return any((Path(path) / CELL_DIR).glob("*.json"))
+
+
+def _ordered(found: list[str], preferred: list[str]) -> list[str]:
+    return [p for p in preferred if p in found] + sorted(set(found) - set(preferred))
+
+
+def _one(values: set, what: str, path: Path):
+    if len(values) != 1:
+        raise DataError(f"{path} mixes {what} {sorted(map(str, values))}; expected one per results directory "
+                        "(write each sweep to its own --out)")
+    return next(iter(values))
+
+
+def _read_raw(path: Path) -> list[CellResult]:
+    try:
+        return list(read_cells(path))
+    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path / CELL_DIR} holds an unreadable cell ({exc}); expected the files a sweep "
+                        "writes (.json + .npz per cell)") from None
+
+
+def load_results(path: str | Path) -> Results:
+    """Read every finished cell of `path`; DataError when there are none or they do not fit together."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"results directory {path} does not exist; expected the --out of a sweep")
+    raw = _read_raw(path)
+    if not raw:
+        raise DataError(f"{path} holds no finished sweep cells (no {CELL_DIR}/*.json); run `rgbt-bench sweep "
+                        f"--out {path}` first")
+    manifest = read_manifest(path)
+    dataset = _one({c.record["dataset"] for c in raw}, "datasets", path)
+    split = _one({c.record["split"] for c in raw}, "splits", path)
+    convention = _one({c.record.get("convention", "field") for c in raw}, "mIoU conventions", path)
+    class_names = tuple(_one({tuple(c.record["class_names"]) for c in raw}, "class lists", path))
+    first = raw[0]
+    for cell in raw:
+        if not np.array_equal(cell.names, first.names):
+            raise DataError(f"cell {cell.record['cell_id']} of {path} covers other images than cell "
+                            f"{first.record['cell_id']} ({len(cell.names)} vs {len(first.names)}); expected every "
+                            "cell of a sweep to cover the same images")
+        if cell.per_image.shape[1:] != (len(class_names),) * 2:
+            raise DataError(f"cell {cell.record['cell_id']} of {path} has confusion matrices of shape "
+                            f"{cell.per_image.shape[1:]}; expected {len(class_names)}x{len(class_names)}")
+    groups: dict[tuple[str, str, int], list[CellResult]] = {}
+    for cell in raw:
+        r = cell.record
+        groups.setdefault((r["model"], r["corruption"], int(r["severity"])), []).append(cell)
+    cells = {key: Cell(*key, tuple(sorted(int(c.record["seed"]) for c in group)),
+                       np.sum([c.per_image for c in group], axis=0))
+             for key, group in groups.items()}
+    models = _ordered([m for m, _, _ in cells], [m.get("name") for m in manifest.get("models", [])])
+    suite = [e.get("label") or e.get("corruption") for e in manifest.get("suite", {}).get("entries", [])]
+    corruptions = _ordered([c for _, c, _ in cells if c != CLEAN], suite)
+    return Results(path, manifest, dataset, split, convention, class_names, first.names, first.is_night,
+                   models, corruptions, cells, raw)
+
+
+def check_model(results: Results, model: str, flag: str = "--reference") -> str:
+    """`model` if the results hold it, else a ConfigError listing the models they hold."""
+    if model not in results.models:
+        raise ConfigError(f"{flag} model '{model}' is not in {results.path}; expected one of "
+                          f"{', '.join(results.models)}")
+    return model
