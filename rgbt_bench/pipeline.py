@@ -1,0 +1,312 @@
+"""The main job behind `rgbt-bench run`: built-in dataset -> train tiny models -> sweep a suite -> report.
+
+Phases (each timed, see RunResult.phases):
+1. dataset: the synthetic dataset is generated once and cached (rgbt_bench.datasets.synthetic);
+2. train: every model is trained into `<models_dir>/<model>_tiny_synthetic.pt`. The cache is keyed on
+   the training configuration stored in each checkpoint: a checkpoint whose finished run (`.last.pt`)
+   has the same training-relevant config is reused, an unfinished one with the same config is resumed,
+   anything else is retrained;
+3. sweep: rgbt_bench.sweep.run_sweep over the suite, restricted to the chosen severities (a derived
+   suite file is written next to the results); finished cells are skipped, so a killed run resumes.
+   Cells computed with weights or data that are no longer current are moved to `<out>/stale/` first;
+4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
+5. summary: clean mIoU, mean corrupted mIoU and mIoU with each camera missing, per model.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import pandas as pd
+import yaml
+
+from .checkpoint import file_sha256, load_checkpoint
+from .corruptions import load_suite
+from .corruptions.corruption import SEVERITIES
+from .datasets import open_dataset
+from .errors import CheckpointError, ConfigError
+from .sweep.store import CELL_DIR
+from .training.config import TrainConfig, default_crop
+
+DATASET = "synthetic"
+PRESET = "tiny"
+DEFAULT_MODELS = ("crm", "rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only")
+# Severity 5 of rgb_missing / thermal_missing drops the camera on every image (the CRM paper's
+# missing-modality test), so the summary needs 5; 1 and 3 give the slope of each corruption.
+DEFAULT_SEVERITIES = (1, 3, 5)
+MISSING = ("rgb_missing", "thermal_missing")
+# Training iterations per model for the full run (batch 8, 60x80 crops of the 120x160 synthetic images),
+# chosen so that the whole job fits in ~6 minutes on 2 CPU cores; other models get DEFAULT_ITERATIONS.
+ITERATIONS = {"crm": 300, "rtfnet": 300, "mfnet": 600, "early_fusion": 600, "rgb_only": 600, "thermal_only": 600}
+DEFAULT_ITERATIONS = 600
+QUICK_ITERATIONS = 3
+LEADERBOARD = "leaderboard.csv"
+QUICK_DATASET = {"size": [32, 40], "counts": [8, 4, 4]}
+# TrainConfig fields that change how a run executes but not the weights it produces.
+RUNTIME_FIELDS = ("device", "out", "resume", "workers", "progress", "log_every", "eval_batch_size", "save_every")
+
+
+@dataclass
+class RunConfig:
+    """One main-job run. `iterations` None: the per-model plan (ITERATIONS; QUICK_ITERATIONS with `quick`).
+
+    `quick` also shrinks the dataset (QUICK_DATASET unless `dataset_options` are given), keeps only
+    severity 5 and trains with batch 2, for tests and smoke checks.
+    """
+
+    out: str = "results/main"
+    models: Sequence[str] = DEFAULT_MODELS
+    suite: str = "default"
+    severities: Optional[Sequence[int]] = None
+    device: str = "auto"
+    iterations: Optional[int] = None
+    seed: int = 1024
+    quick: bool = False
+    models_dir: str = "models"
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    batch_size: int = 8
+    sweep_batch_size: int = 20
+    workers: int = 0
+    bootstrap: int = 1000
+    progress: bool = True
+    command: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.models, str):
+            self.models = [m.strip() for m in self.models.split(",") if m.strip()]
+        self.models = list(self.models)
+        if self.quick and not self.dataset_options:
+            self.dataset_options = dict(QUICK_DATASET)
+        if self.severities is None:
+            self.severities = [5] if self.quick else list(DEFAULT_SEVERITIES)
+        self.severities = sorted(set(int(s) for s in self.severities))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first invalid value."""
+        if not self.models:
+            raise ConfigError("no models given; expected e.g. --models crm,rtfnet")
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"--models lists a model twice: {','.join(self.models)}")
+        bad = [s for s in self.severities if s not in SEVERITIES]
+        if not self.severities or bad:
+            raise ConfigError(f"invalid severities {list(self.severities)}; expected integers among 1..5, e.g. 1,3,5")
+        if self.iterations is not None and self.iterations < 1:
+            raise ConfigError(f"--iterations must be >= 1, got {self.iterations}")
+        for name in ("batch_size", "sweep_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+
+    def device_resolved(self):
+        from .cli.options import resolve_device
+        return resolve_device(self.device)
+
+    def iterations_for(self, model: str) -> int:
+        if self.iterations is not None:
+            return self.iterations
+        return QUICK_ITERATIONS if self.quick else ITERATIONS.get(model, DEFAULT_ITERATIONS)
+
+    def train_config(self, model: str, image_size: tuple[int, int]) -> TrainConfig:
+        """The training run whose checkpoint the sweep evaluates for `model`, on images of `image_size`.
+
+        The crop is set explicitly (the trainer's default, half the image) so that the config compared
+        with a cached checkpoint's is the one the trainer stores."""
+        from .sweep.models import cache_path
+        iterations = self.iterations_for(model)
+        return TrainConfig(model=model, preset=PRESET, dataset=DATASET, iterations=iterations,
+                           batch_size=2 if self.quick else self.batch_size, seed=self.seed, device=self.device,
+                           crop=default_crop(DATASET, image_size),
+                           eval_every=max(1, iterations // 2), out=str(cache_path(self.models_dir, model, PRESET)),
+                           workers=self.workers, dataset_options=dict(self.dataset_options), progress=self.progress)
+
+
+@dataclass
+class RunResult:
+    """What a run produced: results directory, report directory, leaderboard CSV, per-phase seconds."""
+
+    out: Path
+    report: Path
+    leaderboard: Path
+    summary: pd.DataFrame
+    phases: dict[str, float]
+    trained: dict[str, str]
+
+
+# ----- training cache ---------------------------------------------------------------------------------
+def training_key(config: TrainConfig | dict[str, Any]) -> dict[str, Any]:
+    """The training-relevant part of a TrainConfig (as stored in checkpoints): what the cache is keyed on."""
+    values = config.to_dict() if isinstance(config, TrainConfig) else dict(config)
+    return json.loads(json.dumps({k: v for k, v in values.items() if k not in RUNTIME_FIELDS}))
+
+
+def _stored_key(path: Path) -> tuple[Optional[dict[str, Any]], int]:
+    """(training key, iteration) of a checkpoint file, or (None, 0) when it is absent or unreadable."""
+    if not path.is_file():
+        return None, 0
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError:
+        return None, 0
+    config = ckpt.get("config")
+    if not isinstance(config, dict):
+        return None, 0
+    return training_key(config), int(ckpt.get("iteration") or 0)
+
+
+def cache_state(config: TrainConfig) -> str:
+    """'ready' (finished with this config), 'resume' (unfinished, same config) or 'train'."""
+    key = training_key(config)
+    last_key, last_iteration = _stored_key(config.last_path)
+    if last_key != key:
+        return "train"
+    if last_iteration < config.iterations:
+        return "resume"
+    out_key, _ = _stored_key(config.out_path)
+    return "ready" if out_key == key else "train"
+
+
+# ----- stale results ----------------------------------------------------------------------------------
+def move_stale_cells(out: Path, current: dict[str, dict[str, Any]]) -> list[str]:
+    """Move cells whose identity differs from `current[model]` into `<out>/stale/<time>/`; their ids.
+
+    `current` maps a model name to the record fields its cells must carry (checkpoint sha256, dataset
+    fingerprint); cells of other models are left alone. Nothing is deleted.
+    """
+    cells = Path(out) / CELL_DIR
+    if not cells.is_dir():
+        return []
+    moved: list[str] = []
+    target = Path(out) / "stale" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for json_path in sorted(cells.glob("*.json")):
+        try:
+            record = json.loads(json_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        expected = current.get(record.get("model"))
+        if expected is None or all(record.get(k) == v for k, v in expected.items()):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for path in (json_path.with_suffix(".npz"), json_path):
+            if path.exists():
+                shutil.move(str(path), str(target / path.name))
+        moved.append(json_path.stem)
+    return moved
+
+
+# ----- suite ------------------------------------------------------------------------------------------
+def derived_suite(suite_spec: str, severities: Sequence[int], out: Path) -> Path:
+    """Write `<out>/suite.yaml`: the suite with every entry restricted to `severities`; its path."""
+    suite = load_suite(suite_spec)
+    entries = []
+    for entry in suite.entries:
+        chosen = [s for s in entry.severities if s in severities]
+        if chosen:
+            entries.append({"corruption": entry.corruption, "label": entry.label, "severities": chosen,
+                            "options": dict(entry.options)})
+    if not entries:
+        raise ConfigError(f"suite '{suite_spec}' has no entry at severities {list(severities)}")
+    text = yaml.safe_dump({"name": f"{suite.name}-s{''.join(str(s) for s in severities)}",
+                           "description": f"{suite.name} at severities {list(severities)} "
+                                          f"(derived by rgbt-bench run from {suite.path})",
+                           "entries": entries}, sort_keys=False)
+    path = out / "suite.yaml"
+    out.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+# ----- summary ----------------------------------------------------------------------------------------
+def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], severity: int) -> pd.DataFrame:
+    """Per model (rows in `models` order, %): clean and mean corrupted mIoU (the report's robustness
+    summary) and mIoU with the RGB / thermal camera missing at `severity` (5: missing on every image)."""
+    by_model = summary.set_index("model")
+    cells = miou.set_index(["model", "corruption", "severity"])["miou"]
+    rows = []
+    for model in models:
+        row = {"model": model, "clean": float(by_model.loc[model, "clean_miou"]),
+               "mean_corrupted": float(by_model.loc[model, "mean_corrupted_miou"])}
+        for name in MISSING:
+            row[name] = float(cells.get((model, name, severity), float("nan")))
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
+# ----- the job ----------------------------------------------------------------------------------------
+class Phases:
+    """Wall-clock seconds per named phase, announced as each one ends."""
+
+    def __init__(self, echo: Callable[[str], None]):
+        self.seconds: dict[str, float] = {}
+        self.echo = echo
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(time.perf_counter() - start, 2)
+            self.echo(f"phase {name}: {self.seconds[name]:.1f}s")
+
+
+def _train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[[str], None]) -> dict[str, str]:
+    """Train, resume or reuse every model's checkpoint; model -> "cached", "resumed" or "trained"."""
+    from .training import train
+    status = {}
+    for model in config.models:
+        tc = config.train_config(model, image_size)
+        state = cache_state(tc)
+        if state == "ready":
+            echo(f"{model}: reusing {tc.out_path} (same training config)")
+        else:
+            echo(f"{model}: {'resuming' if state == 'resume' else 'training'} {tc.iterations} iterations "
+                 f"into {tc.out_path}")
+            train(dataclasses.replace(tc, resume=state == "resume"))
+        status[model] = {"ready": "cached", "resume": "resumed", "train": "trained"}[state]
+    return status
+
+
+def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
+    """Run (or resume) the whole main job described by `config`."""
+    from .report import build_leaderboard, build_report, write_leaderboard
+    from .sweep import SweepConfig, run_sweep
+    from .sweep.manifest import dataset_fingerprint
+
+    out = Path(config.out).expanduser()
+    phases = Phases(echo)
+    with phases("dataset"):
+        for split in ("train", "val"):
+            open_dataset(DATASET, split, **config.dataset_options)
+        test = open_dataset(DATASET, "test", **config.dataset_options)
+        image_size = tuple(test[0].label.shape)
+        fingerprint = dataset_fingerprint(test)
+    with phases("train"):
+        trained = _train_models(config, image_size, echo)
+    with phases("sweep"):
+        suite = derived_suite(config.suite, config.severities, out)
+        checkpoints = {m: config.train_config(m, image_size).out_path for m in config.models}
+        moved = move_stale_cells(out, {m: {"checkpoint_sha256": file_sha256(p), "dataset_fingerprint": fingerprint}
+                                       for m, p in checkpoints.items()})
+        if moved:
+            echo(f"moved {len(moved)} cells computed with other weights or data to {out / 'stale'}")
+        run_sweep(SweepConfig(
+            models=list(config.models), dataset=DATASET, split="test", suite=str(suite), out=str(out),
+            checkpoints={m: str(p) for m, p in checkpoints.items()}, preset=PRESET, seeds=[0],
+            batch_size=config.sweep_batch_size, device=config.device, workers=config.workers,
+            cells_per_pass=len(config.models) * len(config.severities), models_dir=config.models_dir,
+            dataset_options=dict(config.dataset_options), progress=config.progress, command=config.command))
+    with phases("report"):
+        report = build_report(out, bootstrap=config.bootstrap, device=config.device_resolved())
+        frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)
+        leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]
+    summary = summarize(report.summary, report.miou, config.models, max(config.severities))
+    return RunResult(out=out, report=report.out_dir, leaderboard=leaderboard, summary=summary,
+                     phases=phases.seconds, trained=trained)
