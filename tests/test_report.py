@@ -23,7 +23,7 @@ from rgbt_bench.sweep.store import CellKey, write_cell, write_json
 CLASSES = ("background", "thing")
 
 
-def matrix(miou: float, total: int = 100) -> np.ndarray:
+def matrix(miou: float, total: int = 200) -> np.ndarray:
     """2-class confusion matrix [[a, b], [b, a]] with a + 2b = total: both IoUs (and the mIoU) equal a/total."""
     a = round(miou * total)
     assert (total - a) % 2 == 0

@@ -1,0 +1,76 @@
+"""`rgbt-bench leaderboard`: one row per model and results directory, ranked, CSV + Markdown."""
+import pandas as pd
+import pytest
+from test_report import matrix, write_results
+
+from rgbt_bench.cli import main
+from rgbt_bench.errors import ConfigError, DataError
+from rgbt_bench.report.leaderboard import build_leaderboard
+
+# mean corrupted: fast 55, slow 65, robust 60; clean: fast 85, slow 75, robust 70.
+FIRST = {("fast", "clean", 0, 0): matrix(0.85), ("fast", "fog", 1, 0): matrix(0.6), ("fast", "fog", 2, 0): matrix(0.5),
+         ("slow", "clean", 0, 0): matrix(0.75), ("slow", "fog", 1, 0): matrix(0.7), ("slow", "fog", 2, 0): matrix(0.6)}
+SECOND = {("robust", "clean", 0, 0): matrix(0.7), ("robust", "fog", 1, 0): matrix(0.6),
+          ("robust", "fog", 2, 0): matrix(0.6)}
+
+
+@pytest.fixture()
+def dirs(tmp_path):
+    return [write_results(tmp_path / "one", FIRST), write_results(tmp_path / "two", SECOND)]
+
+
+def test_ranked_by_mean_corrupted(dirs):
+    frame, skipped = build_leaderboard(dirs, bootstrap=100)
+    assert skipped == []
+    assert list(frame["model"]) == ["slow", "robust", "fast"]
+    assert list(frame["rank"]) == [1, 2, 3]
+    assert frame["mean_corrupted_miou"].tolist() == pytest.approx([65.0, 60.0, 55.0])
+    assert frame["clean_miou"].tolist() == pytest.approx([75.0, 70.0, 85.0])
+    assert frame["rr"].tolist() == pytest.approx([100 * 65 / 75, 100 * 60 / 70, 100 * 55 / 85])
+    assert list(frame["reference"]) == ["fast", "robust", "fast"]  # each directory's first model
+    assert frame.loc[2, "mce"] == pytest.approx(100.0)
+    assert frame.loc[0, "mce"] == pytest.approx(100 * (0.3 + 0.4) / (0.4 + 0.5))
+    # identical images give a zero-width interval; it still brackets the estimate
+    assert (frame["mean_corrupted_low"] <= frame["mean_corrupted_miou"] + 1e-9).all()
+    assert (frame["mean_corrupted_high"] >= frame["mean_corrupted_miou"] - 1e-9).all()
+
+
+def test_rank_by_other_columns(dirs):
+    assert list(build_leaderboard(dirs, "clean", bootstrap=0)[0]["model"]) == ["fast", "slow", "robust"]
+    by_mce = build_leaderboard(dirs, "mce", bootstrap=0)[0]
+    assert list(by_mce["model"]) == ["slow", "fast", "robust"]  # lower is better; ties keep the given order
+    with pytest.raises(ConfigError, match="invalid --rank-by 'speed'"):
+        build_leaderboard(dirs, "speed")
+
+
+def test_ranks_within_dataset_and_split(tmp_path, dirs):
+    other = write_results(tmp_path / "val", SECOND, split="val")
+    frame, _ = build_leaderboard([*dirs, other], bootstrap=0)
+    val = frame[frame["split"] == "val"]
+    assert list(val["rank"]) == [1] and list(frame[frame["split"] == "test"]["rank"]) == [1, 2, 3]
+
+
+def test_cli_writes_csv_and_markdown_and_skips_non_results(dirs, tmp_path, capsys):
+    baselines = tmp_path / "baselines"
+    baselines.mkdir()
+    out = tmp_path / "board" / "leaderboard.csv"
+    main(["leaderboard", *map(str, dirs), str(baselines), "--out", str(out), "--bootstrap", "50"])
+    printed = capsys.readouterr().out
+    assert f"skipped (no sweep cells): {baselines}" in printed
+    rows = [line.split("│")[1:3] for line in printed.splitlines() if line.startswith("│")]
+    assert [(r.strip(), m.strip()) for r, m in rows] == [("1", "slow"), ("2", "robust"), ("3", "fast")]
+    frame = pd.read_csv(out)
+    assert list(frame["model"]) == ["slow", "robust", "fast"] and frame["clean_low"].notna().all()
+    md = out.with_suffix(".md").read_text()
+    assert md.startswith("# Leaderboard") and "| 1 | slow | synthetic | test | 75.00 |" in md
+
+
+def test_no_results_is_one_line(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="holds sweep results"):
+        build_leaderboard([tmp_path / "empty"])
+    with pytest.raises(SystemExit) as exc:
+        main(["leaderboard", str(tmp_path / "empty"), "--out", str(tmp_path / "lb.csv")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "holds sweep results" in err
+    assert not (tmp_path / "lb.csv").exists()
