@@ -64,23 +64,41 @@ def heatmap(miou: pd.DataFrame, base: Path) -> list[Path]:
 
 def curves(miou: pd.DataFrame, base: Path) -> list[Path]:
     """mIoU vs severity, one panel per corruption (severity 0 is the clean cell), one line per model."""
-    clean = miou[miou["corruption"] == CLEAN]
+    clean = miou[miou["corruption"] == CLEAN].set_index("model")["miou"]
     corrupted = miou[miou["corruption"] != CLEAN]
     corruptions = list(dict.fromkeys(corrupted["corruption"]))
-    frames = [corrupted]
-    for corruption in corruptions:
-        frames.append(clean.assign(corruption=corruption))
-    data = pd.concat(frames, ignore_index=True).sort_values(["model", "corruption", "severity"])
-    grid = sns.relplot(data=data, x="severity", y="miou", hue="model", col="corruption", kind="line",
-                       marker="o", col_wrap=min(4, max(1, len(corruptions))), col_order=corruptions,
-                       hue_order=list(dict.fromkeys(miou["model"])), height=2.4, aspect=1.25,
-                       facet_kws={"sharey": True, "ylim": (0, 100)})
-    grid.set_titles("{col_name}", size=9)
-    grid.set_axis_labels("severity (0 = clean)", "mIoU (%)")
-    for ax in grid.axes.flat:
-        ax.set_xticks(sorted(data["severity"].unique()))
+    models = list(dict.fromkeys(miou["model"]))
+    colours = dict(zip(models, sns.color_palette(n_colors=len(models))))
+    ncols = min(4, len(corruptions))
+    nrows = math.ceil(len(corruptions) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True, layout="constrained",
+                             figsize=(2.6 * ncols + 1.4, 2.1 * nrows + 0.3))
+    ticks = sorted({0, *corrupted["severity"].unique()})
+    for i, corruption in enumerate(corruptions):
+        ax = axes[i // ncols][i % ncols]
+        rows = corrupted[corrupted["corruption"] == corruption]
+        for model in models:
+            line = rows[rows["model"] == model].sort_values("severity")
+            x, y = line["severity"].tolist(), line["miou"].tolist()
+            if model in clean.index:
+                x, y = [0, *x], [float(clean[model]), *y]
+            ax.plot(x, y, marker="o", markersize=3.5, linewidth=1.4, color=colours[model], label=model)
+        ax.set_title(corruption, fontsize=9)
+        ax.set_ylim(0, 100)
+        ax.set_xticks(ticks)
         ax.grid(alpha=0.3)
-    return save(grid.figure, base)
+        ax.tick_params(labelsize=8)
+        if i % ncols == 0:
+            ax.set_ylabel("mIoU (%)", fontsize=9)
+        if i // ncols == nrows - 1 or i + ncols >= len(corruptions):
+            ax.set_xlabel("severity (0 = clean)", fontsize=8)
+            ax.xaxis.set_tick_params(labelbottom=True)
+    for j in range(len(corruptions), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=8, title="model", title_fontsize=9,
+               frameon=False)
+    return save(fig, base)
 
 
 def per_class_bars(per_class: pd.DataFrame, class_names: tuple[str, ...], setting: tuple[str, int],
