@@ -1,0 +1,84 @@
+"""The benchmark scripts start and produce their tables (tiny sizes via --smoke; no timing is asserted)."""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import bench_corruptions  # noqa: E402
+import bench_gpu  # noqa: E402
+import bench_metric  # noqa: E402
+import bench_scaling  # noqa: E402
+import bench_sweep_overhead  # noqa: E402
+import bench_training  # noqa: E402
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Data rows of the Markdown tables in `text` (header and rule lines dropped)."""
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
+    return [r for r in rows if not re.match(r"^(corruption|implementation|what|engine stage|variant|curve)$", r[0])]
+
+
+def test_corruptions_smoke(capsys):
+    assert bench_corruptions.main(["--smoke", "--only", "thermal_blur,plasma_fog"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [r[0] for r in rows] == ["thermal_blur", "plasma_fog"]
+    for r in rows:
+        assert all(float(v) > 0 for v in r[1:4])
+    assert rows[0][4].endswith("(gaussian_blur)") and rows[1][4].endswith("(fog)")
+
+
+def test_numpy_reference_matches_torch_for_deterministic_corruptions():
+    batch = bench_corruptions.make_batch(2, (32, 40))
+    for name in ("thermal_crossover", "koschmieder_fog", "thermal_blur"):
+        c = bench_corruptions.CORRUPTIONS[name]
+        p, o = c.severity_params(3), c.resolve_options()
+        out = bench_corruptions.apply_corruption(batch, name, 3, seed=0)
+        for i in range(2):
+            rgb, thermal = bench_corruptions.NUMPY[name](batch.rgb[i].numpy(), batch.thermal[i].numpy(), p, o, None)
+            assert torch.allclose(out.rgb[i], torch.as_tensor(rgb, dtype=torch.float32), atol=1e-5), name
+            assert torch.allclose(out.thermal[i], torch.as_tensor(thermal, dtype=torch.float32), atol=1e-5), name
+
+
+def test_metric_smoke(capsys):
+    assert bench_metric.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    names = [r[0] for r in table_rows(out)]
+    assert "ConfusionMatrix.update" in names and "torchmetrics MulticlassJaccardIndex.update" in names
+    assert "goal (ConfusionMatrix.update not slower" in out
+
+
+def test_sweep_overhead_smoke(capsys):
+    assert bench_sweep_overhead.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "cells written: 2;" in out
+    seconds = {r[0]: float(r[1]) for r in table_rows(out)}
+    assert seconds["pure model forward"] > 0 and seconds["model"] > 0
+
+
+def test_training_smoke(capsys):
+    assert bench_training.main(["--smoke"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert len(rows) == 3 and all(float(r[1]) > 0 for r in rows)
+
+
+def test_scaling_smoke(capsys):
+    assert bench_scaling.main(["--smoke"]) == 0
+    rows = table_rows(capsys.readouterr().out)
+    assert [(r[0], r[1], r[2]) for r in rows] == [("images", "2", "2"), ("cells", "2", "3")]
+    assert all(float(r[5]) > 50 for r in rows)  # peak RSS in MB of a process that imported torch
+
+
+def test_gpu_script_says_why_without_cuda(capsys):
+    if torch.cuda.is_available():
+        assert bench_gpu.main(["--smoke"]) == 0
+        assert "sweep" in capsys.readouterr().out
+    else:
+        assert bench_gpu.main(["--smoke"]) == 2
+        assert "no CUDA device available" in capsys.readouterr().err
