@@ -115,7 +115,7 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
         console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU"), ("current", "current"),
                                           ("delta", "delta"), ("status", "status")],
                                   title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
-                                  styles={"regression": "red", "missing": "red", "new": "yellow"}))
+                                  styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "PASS" if outcome.passed else "FAIL"
     console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points)", highlight=False)

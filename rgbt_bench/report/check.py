@@ -22,12 +22,14 @@ from .load import Results
 KEY = ["model", "dataset", "split", "corruption", "severity", "seed"]
 COLUMNS = KEY + ["miou", "convention"]
 OK, REGRESSION, MISSING, NEW = "ok", "regression", "missing", "new"
+DECIMALS = 4  # mIoU % as stored in a baseline; current values are rounded alike, so a round trip compares equal
 FAILING = (REGRESSION, MISSING)
 
 
 def current_table(results: Results) -> pd.DataFrame:
     """One row per stored cell (seeds unpooled) with its mIoU in % under the results' convention."""
-    rows = [{**{k: c.record[k] for k in KEY}, "miou": 100.0 * compute_metrics(c.confusion, results.convention).miou,
+    rows = [{**{k: c.record[k] for k in KEY},
+             "miou": round(100.0 * compute_metrics(c.confusion, results.convention).miou, DECIMALS),
              "convention": results.convention} for c in results.raw]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"severity": int, "seed": int}).sort_values(KEY, kind="stable").reset_index(drop=True)
@@ -71,7 +73,7 @@ def write_baseline(results: Results, path: str | Path) -> Path:
     """Write the current results as the baseline CSV at `path`, atomically. Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = current_table(results).to_csv(index=False, float_format="%.4f")
+    text = current_table(results).to_csv(index=False, float_format=f"%.{DECIMALS}f")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:

@@ -19,8 +19,11 @@ def interval(low, high) -> str:
 
 
 def frame_table(frame: pd.DataFrame, columns: Iterable[tuple[str, str]], title: Optional[str] = None,
-                ci: Optional[tuple[str, str, str]] = None, styles: Optional[dict[str, str]] = None) -> Table:
-    """A rich Table of `frame`'s (column, header) pairs; `ci` = (low column, high column, header)."""
+                ci: Optional[tuple[str, str, str]] = None, styles: Optional[dict[str, str]] = None,
+                digits: int = 1) -> Table:
+    """A rich Table of `frame`'s (column, header) pairs; `ci` = (low column, high column, header).
+
+    Floats are shown with `digits` decimals; `styles` maps a row's "status" value to a rich style."""
     columns = [(c, h) for c, h in columns if c in frame.columns]
     table = Table(title=title, title_justify="left")
     for c, header in columns:
@@ -29,7 +32,7 @@ def frame_table(frame: pd.DataFrame, columns: Iterable[tuple[str, str]], title: 
     if with_ci:
         table.add_column(ci[2], justify="right")
     for _, row in frame.iterrows():
-        cells = [fmt(row[c]) for c, _ in columns]
+        cells = [fmt(row[c], digits) for c, _ in columns]
         if with_ci:
             cells.append(interval(row[ci[0]], row[ci[1]]))
         style = (styles or {}).get(str(row.get("status", "")))
