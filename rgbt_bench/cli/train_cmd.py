@@ -9,10 +9,11 @@ import os
 
 import click
 
-from ..training.config import TrainConfig, parse_crop, parse_key_values
+from ..training.config import DEFAULT_ITERATIONS, MODEL_ITERATIONS, TrainConfig, parse_crop, parse_key_values
 from .options import dataset_option, device_option, seed_option
 
 _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
+_ITERATIONS = ", ".join(f"{n} for {m}" for m, n in MODEL_ITERATIONS.items()) + f", {DEFAULT_ITERATIONS} otherwise"
 
 
 @click.command("train")
@@ -20,7 +21,8 @@ _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
               help="Registered model name (see `models list`) or 'package.module:build_fn'.")
 @click.option("--preset", default=_D["preset"], show_default=True, help="Model size preset.")
 @dataset_option
-@click.option("--iterations", type=int, default=_D["iterations"], show_default=True, help="Training iterations.")
+@click.option("--iterations", type=int, default=None,
+              help=f"Training iterations [default: {_ITERATIONS}].")
 @click.option("--batch-size", type=int, default=_D["batch_size"], show_default=True,
               help="Global batch size (split over torchrun processes).")
 @click.option("--lr", type=float, default=_D["lr"], show_default=True, help="Base AdamW learning rate (CRM: 1e-4).")
