@@ -1,5 +1,6 @@
 """Training end to end on the tiny synthetic dataset with the example user model: checkpoints, metrics on
 val, per-iteration poly LR, model loss terms, exact resume after an interruption, user-facing errors."""
+import dataclasses
 import json
 import math
 
@@ -8,7 +9,8 @@ import torch
 
 from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
-from rgbt_bench.datasets import open_dataset
+from rgbt_bench.datasets import DATASETS, open_dataset
+from rgbt_bench.datasets.synthetic import SyntheticRGBT
 from rgbt_bench.models import build_model
 from rgbt_bench.models.loading import model_from_checkpoint
 from rgbt_bench.training import TrainConfig, evaluate, train
@@ -155,6 +157,25 @@ def test_crm_interrupted_and_resumed_matches_and_logs_every_crm_term(tmp_path, m
     assert all(torch.equal(v, b["state_dict"][k]) for k, v in a["state_dict"].items())
     last = [r for r in _log(resumed) if "lr" in r][-1]
     assert {"loss", "seg_fused", "seg_rgb", "seg_thermal", "seg_masked", "sdc", "sdn"} <= set(last)
+
+
+class NoValSynthetic(SyntheticRGBT):
+    """The synthetic dataset without a val split, like PST900."""
+
+    info = dataclasses.replace(SyntheticRGBT.info, splits=("train", "test"))
+
+
+def test_without_val_split_the_last_weights_are_kept_and_test_is_never_used(tmp_path, monkeypatch):
+    monkeypatch.setitem(DATASETS, "noval", f"{__name__}:NoValSynthetic")
+    evaluated = []
+    monkeypatch.setattr(loop, "evaluate", lambda *a, **k: evaluated.append(a[1].split))
+    config = _config(tmp_path / "m.pt", dataset=f"noval:{tmp_path / 'data'}", iterations=4, eval_every=2)
+    path = train(config)
+    out, last = load_checkpoint(path), load_checkpoint(config.last_path)
+    assert evaluated == []
+    assert out["metrics"] == {"val": None, "history": [], "selected_on": "last"} and out["iteration"] == 4
+    assert all(torch.equal(v, last["state_dict"][k]) for k, v in out["state_dict"].items())
+    assert [r["iteration"] for r in _log(config)] == [4]
 
 
 def _cli(capsys, *args):

@@ -121,8 +121,15 @@ class Trainer:
                 "state_dict": self.model.state_dict()}
 
     def _metrics(self) -> dict[str, Any]:
+        """Val metrics of the weights being saved (None when they were not evaluated) and the history."""
         latest = self.state.history[-1] if self.state.history else None
-        return {"val": latest, "history": list(self.state.history), "selected_on": VAL_SPLIT if latest else "last"}
+        current = latest if latest and latest["iteration"] == self.state.iteration else None
+        return {"val": current, "history": list(self.state.history)}
+
+    def _save_selected(self) -> None:
+        """`out`: the best weights on val, or the last ones when the dataset has no val split."""
+        metrics = {**self._metrics(), "selected_on": VAL_SPLIT if self.val_set is not None else "last"}
+        save_checkpoint(self.config.out_path, self._payload(metrics))
 
     def _save_last(self, rng_states: list[dict[str, Any]]) -> None:
         payload = self._payload(self._metrics())
@@ -219,7 +226,7 @@ class Trainer:
         rng_states = distributed.all_gather_objects(capture_rng(self.model), self.ctx)
         if self.ctx.is_main:
             if improved or (force and self.val_set is None):
-                save_checkpoint(cfg.out_path, self._payload(self._metrics()))
+                self._save_selected()
             self._save_last(rng_states)
         distributed.barrier(self.ctx)
 
