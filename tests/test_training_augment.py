@@ -1,9 +1,11 @@
-"""Training augmentation: exact geometry, ignore-index padding, seeded determinism, photometric invariants."""
+"""Training augmentation and data stream: exact geometry, ignore-index padding, seeded determinism,
+photometric invariants, batches independent of worker count and resume position."""
 import torch
 
 from rgbt_bench.batch import Sample, SampleMeta
 from rgbt_bench.training.augment import (AugmentedDataset, AugmentParams, augment_sample, jitter_rgb,
                                          jitter_thermal, sample_seed)
+from rgbt_bench.training.data import EpochSampler, train_loader
 
 H, W = 30, 40
 META = SampleMeta("test", "train", "img0", 0)
@@ -104,3 +106,29 @@ def test_rgb_saturation_keeps_grey_level_and_brightness_shifts_within_range():
     shifts = [float((jitter_rgb(rgb, brightness_only, _g(s)) - rgb).mean()) for s in range(30)]
     assert all(abs(d) <= 32 / 255 + 1e-6 for d in shifts)
     assert min(shifts) < -0.05 and max(shifts) > 0.05
+
+
+def _stream(dataset, workers, epoch, skip, replicas=1, rank=0):
+    sampler = EpochSampler(dataset, replicas, rank, seed=7)
+    sampler.start_at(epoch, skip)
+    return [b for b in train_loader(dataset, sampler, 2, workers, seed=7, pin_memory=False)]
+
+
+def _names(stream):
+    return [m.name for b in stream for m in b.meta]
+
+
+def test_data_stream_is_a_function_of_epoch_and_position_only():
+    base = [Sample(rgb=torch.full((3, H, W), i / 10), thermal=torch.zeros(1, H, W),
+                   label=torch.zeros(H, W, dtype=torch.int64), meta=SampleMeta("t", "train", f"n{i}", i))
+            for i in range(7)]
+    ds = AugmentedDataset(base, AugmentParams(crop=(20, 24)), seed=3)
+    plain = _stream(ds, 0, epoch=1, skip=0)
+    assert len(plain) == 3  # 7 samples, batches of 2, the incomplete one dropped
+    with_workers = _stream(ds, 2, epoch=1, skip=0)
+    assert all(torch.equal(a.rgb, b.rgb) and a.meta == b.meta for a, b in zip(plain, with_workers))
+    resumed = _stream(ds, 0, epoch=1, skip=2)
+    assert len(resumed) == 2 and all(torch.equal(a.rgb, b.rgb) for a, b in zip(plain[1:], resumed))
+    assert _names(_stream(ds, 0, epoch=2, skip=0)) != _names(plain)
+    ranks = [_names(_stream(ds, 0, epoch=1, skip=0, replicas=2, rank=r)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 4 and len(set(ranks[0]) | set(ranks[1])) == 7
