@@ -295,3 +295,23 @@ def test_cli_report_prints_summary(hand, capsys):
     assert "mCE against 'B' (--reference)" in out
     line = next(line for line in out.splitlines() if line.startswith("│ A "))
     assert "80.0" in line and "55.0" in line and "129.2" in line and "noise@2" in line
+
+
+def test_unfinished_sweep_leaves_dependent_metrics_empty_and_says_so(tmp_path):
+    cells = {k: v for k, v in HAND.items() if k != ("A", "noise", 2, 0)}
+    report = build_report(write_results(tmp_path / "r", cells), bootstrap=50, plot=False)
+    rows = report.summary.set_index("model")
+    assert math.isnan(rows.loc["A", "mean_corrupted_miou"]) and math.isnan(rows.loc["A", "mce"])
+    assert rows.loc["A", "worst_miou"] == pytest.approx(50.0) and rows.loc["A", "worst_setting"] == "blur@2"
+    assert rows.loc["B", "mean_corrupted_miou"] == pytest.approx(65.0)
+    assert report.notes == ["1 cell(s) missing (A noise@2): an unfinished sweep? means, RR and CE that need them "
+                            "are left empty"]
+    assert json.loads((report.out_dir / "summary.json").read_text())["rows"][1]["mce"] is None
+
+
+def test_unreadable_cell_is_named(tmp_path):
+    path = write_results(tmp_path / "r", HAND)
+    bad = path / "cells" / "A__synthetic__test__blur__s1__seed0.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(DataError, match=f"{bad} is not a readable sweep cell"):
+        load_results(path)

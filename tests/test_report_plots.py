@@ -69,7 +69,7 @@ def swept(tmp_path_factory):
                                         "  - corruption: rgb_missing\n    severities: [5]\n")
         out = run_sweep(SweepConfig(models=[f"u1={USER},u2={USER}"], checkpoints=ckpts, suite=str(tmp / "suite.yaml"),
                                     out=str(tmp / "res"), dataset_options={"size": [32, 40], "counts": [8, 4, 10]},
-                                    device="cpu", progress=False, seeds=[0]))
+                                    device="cpu", progress=False, seeds=[0], train_iterations=1))
     return out, ckpts
 
 

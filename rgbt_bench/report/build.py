@@ -91,6 +91,11 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     boot = paired_bootstrap(results, ref, bootstrap, seed, confidence) if bootstrap else None
     out = results.path / REPORT_DIR
     report = Report(results, ref, out, miou, per_cls, day_night, per_corruption, summary, boot)
+    missing = results.missing()
+    if missing:
+        shown = ", ".join(f"{m} {c}@{s}" for m, c, s in missing[:3]) + (", ..." if len(missing) > 3 else "")
+        report.notes.append(f"{len(missing)} cell(s) missing ({shown}): an unfinished sweep? means, RR and CE that "
+                            "need them are left empty")
     meta = {"dataset": results.dataset, "split": results.split, "convention": results.convention,
             "units": "percent", "reference": ref.model, "reference_chosen_by": ref.chosen_by}
     files = report.files

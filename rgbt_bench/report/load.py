@@ -8,6 +8,7 @@ paired bootstrap resamples) and its mIoU is that of all seeds' pixels together.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -82,6 +83,10 @@ class Results:
         out = [(CLEAN, 0)] if any(c == CLEAN for (_, c, _) in self.cells) else []
         return out + [(c, s) for c in self.corruptions for s in self.severities(c)]
 
+    def missing(self) -> list[tuple[str, str, int]]:
+        """(model, corruption, severity) evaluated for some model but not for this one (an unfinished sweep)."""
+        return [(m, c, s) for m in self.models for c, s in self.settings() if (m, c, s) not in self.cells]
+
     def miou(self, model: str, corruption: str, severity: int) -> float:
         """mIoU (fraction) of a cell's summed matrix under the results' convention; NaN if absent."""
         cell = self.cell(model, corruption, severity)
@@ -115,12 +120,31 @@ def _one(values: set, what: str, path: Path):
     return next(iter(values))
 
 
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+
+
+def _unreadable_file(path: Path) -> Path:
+    """The first cell file under `path` that does not load (JSON record or its NPZ arrays)."""
+    for json_path in sorted((path / CELL_DIR).glob("*.json")):
+        try:
+            json.loads(json_path.read_text())
+        except UNREADABLE:
+            return json_path
+        try:
+            with np.load(json_path.with_suffix(".npz")) as z:
+                z["per_image"], z["names"], z["is_night"]
+        except UNREADABLE:
+            return json_path.with_suffix(".npz")
+    return path / CELL_DIR
+
+
 def _read_raw(path: Path) -> list[CellResult]:
     try:
         return list(read_cells(path))
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path / CELL_DIR} holds an unreadable cell ({exc}); expected the files a sweep "
-                        "writes (.json + .npz per cell)") from None
+    except UNREADABLE:
+        raise DataError(f"{_unreadable_file(path)} is not a readable sweep cell; expected the .json record and "
+                        ".npz arrays a sweep writes (delete the cell's two files and rerun the sweep to recompute "
+                        "it)") from None
 
 
 def load_results(path: str | Path) -> Results:

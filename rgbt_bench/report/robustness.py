@@ -5,10 +5,11 @@ Per model and corruption c with severities s:
 - relative robustness RR_c = mean_s mIoU_s / mIoU_clean
 - corruption error CE_c = sum_s (1 - mIoU_s) / sum_s (1 - mIoU_s of the reference model)  (ImageNet-C style)
 Per model: mean corrupted mIoU = mean_c mean mIoU_c, RR = mean_c RR_c, mCE = mean_c CE_c, and the worst
-case = min over every (corruption, severity). Each corruption weighs the same whatever its severity count.
+case = min over every (corruption, severity) present. Each corruption weighs the same whatever its severity count.
 The functions take arrays with any leading batch shape (a scalar, or bootstrap resamples [B]) so that the
-point estimates and their bootstrap distributions come from the same code. Missing cells are NaN and make
-the metrics they enter NaN.
+point estimates and their bootstrap distributions come from the same code. Missing cells (an unfinished sweep)
+are NaN and make the means, RR and CE they enter NaN rather than silently biased; the worst case is taken
+over the cells present.
 """
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def model_summary(clean: np.ndarray, corrupted: Mapping[str, np.ndarray],
     per = {c: corruption_metrics(clean, v, None if reference is None else reference.get(c))
            for c, v in corrupted.items()}
     stack = {k: np.stack([p[k] for p in per.values()], axis=-1) for k in ("mean", "rr", "ce")}
-    worst = np.concatenate([np.asarray(v, dtype=np.float64) for v in corrupted.values()], axis=-1).min(axis=-1)
+    worst = np.fmin.reduce(np.concatenate([np.asarray(v, dtype=np.float64) for v in corrupted.values()], axis=-1),
+                           axis=-1)
     return {"clean": clean, "mean_corrupted": stack["mean"].mean(-1), "rr": stack["rr"].mean(-1),
             "mce": stack["ce"].mean(-1), "worst": worst}
 
