@@ -78,7 +78,7 @@ class SweepConfig:
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
         for name in ("batch_size", "train_iterations"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
