@@ -16,8 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
+import os
+import resource
 import shutil
+import socket
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,9 +30,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import pandas as pd
+import torch
 import yaml
 
 from .checkpoint import file_sha256, load_checkpoint
+from .cli.options import resolve_device
 from .corruptions import load_suite
 from .corruptions.corruption import SEVERITIES
 from .datasets import open_dataset
@@ -74,6 +81,7 @@ class RunConfig:
     batch_size: int = 8
     sweep_batch_size: int = 20
     workers: int = 0
+    jobs: Optional[int] = None
     bootstrap: int = 1000
     progress: bool = True
     command: Optional[str] = None
@@ -100,13 +108,23 @@ class RunConfig:
             raise ConfigError(f"invalid severities {list(self.severities)}; expected integers among 1..5, e.g. 1,3,5")
         if self.iterations is not None and self.iterations < 1:
             raise ConfigError(f"--iterations must be >= 1, got {self.iterations}")
+        if self.jobs is not None and self.jobs < 1:
+            raise ConfigError(f"--jobs must be >= 1, got {self.jobs}")
         for name in ("batch_size", "sweep_batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
 
-    def device_resolved(self):
-        from .cli.options import resolve_device
-        return resolve_device(self.device)
+    def processes(self, tasks: int) -> tuple[int, int]:
+        """(parallel processes, torch threads each) for `tasks` independent pieces of work: on CPU by
+        default one process per core, single-threaded (tiny models use threads poorly, and oversubscribed
+        OpenMP threads stall); one process on CUDA."""
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        if self.jobs is not None:
+            jobs = self.jobs
+        else:
+            jobs = 1 if resolve_device(self.device).type == "cuda" else cpus
+        jobs = max(1, min(jobs, tasks))
+        return jobs, max(1, cpus // jobs)
 
     def iterations_for(self, model: str) -> int:
         if self.iterations is not None:
@@ -129,13 +147,15 @@ class RunConfig:
 
 @dataclass
 class RunResult:
-    """What a run produced: results directory, report directory, leaderboard CSV, per-phase seconds."""
+    """What a run produced: results directory, report directory, leaderboard CSV, summary table (%),
+    wall and CPU seconds per phase, and what happened to each model's checkpoint."""
 
     out: Path
     report: Path
     leaderboard: Path
     summary: pd.DataFrame
     phases: dict[str, float]
+    cpu_seconds: dict[str, float]
     trained: dict[str, str]
 
 
@@ -241,43 +261,104 @@ def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], 
 
 # ----- the job ----------------------------------------------------------------------------------------
 class Phases:
-    """Wall-clock seconds per named phase, announced as each one ends."""
+    """Wall-clock and CPU seconds (this process and its finished worker processes) per named phase,
+    announced as each one ends; CPU time tells what a phase costs when other work shares the machine."""
 
     def __init__(self, echo: Callable[[str], None]):
         self.seconds: dict[str, float] = {}
+        self.cpu_seconds: dict[str, float] = {}
         self.echo = echo
+
+    @staticmethod
+    def _cpu() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), self._cpu()
         try:
             yield
         finally:
             self.seconds[name] = round(time.perf_counter() - start, 2)
-            self.echo(f"phase {name}: {self.seconds[name]:.1f}s")
+            self.cpu_seconds[name] = round(self._cpu() - cpu, 2)
+            self.echo(f"phase {name}: {self.seconds[name]:.1f}s wall, {self.cpu_seconds[name]:.1f}s CPU")
+
+
+DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+# Relative cost of one training iteration (batch 8, 60x80, one CPU thread; CRM ~0.35 s): the slowest
+# runs start first, so that parallel processes finish together.
+STEP_COST = {"crm": 8.0, "rtfnet": 2.0, "mfnet": 1.0}
+
+
+def _in_process(env: dict[str, str], threads: int, fn: Callable[..., Any], *args: Any) -> Any:
+    """Run fn(*args) in a worker process with `env` as its torch.distributed variables and `threads` threads."""
+    for name in DIST_ENV:
+        os.environ.pop(name, None)
+    os.environ.update(env)
+    torch.set_num_threads(threads)
+    return fn(*args)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Fresh interpreters (spawn): forking a process that has run OpenMP code can hang the child."""
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[[str], None]) -> dict[str, str]:
-    """Train, resume or reuse every model's checkpoint; model -> "cached", "resumed" or "trained"."""
+    """Train, resume or reuse every model's checkpoint, up to `jobs` runs at a time; model -> "cached",
+    "resumed" or "trained"."""
     from .training import train
-    status = {}
+    configs = {m: config.train_config(m, image_size) for m in config.models}
+    states = {m: cache_state(tc) for m, tc in configs.items()}
+    todo = sorted((m for m in config.models if states[m] != "ready"),
+                  key=lambda m: -STEP_COST.get(m, 1.0) * configs[m].iterations)
     for model in config.models:
-        tc = config.train_config(model, image_size)
-        state = cache_state(tc)
-        if state == "ready":
+        tc = configs[model]
+        if states[model] == "ready":
             echo(f"{model}: reusing {tc.out_path} (same training config)")
         else:
-            echo(f"{model}: {'resuming' if state == 'resume' else 'training'} {tc.iterations} iterations "
-                 f"into {tc.out_path}")
-            train(dataclasses.replace(tc, resume=state == "resume"))
-        status[model] = {"ready": "cached", "resume": "resumed", "train": "trained"}[state]
-    return status
+            echo(f"{model}: {'resuming' if states[model] == 'resume' else 'training'} {tc.iterations} "
+                 f"iterations into {tc.out_path}")
+    runs = [dataclasses.replace(configs[m], resume=states[m] == "resume") for m in todo]
+    jobs, threads = config.processes(len(runs))
+    if jobs == 1:
+        for run in runs:
+            train(run)
+    else:
+        with _pool(jobs) as pool:
+            futures = [pool.submit(_in_process, {}, threads, train, dataclasses.replace(run, progress=False))
+                       for run in runs]
+            for future in futures:
+                future.result()
+    return {m: {"ready": "cached", "resume": "resumed", "train": "trained"}[states[m]] for m in config.models}
+
+
+def _sweep(sweep_config: Any, jobs: int, threads: int) -> None:
+    """run_sweep in this process, or sharded over `jobs` processes (the sweep's torchrun mode) on CPU."""
+    from .sweep import run_sweep
+    if jobs == 1:
+        run_sweep(sweep_config)
+        return
+    port = str(_free_port())
+    with _pool(jobs) as pool:
+        futures = [pool.submit(_in_process, {"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(jobs),
+                                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+                               threads, run_sweep, sweep_config) for r in range(jobs)]
+        for future in futures:
+            future.result()
 
 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     """Run (or resume) the whole main job described by `config`."""
     from .report import build_leaderboard, build_report, write_leaderboard
-    from .sweep import SweepConfig, run_sweep
+    from .sweep import SweepConfig
     from .sweep.manifest import dataset_fingerprint
 
     out = Path(config.out).expanduser()
@@ -297,16 +378,17 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
                                        for m, p in checkpoints.items()})
         if moved:
             echo(f"moved {len(moved)} cells computed with other weights or data to {out / 'stale'}")
-        run_sweep(SweepConfig(
+        _sweep(SweepConfig(
             models=list(config.models), dataset=DATASET, split="test", suite=str(suite), out=str(out),
             checkpoints={m: str(p) for m, p in checkpoints.items()}, preset=PRESET, seeds=[0],
             batch_size=config.sweep_batch_size, device=config.device, workers=config.workers,
             cells_per_pass=len(config.models) * len(config.severities), models_dir=config.models_dir,
-            dataset_options=dict(config.dataset_options), progress=config.progress, command=config.command))
+            dataset_options=dict(config.dataset_options), progress=config.progress, command=config.command),
+            *config.processes(len(test)))
     with phases("report"):
-        report = build_report(out, bootstrap=config.bootstrap, device=config.device_resolved())
+        report = build_report(out, bootstrap=config.bootstrap, device=resolve_device(config.device))
         frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)
         leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]
     summary = summarize(report.summary, report.miou, config.models, max(config.severities))
     return RunResult(out=out, report=report.out_dir, leaderboard=leaderboard, summary=summary,
-                     phases=phases.seconds, trained=trained)
+                     phases=phases.seconds, cpu_seconds=phases.cpu_seconds, trained=trained)

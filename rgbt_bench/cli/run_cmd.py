@@ -45,13 +45,15 @@ def _severities(text: str | None) -> list[int] | None:
 @click.option("--quick", is_flag=True, help="Tiny dataset, a few iterations, severity 5 only: a smoke test.")
 @click.option("--models-dir", default=None,
               help="Where trained checkpoints are cached [default: models; models/quick with --quick].")
+@click.option("--jobs", type=int, default=None,
+              help="Parallel training/sweep processes [default: one per CPU core, single-threaded; 1 on CUDA].")
 @click.option("--bootstrap", type=int, default=1000, show_default=True,
               help="Paired bootstrap resamples for the report's confidence intervals (0 skips them).")
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Synthetic dataset argument, e.g. size=[60,80]; repeatable.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show live progress on stderr.")
-def run(out, models, suite, severities, device, iterations, seed, quick, models_dir, bootstrap, dataset_options,
-        progress):
+def run(out, models, suite, severities, device, iterations, seed, quick, models_dir, jobs, bootstrap,
+        dataset_options, progress):
     """Main job: train tiny models on the synthetic dataset, sweep, report, leaderboard."""
     from ..pipeline import DEFAULT_MODELS, RunConfig, run_pipeline
     from ..report.terminal import frame_table
@@ -61,7 +63,7 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
     config = RunConfig(
         out=out or ("results/quick" if quick else "results/main"), models=models or DEFAULT_MODELS, suite=suite,
         severities=_severities(severities), device=device, iterations=iterations, seed=seed, quick=quick,
-        models_dir=models_dir or ("models/quick" if quick else "models"), bootstrap=bootstrap,
+        models_dir=models_dir or ("models/quick" if quick else "models"), jobs=jobs, bootstrap=bootstrap,
         dataset_options=parse_key_values(dataset_options, "--dataset-option"), progress=progress,
         command=command_line())
     result = run_pipeline(config, echo=err.print)
@@ -72,5 +74,6 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
         ("rgb_missing", f"rgb_missing s{worst}"), ("thermal_missing", f"thermal_missing s{worst}")],
         title="mIoU (%) on synthetic/test"))
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
-    console.print(f"phases: {phases}; total {sum(result.phases.values()):.1f}s", highlight=False)
+    console.print(f"phases (wall): {phases}; total {sum(result.phases.values()):.1f}s "
+                  f"({sum(result.cpu_seconds.values()):.1f}s CPU)", highlight=False)
     console.print(f"report: {result.report}\nleaderboard: {result.leaderboard}", highlight=False)
