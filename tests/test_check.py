@@ -122,3 +122,14 @@ def test_write_baseline_replaces_atomically(setup):
     after = read_baseline(baseline)
     assert after.set_index(["model", "corruption", "seed"]).loc[("crm", "clean", 0), "miou"] == pytest.approx(90.0)
     assert baseline.read_text() != before and np.isfinite(after["miou"]).all()
+
+
+def test_committed_baselines_are_well_formed():
+    from pathlib import Path
+    stored = sorted((Path(__file__).resolve().parents[1] / "results" / "baselines").glob("*.csv"))
+    assert stored, "results/baselines/ holds no baseline"
+    for path in stored:
+        frame = read_baseline(path)
+        assert len(frame) > 0 and frame["miou"].between(0, 100).all(), path
+        clean = frame[frame["corruption"] == "clean"]
+        assert (clean["severity"] == 0).all() and set(clean["model"]) == set(frame["model"]), path
