@@ -36,6 +36,9 @@ def test_plots_from_hand_made_results(tmp_path):
     meta = json.loads((report.out_dir / "report.json").read_text())
     assert meta["per_class_setting"] == ["blur", 2] and meta["qualitative_setting"] is None
     assert meta["bootstrap"] is None and "heatmap.svg" in meta["files"]
+    report = build_report(results, bootstrap=0, qualitative="none", per_class="none")
+    assert json.loads((report.out_dir / "report.json").read_text())["per_class_setting"] is None
+    assert "per_class.png" not in [p.name for p in report.files]
 
 
 def test_worst_setting_is_lowest_mean_over_models(tmp_path):

@@ -27,7 +27,7 @@ def _console() -> Console:
 @click.option("--qualitative", default="worst", show_default=True, metavar="CORRUPTION:SEVERITY",
               help="Setting of the qualitative grid: CORRUPTION:SEVERITY, clean, worst (lowest mean mIoU) or none.")
 @click.option("--per-class", "per_class", default=None, metavar="CORRUPTION:SEVERITY",
-              help="Corrupted setting of the per-class bar plot [default: the qualitative one].")
+              help="Setting of the per-class bar plot beside clean (or none) [default: the qualitative one].")
 @click.option("--images", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Images in the qualitative grid.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the figures (PNG and SVG).")

@@ -74,8 +74,8 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
 
     `reference`: model CE is measured against (default: run.json's "reference", else the first model).
     `bootstrap`: resamples for the paired bootstrap (0 skips it). `qualitative` / `per_class`:
-    'CORRUPTION:SEVERITY', 'worst' (lowest mean mIoU over models) or 'none'; `per_class` defaults to the
-    qualitative setting. `plot=False` writes tables only. User errors are raised before anything is written.
+    'CORRUPTION:SEVERITY', 'clean', 'worst' (lowest mean mIoU over models) or 'none' (no such plot);
+    `per_class` defaults to the qualitative setting, else the worst. `plot=False` writes tables only. User errors are raised before anything is written.
     """
     results = load_results(results_dir)
     ref = choose_reference(results, reference)
@@ -83,7 +83,7 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
     miou = miou_table(results)
     qual_setting = _setting(qualitative, results, miou, "--qualitative")
-    class_setting = _setting(per_class, results, miou, "--per-class") if per_class else \
+    class_setting = _setting(per_class, results, miou, "--per-class") if per_class is not None else \
         (qual_setting or worst_setting(miou))
     per_cls = per_class_table(results)
     day_night = day_night_table(results)
@@ -122,20 +122,22 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
         **meta, "rgbt_bench_version": __version__, "results": str(results.path), "models": results.models,
         "corruptions": results.corruptions, "images": len(results.names),
         "cells": len(results.raw), "bootstrap": boot.meta() if boot is not None else None,
-        "per_class_setting": list(class_setting), "qualitative_setting": list(qual_setting) if qual_setting else None,
+        "per_class_setting": list(class_setting) if class_setting else None, "qualitative_setting": list(qual_setting) if qual_setting else None,
         "summary": records(summary), "files": [str(p.relative_to(out)) for p in files], "notes": report.notes})
     files.append(out / "report.json")
     return report
 
 
-def _plots(report: Report, class_setting: tuple[str, int], qual_setting: Optional[tuple[str, int]],
+def _plots(report: Report, class_setting: Optional[tuple[str, int]], qual_setting: Optional[tuple[str, int]],
            images: int, device) -> None:
     out, files = report.out_dir, report.files
     has_corrupted = bool((report.miou["corruption"] != CLEAN).any())
     if has_corrupted:
         files += plots.heatmap(report.miou, out / "heatmap")
         files += plots.curves(report.miou, out / "curves")
-    files += plots.per_class_bars(report.per_class, report.results.class_names, class_setting, out / "per_class")
+    if class_setting is not None:
+        files += plots.per_class_bars(report.per_class, report.results.class_names, class_setting,
+                                      out / "per_class")
     if qual_setting is not None:
         paths, reason = qualitative_grid(report.results, qual_setting, out / "qualitative", images, device)
         files += paths
