@@ -32,13 +32,12 @@ def parse_setting(text: str, results: Results, flag: str = "--qualitative") -> t
     name = name.strip()
     if name == CLEAN and not level.strip("0 "):
         return CLEAN, 0
+    known = ", ".join(f"{c}:{s}" for c, s in results.settings()[1:4]) or "clean"
     try:
         severity = int(level)
     except ValueError:
-        raise ConfigError(f"invalid {flag} '{text}'; expected CORRUPTION:SEVERITY, e.g. "
-                          f"{(results.corruptions or ['thermal_noise'])[0]}:3, or clean") from None
+        raise ConfigError(f"invalid {flag} '{text}'; expected CORRUPTION:SEVERITY, e.g. {known}, or clean") from None
     if not sep or (name, severity) not in results.settings():
-        known = ", ".join(f"{c}:{s}" for c, s in results.settings()[1:4]) or "clean"
         raise ConfigError(f"{flag} '{text}' is not a setting of {results.path}; expected a corruption and "
                           f"severity it evaluated (e.g. {known})")
     return name, severity
