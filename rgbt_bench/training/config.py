@@ -11,7 +11,7 @@ trained from scratch, and say so where they depart from it:
   pretrained Swin); measured on synthetic, 3e-3 beat 1e-3 for both CRM and RTFNet tiny;
 - iterations: enough for a useful val mIoU on synthetic in about a minute of 2-core CPU time with the tiny
   preset. A CRM step (Swin + Mask2Former, four paths through the head) costs ~7x a baseline's, so CRM
-  defaults to 200 iterations and the per-pixel baselines to 1000. Real datasets need --iterations
+  defaults to 300 iterations and the per-pixel baselines to 1000. Real datasets need --iterations
   (the paper: 35000).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..errors import ConfigError
 # Crop sizes (H, W) of the CRM recipe, DOMAIN.md "Training".
 RECIPE_CROPS: dict[str, tuple[int, int]] = {"mfnet": (240, 320), "kp": (256, 320), "pst900": (224, 320)}
 DEFAULT_ITERATIONS = 1000
-MODEL_ITERATIONS: dict[str, int] = {"crm": 200}
+MODEL_ITERATIONS: dict[str, int] = {"crm": 300}
 
 
 @dataclass
