@@ -8,7 +8,7 @@ Phases (each timed, see RunResult.phases):
    anything else is retrained;
 3. sweep: rgbt_bench.sweep.run_sweep over the suite, restricted to the chosen severities (a derived
    suite file is written next to the results); finished cells are skipped, so a killed run resumes.
-   Cells computed with weights or data that are no longer current are moved to `<out>/stale/` first;
+   Cells of this run's models computed with other weights, data or settings are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
 5. summary: clean mIoU, mean corrupted mIoU and mIoU with each camera missing, per model.
 """
@@ -39,21 +39,27 @@ from .corruptions import load_suite
 from .corruptions.corruption import SEVERITIES
 from .datasets import open_dataset
 from .errors import CheckpointError, ConfigError
+from .sweep.plan import CLEAN
 from .sweep.store import CELL_DIR
 from .training.config import TrainConfig, default_crop
 
 DATASET = "synthetic"
 PRESET = "tiny"
 DEFAULT_MODELS = ("crm", "rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only")
-# Severity 5 of rgb_missing / thermal_missing drops the camera on every image (the CRM paper's
-# missing-modality test), so the summary needs 5; 1 and 3 give the slope of each corruption.
-DEFAULT_SEVERITIES = (1, 3, 5)
+# The suite at every severity (~60 s of the ~5 minute run on 2 cores). Severity 5 of rgb_missing /
+# thermal_missing drops the camera on every image (the CRM paper's missing-modality test), which the
+# summary reports; --severities 1,3,5 (or 5) trims the sweep on slower machines.
+DEFAULT_SEVERITIES = SEVERITIES
 MISSING = ("rgb_missing", "thermal_missing")
-# Training iterations per model for the full run (batch 8, 60x80 crops of the 120x160 synthetic images),
-# chosen so that the whole job fits in ~6 minutes on 2 CPU cores; other models get DEFAULT_ITERATIONS.
-ITERATIONS = {"crm": 300, "rtfnet": 300, "mfnet": 600, "early_fusion": 600, "rgb_only": 600, "thermal_only": 600}
-DEFAULT_ITERATIONS = 600
+# Training iterations where the main job departs from TrainConfig's per-model default (200 for CRM,
+# 1000 for the baselines): CRM gets 300, which its parallel process finishes in about the time the
+# other process trains the five baselines, so the extra iterations cost no wall-clock time.
+ITERATIONS = {"crm": 300}
 QUICK_ITERATIONS = 3
+# Val evaluations per training run (the checkpoint kept is the best on val): halfway and at the end.
+EVALUATIONS = 2
+# Iterations between resumable training states: a killed run loses at most this many per model.
+SAVE_EVERY = 50
 LEADERBOARD = "leaderboard.csv"
 QUICK_DATASET = {"size": [32, 40], "counts": [8, 4, 4]}
 # TrainConfig fields that change how a run executes but not the weights it produces.
@@ -62,10 +68,12 @@ RUNTIME_FIELDS = ("device", "out", "resume", "workers", "progress", "log_every",
 
 @dataclass
 class RunConfig:
-    """One main-job run. `iterations` None: the per-model plan (ITERATIONS; QUICK_ITERATIONS with `quick`).
+    """One main-job run. `iterations` None: ITERATIONS, else each model's training default (TrainConfig:
+    a CRM step costs ~7x a baseline's); QUICK_ITERATIONS with `quick`.
 
-    `quick` also shrinks the dataset (QUICK_DATASET unless `dataset_options` are given), keeps only
-    severity 5 and trains with batch 2, for tests and smoke checks.
+    `severities` None: DEFAULT_SEVERITIES. `quick` (tests, smoke checks) also shrinks the dataset
+    (QUICK_DATASET unless `dataset_options` are given), keeps only severity 5 and trains with batch 2.
+    `jobs` None: one process per CPU core (one on CUDA). `command`: recorded in the sweep manifest.
     """
 
     out: str = "results/main"
@@ -126,10 +134,11 @@ class RunConfig:
         jobs = max(1, min(jobs, tasks))
         return jobs, max(1, cpus // jobs)
 
-    def iterations_for(self, model: str) -> int:
+    def iterations_for(self, model: str) -> Optional[int]:
+        """Training iterations for `model`; None leaves the choice to TrainConfig's per-model default."""
         if self.iterations is not None:
             return self.iterations
-        return QUICK_ITERATIONS if self.quick else ITERATIONS.get(model, DEFAULT_ITERATIONS)
+        return QUICK_ITERATIONS if self.quick else ITERATIONS.get(model)
 
     def train_config(self, model: str, image_size: tuple[int, int]) -> TrainConfig:
         """The training run whose checkpoint the sweep evaluates for `model`, on images of `image_size`.
@@ -137,12 +146,13 @@ class RunConfig:
         The crop is set explicitly (the trainer's default, half the image) so that the config compared
         with a cached checkpoint's is the one the trainer stores."""
         from .sweep.models import cache_path
-        iterations = self.iterations_for(model)
-        return TrainConfig(model=model, preset=PRESET, dataset=DATASET, iterations=iterations,
-                           batch_size=2 if self.quick else self.batch_size, seed=self.seed, device=self.device,
-                           crop=default_crop(DATASET, image_size),
-                           eval_every=max(1, iterations // 2), out=str(cache_path(self.models_dir, model, PRESET)),
-                           workers=self.workers, dataset_options=dict(self.dataset_options), progress=self.progress)
+        config = TrainConfig(model=model, preset=PRESET, dataset=DATASET, iterations=self.iterations_for(model),
+                             batch_size=2 if self.quick else self.batch_size, seed=self.seed, device=self.device,
+                             crop=default_crop(DATASET, image_size),
+                             out=str(cache_path(self.models_dir, model, PRESET)), workers=self.workers,
+                             dataset_options=dict(self.dataset_options), progress=self.progress)
+        return dataclasses.replace(config, eval_every=max(1, config.iterations // EVALUATIONS),
+                                   save_every=min(SAVE_EVERY, config.iterations))
 
 
 @dataclass
@@ -193,11 +203,14 @@ def cache_state(config: TrainConfig) -> str:
 
 
 # ----- stale results ----------------------------------------------------------------------------------
-def move_stale_cells(out: Path, current: dict[str, dict[str, Any]]) -> list[str]:
-    """Move cells whose identity differs from `current[model]` into `<out>/stale/<time>/`; their ids.
+def move_stale_cells(out: Path, current: dict[str, dict[str, Any]],
+                     settings: Optional[set[tuple[str, int]]] = None) -> list[str]:
+    """Move the cells of this run's models that no longer belong to it into `<out>/stale/<time>/`; their ids.
 
-    `current` maps a model name to the record fields its cells must carry (checkpoint sha256, dataset
-    fingerprint); cells of other models are left alone. Nothing is deleted.
+    `current` maps each model of the run to the record fields its cells must carry (checkpoint sha256,
+    dataset fingerprint); `settings` (if given) lists the (corruption label, severity) pairs of the run,
+    clean included. Cells of other models are left alone, and nothing is deleted, so the report and
+    leaderboard of `out` describe exactly this run's models, weights and suite.
     """
     cells = Path(out) / CELL_DIR
     if not cells.is_dir():
@@ -210,7 +223,10 @@ def move_stale_cells(out: Path, current: dict[str, dict[str, Any]]) -> list[str]
         except (OSError, json.JSONDecodeError):
             continue
         expected = current.get(record.get("model"))
-        if expected is None or all(record.get(k) == v for k, v in expected.items()):
+        if expected is None:
+            continue
+        wanted = settings is None or (record.get("corruption"), record.get("severity")) in settings
+        if wanted and all(record.get(k) == v for k, v in expected.items()):
             continue
         target.mkdir(parents=True, exist_ok=True)
         for path in (json_path.with_suffix(".npz"), json_path):
@@ -311,7 +327,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[[str], None]) -> dict[str, str]:
+def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[[str], None]) -> dict[str, str]:
     """Train, resume or reuse every model's checkpoint, up to `jobs` runs at a time; model -> "cached",
     "resumed" or "trained"."""
     from .training import train
@@ -370,14 +386,15 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
         image_size = tuple(test[0].label.shape)
         fingerprint = dataset_fingerprint(test)
     with phases("train"):
-        trained = _train_models(config, image_size, echo)
+        trained = train_models(config, image_size, echo)
     with phases("sweep"):
         suite = derived_suite(config.suite, config.severities, out)
         checkpoints = {m: config.train_config(m, image_size).out_path for m in config.models}
+        settings = {(CLEAN, 0)} | {(e.label, s) for e in load_suite(suite).entries for s in e.severities}
         moved = move_stale_cells(out, {m: {"checkpoint_sha256": file_sha256(p), "dataset_fingerprint": fingerprint}
-                                       for m, p in checkpoints.items()})
+                                       for m, p in checkpoints.items()}, settings)
         if moved:
-            echo(f"moved {len(moved)} cells computed with other weights or data to {out / 'stale'}")
+            echo(f"moved {len(moved)} cells computed with other weights, data or settings to {out / 'stale'}")
         _sweep(SweepConfig(
             models=list(config.models), dataset=DATASET, split="test", suite=str(suite), out=str(out),
             checkpoints={m: str(p) for m, p in checkpoints.items()}, preset=PRESET, seeds=[0],

@@ -9,10 +9,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import cli
 from rgbt_bench.errors import ConfigError
 from rgbt_bench.pipeline import (DEFAULT_MODELS, RunConfig, cache_state, derived_suite, move_stale_cells,
-                                 training_key)
+                                 train_models, training_key)
 from rgbt_bench.training.config import TrainConfig
 
 
@@ -69,6 +70,12 @@ def test_cache_key_reuse_resume_retrain(tmp_path):
     from rgbt_bench.training import train
     train(tc)
     assert cache_state(tc) == "ready"
+    # an interrupted run (its resumable state short of the last iteration) is resumed, then ready again
+    state = load_checkpoint(tc.last_path)
+    save_checkpoint(tc.last_path, {**state, "iteration": 1})
+    assert cache_state(tc) == "resume"
+    assert train_models(config, (32, 40), lambda _: None) == {"rgb_only": "resumed"}
+    assert cache_state(tc) == "ready" and load_checkpoint(tc.last_path)["iteration"] == tc.iterations
     # runtime-only fields do not change the key; training fields do
     assert training_key(TrainConfig(**{**tc.__dict__, "workers": 1, "device": "cpu"})) == training_key(tc)
     longer = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), iterations=5,
@@ -86,13 +93,16 @@ def test_derived_suite_and_stale_cells(tmp_path):
     assert len(entries) == 12 and all(e.severities == [1, 5] for e in entries)
     cells = tmp_path / "cells"
     cells.mkdir()
-    for model, sha in (("a", "old"), ("b", "new"), ("c", "x")):
-        (cells / f"{model}.json").write_text(json.dumps({"model": model, "checkpoint_sha256": sha}))
-        (cells / f"{model}.npz").write_bytes(b"z")
-    moved = move_stale_cells(tmp_path, {"a": {"checkpoint_sha256": "new"}, "b": {"checkpoint_sha256": "new"}})
-    assert moved == ["a"]
+    for name, model, sha, severity in (("a", "a", "old", 1), ("b", "b", "new", 1), ("b4", "b", "new", 4),
+                                       ("c", "c", "x", 4)):
+        (cells / f"{name}.json").write_text(json.dumps({"model": model, "checkpoint_sha256": sha,
+                                                        "corruption": "fog", "severity": severity}))
+        (cells / f"{name}.npz").write_bytes(b"z")
+    current = {"a": {"checkpoint_sha256": "new"}, "b": {"checkpoint_sha256": "new"}}
+    # a: other weights; b4: a severity this run does not evaluate; c: not a model of this run
+    assert move_stale_cells(tmp_path, current, {("clean", 0), ("fog", 1)}) == ["a", "b4"]
     assert sorted(p.name for p in cells.iterdir()) == ["b.json", "b.npz", "c.json", "c.npz"]
-    assert len(list((tmp_path / "stale").glob("*/a.*"))) == 2
+    assert sorted(p.name for p in (tmp_path / "stale").glob("*/*")) == ["a.json", "a.npz", "b4.json", "b4.npz"]
 
 
 def test_bad_severities_are_one_line_errors(tmp_path):

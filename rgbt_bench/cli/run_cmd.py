@@ -1,14 +1,21 @@
 """`rgbt-bench run`: the main job on the built-in synthetic dataset — train the tiny CRM and baselines,
 sweep a corruption suite, write the report and leaderboard, print a summary and the time of each phase.
 
-Choices that keep the full default run within ~6 minutes on 2 CPU cores (rgbt_bench/pipeline.py holds
-the numbers): training iterations per model (ITERATIONS: fewer for the slow CRM and RTFNet, whose
-per-step cost is several times that of the small CNN baselines); the default suite evaluated at severities
-1, 3 and 5 instead of 1..5 (the sweep's cost grows with the number of settings; 1/3/5 keep each
-corruption's slope, and 5 is the camera-always-missing test of the CRM paper that the summary reports);
-sweep batches of 20 images; cells written one suite entry at a time, so that a kill loses little.
+Choices that keep the full default run near 5 minutes on 2 CPU cores (measured CPU time: ~340 s training,
+~200 s sweep, ~10 s dataset and report):
+- parallelism: on CPU one single-threaded process per core, both for training (the slowest runs start
+  first) and for the sweep (images sharded over the processes). Tiny models use intra-op threads poorly,
+  and two OpenMP threads per process on a shared 2-core machine stalled training ~10x in measurements;
+- training: TrainConfig's measured per-model defaults (lr 3e-3, 1000 iterations for the baselines), except
+  CRM at 300 iterations instead of 200 (rgbt_bench/pipeline.py ITERATIONS), which its process finishes
+  while the other trains the baselines; val evaluated twice, the best kept; state saved every 50 iterations;
+- sweep: the whole default suite, severities 1..5 (~60 s wall; --severities 1,3,5 trims it to ~40 s on a
+  slower machine while keeping each corruption's slope and severity 5, the camera-always-missing test of
+  the CRM paper that the summary reports), batches of 20 images, cells written one suite entry at a time;
+- report: 1000 paired-bootstrap resamples (a few seconds).
 A rerun resumes: finished training runs are reused (keyed on their training config, retrained when it
-changes), unfinished ones resumed, finished sweep cells skipped.
+changes), unfinished ones resumed, finished sweep cells skipped, and cells computed with replaced weights
+moved to <out>/stale/.
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ def _severities(text: str | None) -> list[int] | None:
               help="Comma-separated models [default: crm,rtfnet,mfnet,early_fusion,rgb_only,thermal_only].")
 @click.option("--suite", default="default", show_default=True, help="Corruption suite: a bundled name or a YAML file.")
 @click.option("--severities", default=None, metavar="1,3,5",
-              help="Severities of every suite entry [default: 1,3,5; 5 with --quick].")
+              help="Severities of every suite entry [default: 1,2,3,4,5; 5 with --quick].")
 @device_option
 @click.option("--iterations", type=int, default=None,
               help="Training iterations for every model [default: a per-model plan sized for the time budget].")
