@@ -14,13 +14,16 @@ Phases (each timed, see RunResult.phases):
 """
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import json
 import multiprocessing
 import os
 import resource
 import shutil
+import signal
 import socket
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -51,10 +54,6 @@ DEFAULT_MODELS = ("crm", "rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal
 # summary reports; --severities 1,3,5 (or 5) trims the sweep on slower machines.
 DEFAULT_SEVERITIES = SEVERITIES
 MISSING = ("rgb_missing", "thermal_missing")
-# Training iterations where the main job departs from TrainConfig's per-model default (200 for CRM,
-# 1000 for the baselines): CRM gets 300, which its parallel process finishes in about the time the
-# other process trains the five baselines, so the extra iterations cost no wall-clock time.
-ITERATIONS = {"crm": 300}
 QUICK_ITERATIONS = 3
 # Val evaluations per training run (the checkpoint kept is the best on val): halfway and at the end.
 EVALUATIONS = 2
@@ -68,8 +67,8 @@ RUNTIME_FIELDS = ("device", "out", "resume", "workers", "progress", "log_every",
 
 @dataclass
 class RunConfig:
-    """One main-job run. `iterations` None: ITERATIONS, else each model's training default (TrainConfig:
-    a CRM step costs ~7x a baseline's); QUICK_ITERATIONS with `quick`.
+    """One main-job run. `iterations` None: each model's training default (TrainConfig: 300 for CRM, whose
+    step costs ~7x a baseline's, 1000 for the baselines); QUICK_ITERATIONS with `quick`.
 
     `severities` None: DEFAULT_SEVERITIES. `quick` (tests, smoke checks) also shrinks the dataset
     (QUICK_DATASET unless `dataset_options` are given), keeps only severity 5 and trains with batch 2.
@@ -138,7 +137,7 @@ class RunConfig:
         """Training iterations for `model`; None leaves the choice to TrainConfig's per-model default."""
         if self.iterations is not None:
             return self.iterations
-        return QUICK_ITERATIONS if self.quick else ITERATIONS.get(model)
+        return QUICK_ITERATIONS if self.quick else None
 
     def train_config(self, model: str, image_size: tuple[int, int]) -> TrainConfig:
         """The training run whose checkpoint the sweep evaluates for `model`, on images of `image_size`.
@@ -301,6 +300,7 @@ class Phases:
             self.echo(f"phase {name}: {self.seconds[name]:.1f}s wall, {self.cpu_seconds[name]:.1f}s CPU")
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 # Relative cost of one training iteration (batch 8, 60x80, one CPU thread; CRM ~0.35 s): the slowest
 # runs start first, so that parallel processes finish together.
@@ -316,9 +316,20 @@ def _in_process(env: dict[str, str], threads: int, fn: Callable[..., Any], *args
     return fn(*args)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: on Linux, end this worker when the main process dies (even by kill -9), so
+    that no orphan keeps training or holds the sweep's lock while a rerun resumes. Every file the workers
+    write is written atomically, so ending them at any point loses no finished result."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     """Fresh interpreters (spawn): forking a process that has run OpenMP code can hang the child."""
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
 def _free_port() -> int:

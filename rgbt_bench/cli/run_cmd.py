@@ -6,9 +6,9 @@ Choices that keep the full default run near 5 minutes on 2 CPU cores (measured C
 - parallelism: on CPU one single-threaded process per core, both for training (the slowest runs start
   first) and for the sweep (images sharded over the processes). Tiny models use intra-op threads poorly,
   and two OpenMP threads per process on a shared 2-core machine stalled training ~10x in measurements;
-- training: TrainConfig's measured per-model defaults (lr 3e-3, 1000 iterations for the baselines), except
-  CRM at 300 iterations instead of 200 (rgbt_bench/pipeline.py ITERATIONS), which its process finishes
-  while the other trains the baselines; val evaluated twice, the best kept; state saved every 50 iterations;
+- training: TrainConfig's measured per-model defaults (lr 3e-3; 300 iterations for CRM, which its process
+  finishes in about the time the other trains the five baselines at 1000 iterations each); val evaluated
+  twice, the best kept; resumable state saved every 50 iterations;
 - sweep: the whole default suite, severities 1..5 (~60 s wall; --severities 1,3,5 trims it to ~40 s on a
   slower machine while keeping each corruption's slope and severity 5, the camera-always-missing test of
   the CRM paper that the summary reports), batches of 20 images, cells written one suite entry at a time;
