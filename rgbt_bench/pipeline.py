@@ -25,7 +25,8 @@ import signal
 import socket
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,7 +42,8 @@ from .cli.options import resolve_device
 from .corruptions import load_suite
 from .corruptions.corruption import SEVERITIES
 from .datasets import open_dataset
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, RgbtBenchError
+from .models import resolve_builder
 from .sweep.plan import CLEAN
 from .sweep.store import CELL_DIR
 from .training.config import TrainConfig, default_crop
@@ -110,6 +112,8 @@ class RunConfig:
             raise ConfigError("no models given; expected e.g. --models crm,rtfnet")
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"--models lists a model twice: {','.join(self.models)}")
+        for model in self.models:
+            resolve_builder(model)
         bad = [s for s in self.severities if s not in SEVERITIES]
         if not self.severities or bad:
             raise ConfigError(f"invalid severities {list(self.severities)}; expected integers among 1..5, e.g. 1,3,5")
@@ -252,9 +256,12 @@ def derived_suite(suite_spec: str, severities: Sequence[int], out: Path) -> Path
                                           f"(derived by rgbt-bench run from {suite.path})",
                            "entries": entries}, sort_keys=False)
     path = out / "suite.yaml"
-    out.mkdir(parents=True, exist_ok=True)
-    if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not path.is_file() or path.read_text() != text:
+            path.write_text(text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write results to {out} ({exc.strerror or exc}); choose a writable --out") from None
     return path
 
 
@@ -277,7 +284,7 @@ def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], 
 # ----- the job ----------------------------------------------------------------------------------------
 class Phases:
     """Wall-clock and CPU seconds (this process and its finished worker processes) per named phase,
-    announced as each one ends; CPU time tells what a phase costs when other work shares the machine."""
+    announced as each one completes; CPU time tells what a phase costs when other work shares the machine."""
 
     def __init__(self, echo: Callable[[str], None]):
         self.seconds: dict[str, float] = {}
@@ -292,12 +299,10 @@ class Phases:
     @contextmanager
     def __call__(self, name: str) -> Iterator[None]:
         start, cpu = time.perf_counter(), self._cpu()
-        try:
-            yield
-        finally:
-            self.seconds[name] = round(time.perf_counter() - start, 2)
-            self.cpu_seconds[name] = round(self._cpu() - cpu, 2)
-            self.echo(f"phase {name}: {self.seconds[name]:.1f}s wall, {self.cpu_seconds[name]:.1f}s CPU")
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        self.cpu_seconds[name] = round(self._cpu() - cpu, 2)
+        self.echo(f"phase {name}: {self.seconds[name]:.1f}s wall, {self.cpu_seconds[name]:.1f}s CPU")
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -332,6 +337,15 @@ def _pool(workers: int) -> ProcessPoolExecutor:
                                initializer=_die_with_parent, initargs=(os.getpid(),))
 
 
+def _results(futures: list[Future], what: str) -> list[Any]:
+    """Each worker's result in order; a worker that died (killed, out of memory) is one clear error."""
+    try:
+        return [f.result() for f in futures]
+    except BrokenProcessPool:
+        raise RgbtBenchError(f"a {what} worker process died unexpectedly (killed or out of memory?); what it "
+                             f"finished is kept, rerun the same command to resume") from None
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -360,10 +374,8 @@ def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[
             train(run)
     else:
         with _pool(jobs) as pool:
-            futures = [pool.submit(_in_process, {}, threads, train, dataclasses.replace(run, progress=False))
-                       for run in runs]
-            for future in futures:
-                future.result()
+            _results([pool.submit(_in_process, {}, threads, train, dataclasses.replace(run, progress=False))
+                      for run in runs], "training")
     return {m: {"ready": "cached", "resume": "resumed", "train": "trained"}[states[m]] for m in config.models}
 
 
@@ -375,11 +387,9 @@ def _sweep(sweep_config: Any, jobs: int, threads: int) -> None:
         return
     port = str(_free_port())
     with _pool(jobs) as pool:
-        futures = [pool.submit(_in_process, {"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(jobs),
-                                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
-                               threads, run_sweep, sweep_config) for r in range(jobs)]
-        for future in futures:
-            future.result()
+        _results([pool.submit(_in_process, {"RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": str(jobs),
+                                            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+                              threads, run_sweep, sweep_config) for r in range(jobs)], "sweep")
 
 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:

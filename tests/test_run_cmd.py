@@ -105,8 +105,16 @@ def test_derived_suite_and_stale_cells(tmp_path):
     assert sorted(p.name for p in (tmp_path / "stale").glob("*/*")) == ["a.json", "a.npz", "b4.json", "b4.npz"]
 
 
-def test_bad_severities_are_one_line_errors(tmp_path):
+def test_bad_options_are_one_line_errors(tmp_path):
     with pytest.raises(ConfigError, match="severities"):
         RunConfig(severities=[0, 6])
+    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+        RunConfig(models="crm,nope")
+    with pytest.raises(ConfigError, match="twice"):
+        RunConfig(models="crm,crm")
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(ConfigError, match="writable --out"):
+        derived_suite("default", [5], blocked / "out")
     result = CliRunner().invoke(cli, ["run", "--severities", "1,x", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
