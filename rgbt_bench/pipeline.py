@@ -399,6 +399,7 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
     from .sweep.manifest import dataset_fingerprint
 
     out = Path(config.out).expanduser()
+    suite = derived_suite(config.suite, config.severities, out)
     phases = Phases(echo)
     with phases("dataset"):
         for split in ("train", "val"):
@@ -409,7 +410,6 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
     with phases("train"):
         trained = train_models(config, image_size, echo)
     with phases("sweep"):
-        suite = derived_suite(config.suite, config.severities, out)
         checkpoints = {m: config.train_config(m, image_size).out_path for m in config.models}
         settings = {(CLEAN, 0)} | {(e.label, s) for e in load_suite(suite).entries for s in e.severities}
         moved = move_stale_cells(out, {m: {"checkpoint_sha256": file_sha256(p), "dataset_fingerprint": fingerprint}
