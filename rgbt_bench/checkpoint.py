@@ -8,11 +8,9 @@ Layout: {"format": "rgbt-bench/1", "model": registry name or 'module:fn', "prese
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -21,6 +19,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from .atomic import atomic_write
 from .errors import CheckpointError
 
 FORMAT = "rgbt-bench/1"
@@ -30,16 +29,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write `payload` (plus the format tag) to `path` atomically: a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"format": FORMAT, **payload}, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: torch.save({"format": FORMAT, **payload}, fh))
     return path
 
 

@@ -150,7 +150,7 @@ def test_kill_9_at_seeded_random_points_then_resume_equals_uninterrupted(world, 
 def failing_writes(monkeypatch, code: int, after: int, match: str = ".npz") -> list[Path]:
     """Make atomic writes of files whose name contains `match` fail with OSError(`code`) from the
     (`after` + 1)-th such write on, half-way through writing, like a disk filling up; returns the paths tried."""
-    real = store._atomic_write
+    real = store.atomic_write
     tried: list[Path] = []
 
     def write(path, fn):
@@ -165,7 +165,7 @@ def failing_writes(monkeypatch, code: int, after: int, match: str = ".npz") -> l
             raise OSError(code, os.strerror(code))
         return real(path, half_then_fail)
 
-    monkeypatch.setattr(store, "_atomic_write", write)
+    monkeypatch.setattr(store, "atomic_write", write)
     return tried
 
 

@@ -8,13 +8,12 @@ written atomically (temp file + rename), so an interrupted update never leaves a
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import atomic_write
 from ..errors import ConfigError, DataError
 from ..metrics import compute_metrics
 from .load import Results
@@ -74,16 +73,7 @@ def write_baseline(results: Results, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = current_table(results).to_csv(index=False, float_format=f"%.{DECIMALS}f")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: fh.write(text.encode()))
     return path
 
 

@@ -11,14 +11,14 @@ Layout of ``results/NAME/``:
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 CELL_DIR = "cells"
 
@@ -54,23 +54,10 @@ class CellResult:
         return self.per_image.sum(axis=0)
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (temp file + fsync + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    atomic_write(path, lambda fh: fh.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
 
 
 def cell_paths(out_dir: Path, key: CellKey) -> tuple[Path, Path]:
@@ -88,7 +75,7 @@ def write_cell(out_dir: Path, key: CellKey, record: dict[str, Any], per_image: n
     npz_path, json_path = cell_paths(out_dir, key)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     night = np.array([-1 if n is None else int(n) for n in is_night], dtype=np.int8)
-    _atomic_write(npz_path, lambda fh: np.savez(fh, per_image=np.asarray(per_image, dtype=np.int64),
+    atomic_write(npz_path, lambda fh: np.savez(fh, per_image=np.asarray(per_image, dtype=np.int64),
                                                  names=np.array(names, dtype=str), is_night=night))
     write_json(json_path, {**record, "cell_id": key.cell_id, **key.__dict__})
 
