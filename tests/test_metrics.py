@@ -90,3 +90,30 @@ def test_merge_and_accuracy_values():
 def test_prediction_out_of_range_is_rejected():
     with pytest.raises(ValueError, match="0..2"):
         ConfusionMatrix.compute(torch.tensor([3]), torch.tensor([0]), 3)
+
+
+@pytest.mark.parametrize("label_dtype", [torch.int64, torch.int32, torch.uint8])
+@pytest.mark.parametrize("pred_dtype", [torch.int64, torch.uint8])
+def test_per_image_matches_numpy_bincount_for_every_dtype(label_dtype, pred_dtype):
+    pred, label = random_data(5, 9, ignore=255)
+    label[0, 0, :3] = torch.tensor([9, 200, 0])  # out-of-range labels are not counted
+    expected = np.stack([
+        np.bincount(lab[lab < 9] * 9 + prd[lab < 9], minlength=81).reshape(9, 9)
+        for lab, prd in zip(label.numpy().astype(np.int64), pred.numpy().astype(np.int64))])
+    per = ConfusionMatrix.per_image(pred.to(pred_dtype), label.to(label_dtype), 9, 255)
+    assert np.array_equal(per.numpy(), expected)
+    assert np.array_equal(ConfusionMatrix.compute(pred.to(pred_dtype), label.to(label_dtype), 9, 255).numpy(),
+                          expected.sum(0))
+
+
+def test_labels_beyond_int32_are_not_counted_as_a_class():
+    """Regression: the int32 fast path must not wrap a huge int64 label (2**32 + 1) into class 1."""
+    label = torch.tensor([[2**32 + 1, -(2**32), 1]])
+    pred = torch.tensor([[1, 0, 1]])
+    assert ConfusionMatrix.compute(pred, label, 3).tolist() == [[0, 0, 0], [0, 1, 0], [0, 0, 0]]
+
+
+def test_ignore_index_inside_the_class_range_is_not_counted():
+    label = torch.tensor([[0, 1, 2, 1]])
+    pred = torch.tensor([[0, 0, 2, 1]])
+    assert ConfusionMatrix.compute(pred, label, 3, ignore_index=1).tolist() == [[1, 0, 0], [0, 0, 0], [0, 0, 1]]
