@@ -9,6 +9,10 @@ For each corruption at one severity, three implementations are timed interleaved
   fog ~ plasma_fog, gaussian_noise ~ thermal_noise, contrast ~ thermal_crossover, gaussian_blur ~
   thermal_blur, shot_noise ~ the Poisson part of night. It takes uint8 HxWx3 images, so thermal is given
   as 3 grey channels (what imagecorruptions does with a grey image).
+- one copy: `clone()` of the modalities the corruption writes, on 1 thread: the memory-traffic floor of any
+  implementation that reads its input and writes a new output once. A corruption near this figure is
+  limited by memory bandwidth, not by the code, and no batching can make it 10x a numpy loop that is
+  near it too.
 Goal (issue): torch on the CPU at least 10x the per-image numpy path.
 
 Run: python benchmarks/bench_corruptions.py [--size 480x640] [--batch 8] [--severity 3] [--repeats 5]
@@ -215,7 +219,14 @@ def bench(names: list[str], size: tuple[int, int], n: int, severity: int, repeat
             for r, t in zip(rgb_np, thermal_np):
                 numpy_fn(r, t, params, options, rng)
 
-        fns = {"torch_1t": torch_run(1), "torch_all": torch_run(all_threads), "numpy": numpy_run}
+        written = {"rgb": [batch.rgb], "thermal": [batch.thermal], "both": [batch.rgb, batch.thermal]}[corruption.modality]
+
+        def copy_run() -> None:
+            torch.set_num_threads(1)
+            for x in written:
+                x.clone()
+
+        fns = {"torch_1t": torch_run(1), "torch_all": torch_run(all_threads), "numpy": numpy_run, "copy": copy_run}
         ic = imagecorruptions_fn(name, batch)
         if ic is not None:
             fns["imagecorruptions"] = ic
@@ -226,7 +237,8 @@ def bench(names: list[str], size: tuple[int, int], n: int, severity: int, repeat
         ic_ips = ips.get("imagecorruptions")
         rows.append([name, ips["torch_1t"], ips["torch_all"], ips["numpy"],
                      "-" if ic_ips is None else f"{ic_ips:.3g} ({IMAGECORRUPTIONS[name][0]})",
-                     ips["torch_1t"] / ips["numpy"], ips["torch_all"] / ips["numpy"],
+                     ips["torch_1t"] / ips["numpy"], ips["torch_all"] / ips["numpy"], ips["copy"],
+                     ips["torch_1t"] / ips["copy"],
                      "yes" if ips["torch_1t"] / ips["numpy"] >= GOAL else "NO",
                      f"{load_before:.2f}/{load_average():.2f}"])
         print(f"  {name}: torch1t {ips['torch_1t']:.1f} img/s, torch {ips['torch_all']:.1f}, "
@@ -256,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = bench(names, size, args.batch, args.severity, args.repeats)
     print(markdown_table(["corruption", "torch 1 thread img/s", f"torch {torch.get_num_threads()} threads img/s",
                           "numpy per-image img/s", "imagecorruptions img/s", "ratio 1t", "ratio all",
+                          "one copy img/s (1t)", "torch 1t / copy",
                           f">= {GOAL:g}x (1t)", "load before/after"], rows))
     return 0
 

@@ -10,7 +10,7 @@ from scipy.ndimage import gaussian_filter
 from rgbt_bench.batch import Batch, SampleMeta
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.corruptions.night import low_light
-from rgbt_bench.corruptions.plasma import next_power_of_2, plasma_draws, plasma_fractal
+from rgbt_bench.corruptions.plasma import next_power_of_2, plasma_map
 from rgbt_bench.corruptions.seeding import sample_seed
 
 SEED = 31
@@ -133,16 +133,25 @@ def numpy_plasma(draws: list, mapsize: int, wibbledecay: float) -> np.ndarray:
     return m / m.max()
 
 
+def plasma_draws(mapsize: int, generator: torch.Generator) -> list[np.ndarray]:
+    """The U(-1, 1) draws plasma_map takes from `generator`, in use order (see its docstring)."""
+    draws, step = [], mapsize
+    while step >= 2:
+        n = mapsize // step
+        draws.extend(torch.rand((3, n, n), generator=generator).mul(2).sub(1).double().numpy())
+        step //= 2
+    return draws
+
+
 def test_plasma_matches_numpy_recurrence():
-    g = torch.Generator().manual_seed(3)
     for size, decay in ((64, 2.0), (128, 1.4)):
-        draws = [plasma_draws(size, g) for _ in range(2)]
-        batched = [torch.stack(d) for d in zip(*draws)]
-        ours = plasma_fractal(batched, size, decay).numpy()
-        for j in range(2):
-            ref = numpy_plasma([d.double().numpy() for d in draws[j]], size, decay)
-            np.testing.assert_allclose(ours[j], ref, atol=2e-5)
-        assert ours.min() == 0 and ours.max() == 1
+        for seed in (3, 4):
+            ours = plasma_map(size, decay, torch.Generator().manual_seed(seed)).numpy()
+            ref = numpy_plasma(plasma_draws(size, torch.Generator().manual_seed(seed)), size, decay)
+            np.testing.assert_allclose(ours, ref, atol=2e-5)
+            assert ours.min() == 0 and ours.max() == 1
+            crop = plasma_map(size, decay, torch.Generator().manual_seed(seed), crop=(20, 30)).numpy()
+            assert np.array_equal(crop, ours[:20, :30])
     assert [next_power_of_2(n) for n in (1, 2, 3, 160, 256, 640)] == [1, 2, 4, 256, 256, 1024]
 
 
@@ -153,7 +162,7 @@ def test_plasma_fog_matches_formula():
         out = apply_corruption(b, "plasma_fog", s, SEED).rgb.numpy()
         for i, m in enumerate(b.meta):
             draws = plasma_draws(128, generator_for("plasma_fog", s, m))
-            plasma = numpy_plasma([d.double().numpy() for d in draws], 128, decays[s - 1])[:50, :70]
+            plasma = numpy_plasma(draws, 128, decays[s - 1])[:50, :70]
             x = b.rgb[i].double().numpy()
             peak = x.max()
             ref = np.clip((x + c0s[s - 1] * plasma) * peak / (peak + c0s[s - 1]), 0, 1)

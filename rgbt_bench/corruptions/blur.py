@@ -1,9 +1,11 @@
-"""Separable Gaussian blur as a fixed-order sum of shifted slices.
+"""Separable Gaussian blur, one sample at a time.
 
 Matches scipy.ndimage.gaussian_filter / skimage.filters.gaussian as ImageNet-C calls them: kernel radius
 int(truncate * sigma + 0.5) with truncate 4, weights exp(-k^2 / (2 sigma^2)) normalised to 1, edges
-replicated ('nearest'). Summing shifted slices elementwise in a fixed order (instead of conv2d) keeps
-each sample's result bit-identical whatever the batch size.
+replicated ('nearest'). Each sample is convolved on its own (a row pass, then a column pass), so the
+convolution always sees the same [1, C, H, W] shape and a sample's result is bit-identical whatever the
+batch size; per sample this is ~5x the shifted-slice sum it replaces and faster than scipy
+(benchmarks/bench_corruptions.py).
 """
 from __future__ import annotations
 
@@ -23,18 +25,15 @@ def gaussian_kernel(sigma: float) -> list[float]:
     return [w / total for w in weights]
 
 
-def _blur_last_dim(x: torch.Tensor, weights: list[float]) -> torch.Tensor:
-    radius = len(weights) // 2
-    n = x.shape[-1]
-    padded = F.pad(x, (radius, radius, 0, 0), mode="replicate")
-    out = torch.zeros_like(x)
-    for k, w in enumerate(weights):
-        out = out + w * padded[..., k:k + n]
-    return out
-
-
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Blur [B,C,H,W] with a Gaussian of `sigma` pixels along H then W."""
-    weights = gaussian_kernel(sigma)
-    rows = _blur_last_dim(x.transpose(-1, -2), weights).transpose(-1, -2)
-    return _blur_last_dim(rows, weights)
+    """Blur [B,C,H,W] with a Gaussian of `sigma` pixels along H and W (channels independently)."""
+    weights = torch.tensor(gaussian_kernel(sigma), dtype=x.dtype, device=x.device)
+    radius, channels = len(weights) // 2, x.shape[1]
+    along_w = weights.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    along_h = weights.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    out = torch.empty_like(x)
+    for i in range(x.shape[0]):
+        padded = F.pad(x[i:i + 1], (radius, radius, radius, radius), mode="replicate")
+        rows = F.conv2d(padded, along_w, groups=channels)
+        out[i:i + 1] = F.conv2d(rows, along_h, groups=channels)
+    return out

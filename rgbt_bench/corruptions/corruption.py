@@ -1,7 +1,9 @@
 """The `Corruption` type: a named, seeded, batched image corruption with a severity table and options.
 
 A corruption acts on a `Batch` in physical space (rgb [B,3,H,W], thermal [B,1,H,W], float32 in [0,1])
-and returns a new Batch whose touched modality is clamped to [0,1]; labels and metadata are shared.
+and returns a Batch whose images are in [0,1]; labels, metadata and untouched images are shared. Each
+`apply` keeps the range itself (clamping its own fresh output in place, or only copying input pixels and
+fill colours), so no extra pass over the batch is made here.
 Severity 0 is the clean batch; severities 1..5 index the parameter table `params`.
 """
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Corruption:
     `params` maps each parameter name to its five values for severities 1..5 (the documented table);
     `options` are the settings a user may change (e.g. the fill value of a dropped modality);
     `apply(batch, params_at_severity, generators, options)` does the batched work, drawing each sample's
-    random numbers from its own generator; `randomized` is False for deterministic corruptions.
+    random numbers from its own generator, and returns images in [0,1]; `randomized` is False for deterministic corruptions.
     """
 
     name: str
@@ -130,7 +132,4 @@ class Corruption:
                 f"corruption '{self.name}': batch has {len(batch.meta)} SampleMeta for {len(batch)} samples; "
                 "one per sample is needed to seed it")
         gens = sample_generators(batch.meta, seed, self.name, severity) if self.randomized else []
-        out = self.apply(batch, self.severity_params(severity), gens, resolved)
-        rgb = out.rgb if out.rgb is batch.rgb else out.rgb.clamp(0.0, 1.0)
-        thermal = out.thermal if out.thermal is batch.thermal else out.thermal.clamp(0.0, 1.0)
-        return out.with_images(rgb, thermal)
+        return self.apply(batch, self.severity_params(severity), gens, resolved)

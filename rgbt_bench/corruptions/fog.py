@@ -22,8 +22,8 @@ import torch
 
 from ..batch import Batch
 from .corruption import Corruption, Option
-from .plasma import next_power_of_2, plasma_draws, plasma_fractal
-from .seeding import per_sample
+from .plasma import next_power_of_2, plasma_map
+from .seeding import for_each_sample
 
 PLASMA_C0 = (1.5, 2.0, 2.5, 2.5, 3.0)
 PLASMA_WIBBLEDECAY = (2.0, 2.0, 1.7, 1.5, 1.4)
@@ -38,12 +38,15 @@ def _plasma_fog(batch: Batch, p: dict[str, float], gens: list[torch.Generator], 
     x = batch.rgb
     h, w = x.shape[-2:]
     size = next_power_of_2(max(h, w))
-    per_pass = zip(*[plasma_draws(size, g) for g in gens])
-    draws = [torch.stack(d).to(x.device) for d in per_pass]
-    plasma = plasma_fractal(draws, size, p["wibbledecay"])[:, None, :h, :w]
+    plasma = torch.empty(len(gens), 1, h, w)
+
+    def build(i: int) -> None:
+        plasma[i, 0] = plasma_map(size, p["wibbledecay"], gens[i], crop=(h, w))
+    for_each_sample(len(gens), build, size * size)
+    plasma = plasma.to(x.device)
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     c0 = p["c0"]
-    return batch.with_images((x + c0 * plasma) * peak / (peak + c0), batch.thermal)
+    return batch.with_images(torch.add(x, plasma, alpha=c0).mul_(peak / (peak + c0)).clamp_(0.0, 1.0), batch.thermal)
 
 
 def ground_distance(h: int, horizon: float, device: torch.device) -> torch.Tensor:
@@ -57,7 +60,7 @@ def ground_distance(h: int, horizon: float, device: torch.device) -> torch.Tenso
 def _koschmieder(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
     x = batch.rgb
     t = torch.exp(-p["beta"] * ground_distance(x.shape[-2], opts["horizon"], x.device)).view(1, 1, -1, 1)
-    return batch.with_images(x * t + opts["airlight"] * (1 - t), batch.thermal)
+    return batch.with_images(torch.addcmul(opts["airlight"] * (1 - t), x, t).clamp_(0.0, 1.0), batch.thermal)
 
 
 CORRUPTIONS = (

@@ -4,7 +4,8 @@ Each image is stretched from its own [min, max] (over all channels) to [0, c] wi
 y = ((x - min) / (max - min))^2 * c, c = .6 .5 .4 .3 .2; then Poisson-Gaussian sensor noise as 3DCC
 applies it: z = clip(Poisson(120 * y) / 120, 0, 1) + N(0, 0.018^2), clipped to [0, 1]. The Poisson
 counts are drawn on the CPU from each sample's generator (torch.poisson needs a CPU generator), then
-the Gaussian draws; thermal is untouched (a thermal camera needs no light).
+the Gaussian draws (both spread over torch's threads, sample by sample: seeding.for_each_sample); thermal
+is untouched (a thermal camera needs no light).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import torch
 
 from ..batch import Batch
 from .corruption import Corruption
-from .seeding import normal
+from .seeding import for_each_sample, normal
 
 PEAK = (0.6, 0.5, 0.4, 0.3, 0.2)
 POISSON_SCALE = 120.0
@@ -25,22 +26,26 @@ def low_light(x: torch.Tensor, peak: float) -> torch.Tensor:
     """Per-image gamma-2 stretch of [min, max] to [0, peak] (MATLAB imadjust); a flat image goes to 0."""
     lo = x.amin(dim=(1, 2, 3), keepdim=True)
     hi = x.amax(dim=(1, 2, 3), keepdim=True)
-    unit = (x - lo) / (hi - lo).clamp(min=1e-12)
-    return unit.square() * peak
+    unit = (x - lo).div_((hi - lo).clamp(min=1e-12))
+    return unit.square_().mul_(peak)
 
 
 def poisson_counts(rates: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
     """Poisson(rates) per sample from its own generator, computed on the CPU, returned on rates' device."""
     cpu = rates.detach().to("cpu", torch.float32)
-    counts = torch.stack([torch.poisson(cpu[i], generator=g) for i, g in enumerate(gens)])
+    counts = torch.empty_like(cpu)
+
+    def draw(i: int) -> None:
+        counts[i] = torch.poisson(cpu[i], generator=gens[i])
+    for_each_sample(len(gens), draw, cpu[0].numel() if len(gens) else 0)
     return counts.to(rates.device, rates.dtype)
 
 
 def _night(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
-    dark = low_light(batch.rgb, p["peak"])
-    shot = (poisson_counts(dark * p["poisson_scale"], gens) / p["poisson_scale"]).clamp(0, 1)
-    read = normal(gens, dark.shape[1:], dark.device) * p["gauss_sigma"]
-    return batch.with_images(shot + read, batch.thermal)
+    rates = low_light(batch.rgb, p["peak"]).mul_(p["poisson_scale"])
+    shot = poisson_counts(rates, gens).div_(p["poisson_scale"]).clamp_(0.0, 1.0)
+    read = normal(gens, shot.shape[1:], shot.device).mul_(p["gauss_sigma"])
+    return batch.with_images(shot.add_(read).clamp_(0.0, 1.0), batch.thermal)
 
 
 CORRUPTIONS = (

@@ -7,6 +7,7 @@ tensors are drawn on the CPU (identical on every machine) and then moved to the 
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import torch
@@ -25,17 +26,50 @@ def sample_generators(meta: Sequence[SampleMeta], seed: int, corruption: str, se
     return [torch.Generator().manual_seed(sample_seed(seed, corruption, severity, m.key)) for m in meta]
 
 
+PARALLEL_MIN_ELEMENTS = 1 << 16
+
+
+def for_each_sample(count: int, work: Callable[[int], object], elements: int) -> None:
+    """Run work(0) .. work(count - 1), on up to torch.get_num_threads() threads when each is big enough.
+
+    Random draws from a torch.Generator run on one thread however many torch uses, so a batch's per-sample
+    draws are spread over threads instead; each sample has its own generator and output slice, so the
+    result does not depend on the threading. `elements` is the size of one sample's work.
+    """
+    workers = min(torch.get_num_threads(), count)
+    if workers < 2 or elements < PARALLEL_MIN_ELEMENTS:
+        for i in range(count):
+            work(i)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        for done in [pool.submit(work, i) for i in range(count)]:
+            done.result()
+
+
 def per_sample(gens: Sequence[torch.Generator], draw: Callable[[torch.Generator], torch.Tensor],
                device: torch.device) -> torch.Tensor:
     """Stack `draw(g)` for each sample's generator and move the result to `device`."""
     return torch.stack([draw(g) for g in gens]).to(device)
 
 
+def _filled(gens: Sequence[torch.Generator], shape: Sequence[int], device: torch.device, normal: bool) -> torch.Tensor:
+    out = torch.empty((len(gens), *shape))
+    numel = out[0].numel() if len(gens) else 0
+
+    def draw(i: int) -> None:
+        if normal:
+            out[i].normal_(generator=gens[i])
+        else:
+            out[i].uniform_(generator=gens[i])
+    for_each_sample(len(gens), draw, numel)
+    return out.to(device)
+
+
 def uniform(gens: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> torch.Tensor:
-    """[B, *shape] float32 uniform in [0, 1), one stream per sample."""
-    return per_sample(gens, lambda g: torch.rand(tuple(shape), generator=g), device)
+    """[B, *shape] float32 uniform in [0, 1), one stream per sample (the numbers of torch.rand)."""
+    return _filled(gens, shape, device, normal=False)
 
 
 def normal(gens: Sequence[torch.Generator], shape: Sequence[int], device: torch.device) -> torch.Tensor:
-    """[B, *shape] float32 standard normal, one stream per sample."""
-    return per_sample(gens, lambda g: torch.randn(tuple(shape), generator=g), device)
+    """[B, *shape] float32 standard normal, one stream per sample (the numbers of torch.randn)."""
+    return _filled(gens, shape, device, normal=True)

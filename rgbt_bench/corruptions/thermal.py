@@ -31,7 +31,7 @@ BLUR_REFERENCE_HEIGHT = 224
 
 def _noise(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
     t = batch.thermal
-    return batch.with_images(batch.rgb, t + p["sigma"] * normal(gens, t.shape[1:], t.device))
+    return batch.with_images(batch.rgb, normal(gens, t.shape[1:], t.device).mul_(p["sigma"]).add_(t).clamp_(0.0, 1.0))
 
 
 def _stripes(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
@@ -39,13 +39,13 @@ def _stripes(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opt
     draws = normal(gens, (2, t.shape[-1]), t.device)
     offset = (p["offset_std"] * draws[:, 0]).view(-1, 1, 1, t.shape[-1])
     gain = (p["gain_std"] * draws[:, 1]).view(-1, 1, 1, t.shape[-1])
-    return batch.with_images(batch.rgb, t + offset + gain * t)
+    return batch.with_images(batch.rgb, (t + offset).add_(gain * t).clamp_(0.0, 1.0))
 
 
 def _crossover(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
     t = batch.thermal
     mean = t.mean(dim=(1, 2, 3), keepdim=True)
-    return batch.with_images(batch.rgb, mean + p["contrast"] * (t - mean))
+    return batch.with_images(batch.rgb, (t - mean).mul_(p["contrast"]).add_(mean).clamp_(0.0, 1.0))
 
 
 def blur_sigma(sigma_at_224: float, height: int) -> float:
@@ -55,7 +55,7 @@ def blur_sigma(sigma_at_224: float, height: int) -> float:
 
 def _blur(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
     t = batch.thermal
-    return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_224"], t.shape[-2])))
+    return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_224"], t.shape[-2])).clamp_(0.0, 1.0))
 
 
 CORRUPTIONS = (
