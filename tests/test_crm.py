@@ -214,6 +214,9 @@ def test_forward_never_masks_and_eval_loss_is_clean(crm):
     with torch.no_grad():
         terms = crm.loss(rgb, thermal, label, 255)
     assert set(terms) == {"loss", "seg_fused"} and torch.equal(terms["loss"], terms["seg_fused"])
+    crm.mask_generator.set_state(state)  # the loss's point sampling replays from the same generator state
+    with torch.no_grad():
+        assert torch.equal(crm.loss(rgb, thermal, label, 255)["loss"], terms["loss"])
     assert torch.isfinite(terms["loss"]) and terms["loss"] > 0
 
 
