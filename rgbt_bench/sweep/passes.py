@@ -8,11 +8,12 @@ finite-logits flag are computed on the device for every cell and copied to the h
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 from ..batch import Batch
 from ..corruptions import apply_corruption
@@ -49,7 +50,7 @@ def corrupt(batch: Batch, s: Setting) -> Batch:
     return apply_corruption(batch, s.corruption, s.severity, s.seed, **s.options)
 
 
-def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Iterable[Batch], info: DatasetInfo,
+def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: DataLoader, info: DatasetInfo,
              device: torch.device, amp_dtype: Optional[torch.dtype], timer: StageTimer,
              progress: SweepProgress) -> dict[str, np.ndarray]:
     """Evaluate every cell of `group` on this rank's images in one pass over `loader`.
@@ -58,7 +59,11 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Ite
     """
     settings = by_setting(group)
     order = [cell for _, cells in settings for cell in cells]
-    chunks: dict[str, list[np.ndarray]] = {cell.key.cell_id: [] for cell in order}
+    c = info.num_classes
+    # Filled in place: keeping each batch's small result array instead would pin freed batch-sized blocks
+    # of the heap, and the process's memory would grow with the number of images (bench_scaling.py).
+    results = {cell.key.cell_id: np.zeros((len(loader.dataset), c, c), dtype=np.int64) for cell in order}
+    done = 0
     batches = iter(loader)
     with torch.inference_mode():
         while True:
@@ -94,7 +99,7 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Ite
                     raise RgbtBenchError(
                         f"model '{cell.key.model}' returned NaN or infinite logits in cell {cell.key.cell_id} "
                         f"(images {names}); check its checkpoint" + (" or run without --amp" if amp_dtype else ""))
-                chunks[cell.key.cell_id].append(matrix)
+                results[cell.key.cell_id][done:done + len(batch)] = matrix
+            done += len(batch)
             progress.advance(len(batch))
-    c = info.num_classes
-    return {k: np.concatenate(v) if v else np.zeros((0, c, c), dtype=np.int64) for k, v in chunks.items()}
+    return results
