@@ -1,5 +1,6 @@
 """Same seed, same numbers: corrupted inputs are bit-identical whatever the batch size, and a sweep writes
 identical cells with batch sizes 1, 4 and 8 and with 1 or 2 processes (torchrun, gloo on CPU)."""
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import torch
 from rgbt_bench.batch import collate
 from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.corruptions import CORRUPTIONS, apply_corruption
+from rgbt_bench.corruptions.seeding import PARALLEL_MIN_ELEMENTS
 from rgbt_bench.datasets import open_dataset
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
@@ -99,3 +101,23 @@ def test_sweep_cells_identical_across_batch_sizes_and_process_counts(tmp_path):
             assert list(cells[cell_id].names) == list(ref.names)
     assert {c.record["world_size"] for c in runs["2 processes"].values()} == {2}
     assert {c.record["batch_size"] for c in runs["batch 8"].values()} == {8}
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_threaded_per_sample_draws_match_one_thread_under_inference_mode(name):
+    """Regression: per-sample draws run on worker threads (seeding.for_each_sample) once images are big enough;
+    inference mode is per thread in torch, so night failed inside the sweep's torch.inference_mode."""
+    side = math.isqrt(PARALLEL_MIN_ELEMENTS - 1) + 1
+    dataset = open_dataset("synthetic", "test", size=[side, side], counts=[2, 2, 3])
+    batch = collate([dataset[i] for i in range(3)])
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                out = apply_corruption(batch, name, 4, 7)
+            outputs.append((out.rgb, out.thermal))
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1], outputs[1][1])

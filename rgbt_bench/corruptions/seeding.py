@@ -34,15 +34,21 @@ def for_each_sample(count: int, work: Callable[[int], object], elements: int) ->
 
     Random draws from a torch.Generator run on one thread however many torch uses, so a batch's per-sample
     draws are spread over threads instead; each sample has its own generator and output slice, so the
-    result does not depend on the threading. `elements` is the size of one sample's work.
+    result does not depend on the threading. `elements` is the size of one sample's work. Grad and
+    inference mode are per thread in torch, so the caller's are set in each worker.
     """
     workers = min(torch.get_num_threads(), count)
     if workers < 2 or elements < PARALLEL_MIN_ELEMENTS:
         for i in range(count):
             work(i)
         return
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def run(i: int) -> None:
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            work(i)
     with ThreadPoolExecutor(workers) as pool:
-        for done in [pool.submit(work, i) for i in range(count)]:
+        for done in [pool.submit(run, i) for i in range(count)]:
             done.result()
 
 
