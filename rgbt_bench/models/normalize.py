@@ -1,4 +1,4 @@
-"""Input preparation shared by the models: normalisation and padding to a size multiple.
+"""Input preparation shared by the models: normalisation, and padding or resizing to a size multiple.
 
 Images arrive in physical space (float32 in [0, 1], see rgbt_bench.batch); each model normalises its
 own inputs with the statistics used by CRM and the ImageNet-pretrained baselines
@@ -45,3 +45,24 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
 def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """The top-left `size` = (H, W) window of [B,C,H',W'] (inverse of pad_to_multiple)."""
     return x[..., : size[0], : size[1]]
+
+
+def resize_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Bilinearly stretch [B,C,H,W] up to the next multiples of `multiple` (unchanged when already there).
+
+    For decoders without skips (RTFNet), whose output pixel is a learned function of its position inside
+    a stride cell: padding + `crop_to` leaves the padded positions without any loss in training, so a
+    model trained on crops that are not stride multiples never learns them and gets them wrong on images
+    that are. Stretching keeps every output position on image content; `resize_to` maps the logits back.
+    """
+    h, w = x.shape[-2:]
+    size = (-(-h // multiple) * multiple, -(-w // multiple) * multiple)
+    return resize_to(x, size)
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[B,C,H',W'] bilinearly resized to `size` = (H, W) (the inverse of resize_to_multiple); no copy if equal."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(x.shape[-2:]) == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

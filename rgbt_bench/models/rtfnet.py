@@ -5,7 +5,9 @@ As in the official code (yuxiangsun/RTFNet, model/RTFNet.py): two ResNet encoder
 after each of the four stages; the decoder is five upsampling stages (deconv1..deconv5), each two
 "TransBottleneck" blocks whose last one upsamples x2 with a 2x2 transposed convolution and halves the
 channels (the last one outputs the classes). As in the official code, the logits leave the final block's
-ReLU, so they are non-negative. Inputs are padded to a multiple of 32 (the encoder stride).
+ReLU, so they are non-negative. Inputs are stretched to a multiple of 32 (the encoder stride) and the
+logits resized back; the official code needs no such step on MFNet's 480x640 images. Zero-padding instead
+left the padded output positions untrained (see rgbt_bench.models.normalize.resize_to_multiple).
 
 Presets: `rtfnet50` and `rtfnet152` (the published sizes, ResNet-50/152 encoders); `tiny` (a ResNet-18
 layout with one block per stage at base width 16) for tests and CPU smoke runs. `pretrained=PATH` loads
@@ -22,6 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .crm_style import TwoStreamBaseline, check_crm_options
+from .normalize import normalize_rgb, normalize_thermal, resize_to, resize_to_multiple
 from .resnet import build_resnet, load_pretrained
 
 # preset -> (torchvision arch, base width, blocks per stage or None for the arch's own)
@@ -94,6 +97,13 @@ class RTFNet(TwoStreamBaseline):
         self.encoder_rgb = encoder_rgb
         self.encoder_thermal = encoder_thermal
         self.decoder = RTFDecoder(encoder_rgb.out_channels, num_classes)
+
+    def _run(self, rgb: torch.Tensor, thermal: torch.Tensor, grid_rgb: Optional[torch.Tensor] = None,
+             grid_thermal: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Logits at the input size from inputs stretched to a multiple of 32 (mask grids cover that size)."""
+        r = resize_to_multiple(normalize_rgb(rgb), self.pad_multiple)
+        t = resize_to_multiple(normalize_thermal(thermal), self.pad_multiple)
+        return resize_to(self.segment(r, t, grid_rgb, grid_thermal), tuple(rgb.shape[-2:]))
 
     def segment(self, rgb, thermal, grid_rgb, grid_thermal):
         er, et = self.encoder_rgb, self.encoder_thermal

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .crm_style import MODALITIES, segmentation_ce
-from .normalize import crop_to, normalize_rgb, normalize_thermal, pad_to_multiple
+from .normalize import normalize_rgb, normalize_thermal, resize_to, resize_to_multiple
 from .resnet import build_resnet, load_pretrained
 from .rtfnet import RTFDecoder
 
@@ -32,7 +32,11 @@ INPUTS = {"early_fusion": ("rgb", "thermal"), "rgb_only": ("rgb",), "thermal_onl
 
 
 class SingleStream(nn.Module):
-    """A ResNet encoder and RTFNet decoder on the concatenation of the normalised `inputs`."""
+    """A ResNet encoder and RTFNet decoder on the concatenation of the normalised `inputs`.
+
+    Inputs are stretched to a multiple of `pad_multiple` (the encoder stride) and the logits resized back
+    (rgbt_bench.models.normalize.resize_to_multiple: zero-padding left decoder positions untrained).
+    """
 
     pad_multiple = 32
 
@@ -45,7 +49,7 @@ class SingleStream(nn.Module):
         self.decoder = RTFDecoder(self.encoder.out_channels, num_classes)
 
     def _run(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        return crop_to(self.decoder(self.encoder(pad_to_multiple(x, self.pad_multiple))[-1]), size)
+        return resize_to(self.decoder(self.encoder(resize_to_multiple(x, self.pad_multiple))[-1]), size)
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         """rgb [B,3,H,W], thermal [B,1,H,W] in [0,1] -> logits [B,C,H,W] (unused modalities are ignored)."""
