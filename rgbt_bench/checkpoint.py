@@ -20,16 +20,18 @@ import torch
 from torch import nn
 
 from .atomic import atomic_write
-from .errors import CheckpointError
+from .errors import CheckpointError, writing
 
 FORMAT = "rgbt-bench/1"
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    """Write `payload` (plus the format tag) to `path` atomically: a crash never leaves half a file."""
+    """Write `payload` (plus the format tag) to `path` atomically: a crash or a full disk never leaves half a
+    file, and files written before stay as they were."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda fh: torch.save({"format": FORMAT, **payload}, fh))
+    with writing(f"checkpoint {path}", "files written before are kept", CheckpointError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda fh: torch.save({"format": FORMAT, **payload}, fh))
     return path
 
 

@@ -1,4 +1,8 @@
 """User-facing errors: the CLI prints their message as one line and exits with code 2."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 
 class RgbtBenchError(Exception):
@@ -18,3 +22,13 @@ class ConfigError(RgbtBenchError):
 
 class CheckpointError(RgbtBenchError):
     """A checkpoint is missing, tampered with or does not fit the model/dataset."""
+
+
+@contextmanager
+def writing(what: str, then: str = "choose a writable --out", error: Optional[type[RgbtBenchError]] = None) -> Iterator[None]:
+    """Turn an OSError raised while writing `what` (full disk, read-only mount, no permission) into one
+    user error: "cannot write <what> (<reason>); <then>"."""
+    try:
+        yield
+    except OSError as exc:
+        raise (error or ConfigError)(f"cannot write {what} ({exc.strerror or exc}); {then}") from None

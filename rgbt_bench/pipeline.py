@@ -42,7 +42,7 @@ from .cli.options import resolve_device
 from .corruptions import load_suite
 from .corruptions.corruption import SEVERITIES
 from .datasets import open_dataset
-from .errors import CheckpointError, ConfigError, RgbtBenchError
+from .errors import CheckpointError, ConfigError, RgbtBenchError, writing
 from .models import resolve_builder
 from .sweep.plan import CLEAN
 from .sweep.store import CELL_DIR
@@ -256,12 +256,10 @@ def derived_suite(suite_spec: str, severities: Sequence[int], out: Path) -> Path
                                           f"(derived by rgbt-bench run from {suite.path})",
                            "entries": entries}, sort_keys=False)
     path = out / "suite.yaml"
-    try:
+    with writing(f"results to {out}"):
         out.mkdir(parents=True, exist_ok=True)
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
-    except OSError as exc:
-        raise ConfigError(f"cannot write results to {out} ({exc.strerror or exc}); choose a writable --out") from None
     return path
 
 
@@ -423,7 +421,7 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
             cells_per_pass=len(config.models) * len(config.severities), models_dir=config.models_dir,
             dataset_options=dict(config.dataset_options), progress=config.progress, command=config.command),
             *config.processes(len(test)))
-    with phases("report"):
+    with phases("report"), writing(f"the report to {out}", "the sweep's cells are kept; free space and rerun"):
         report = build_report(out, bootstrap=config.bootstrap, device=resolve_device(config.device))
         frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)
         leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]

@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from user_model_example import TinyRGBT
 
-from rgbt_bench.checkpoint import save_checkpoint
+from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.datasets import open_dataset
 from rgbt_bench.sweep import store
@@ -256,3 +257,57 @@ def test_two_concurrent_sweep_processes_do_not_corrupt_each_other(world, tmp_pat
     assert_intact(out)
     again = run_sweep(sweep_config(world, out))  # the lock died with its holder
     assert json.loads((again / "run.json").read_text())["cells_computed"] == 0
+
+
+TRAIN_ARGS = ["train", "--model", "user_model_example:build", "--iterations", "4", "--batch-size", "2",
+              "--eval-every", "2", "--save-every", "2", "--crop", "24x32", "--no-progress",
+              "--dataset-option", "size=[32,40]", "--dataset-option", "counts=[4,2,2]"]
+
+
+@pytest.mark.parametrize("fail_at", [1, 2])
+def test_disk_full_while_saving_a_training_checkpoint_is_one_line_and_keeps_earlier_ones(tmp_path, capsys,
+                                                                                        monkeypatch, fail_at):
+    """Regression: ENOSPC inside torch.save printed a traceback. The `fail_at`-th checkpoint write fails half-way;
+    the error names the file, no temporary file is left, and checkpoints saved before are intact."""
+    import rgbt_bench.checkpoint as checkpoint
+    out = tmp_path / "m.pt"
+    real = checkpoint.torch.save
+    writes = []
+
+    def save(obj, fh):
+        writes.append(obj)
+        if len(writes) < fail_at:
+            return real(obj, fh)
+        fh.write(b"\x00" * 64)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    with pytest.raises(SystemExit) as exc:
+        main([*TRAIN_ARGS, "--out", str(out)])
+    err = capsys.readouterr().err  # training's progress notes come first
+    last = err.rstrip("\n").rsplit("\n", 1)[-1]
+    assert exc.value.code == 2 and "Traceback" not in err and err.count("Error") == 1
+    assert last.startswith("Error: cannot write checkpoint ") and last.endswith(
+        ".pt (No space left on device); files written before are kept")
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    kept = sorted(p.name for p in tmp_path.glob("*.pt"))
+    assert len(kept) == fail_at - 1
+    for name in kept:
+        load_checkpoint(tmp_path / name)
+
+
+def test_disk_full_while_writing_the_report_is_one_line(world, tmp_path, capsys, monkeypatch):
+    """ENOSPC while the report's tables are written: one line naming the report directory, exit 2."""
+    out = tmp_path / "r"
+    run_sweep(sweep_config(world, out))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(out), "--bootstrap", "0"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert "No space left on device" in err and str(out) in err

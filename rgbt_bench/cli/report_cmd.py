@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from rich.console import Console
@@ -34,12 +35,14 @@ def _console() -> Console:
 @device_option
 def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, device):
     """Write mIoU, per-class, day/night and robustness tables, bootstrap CIs and plots into RESULTS_DIR/report/."""
+    from ..errors import writing
     from ..report.build import build_report, summary_frame
     from ..report.terminal import frame_table
 
-    result = build_report(results_dir, reference=reference, bootstrap=bootstrap, seed=seed, confidence=CONFIDENCE,
-                          qualitative=qualitative, per_class=per_class, plot=plots, images=images,
-                          device=resolve_device(device))
+    with writing(f"the report to {Path(results_dir) / 'report'}", "free space or make it writable, then rerun"):
+        result = build_report(results_dir, reference=reference, bootstrap=bootstrap, seed=seed,
+                              confidence=CONFIDENCE, qualitative=qualitative, per_class=per_class, plot=plots,
+                              images=images, device=resolve_device(device))
     console = _console()
     r = result.results
     title = f"{r.dataset}/{r.split}, {len(r.names)} images, {len(r.raw)} cells (mIoU %)"
@@ -65,14 +68,15 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
 def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
     """Rank models across sweep results (e.g. results/*): one row per model and results directory."""
-    from ..errors import ConfigError
+    from ..errors import ConfigError, writing
     from ..report.leaderboard import build_leaderboard, write_leaderboard
     from ..report.terminal import frame_table
 
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
     frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE)
-    paths = write_leaderboard(frame, out, rank_by)
+    with writing(f"the leaderboard {out}", "choose a writable --out"):
+        paths = write_leaderboard(frame, out, rank_by)
     console = _console()
     groups = frame[["dataset", "split"]].drop_duplicates()
     where = [] if len(groups) == 1 else [("dataset", "dataset"), ("split", "split")]
@@ -98,6 +102,7 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
 @click.pass_context
 def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
     """Compare each cell's mIoU with a stored baseline; exit 1 when any fell by more than --max-drop or is missing."""
+    from ..errors import writing
     from ..report.check import compare, current_table, read_baseline, write_baseline
     from ..report.load import load_results
     from ..report.terminal import frame_table
@@ -105,7 +110,8 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
     console = _console()
     results = load_results(results_dir)
     if update_baseline:
-        path = write_baseline(results, baseline)
+        with writing(f"baseline {baseline}", "choose a writable --baseline path"):
+            path = write_baseline(results, baseline)
         console.print(f"baseline {path} written from {results.path} ({len(results.raw)} cells)", highlight=False)
         return
     outcome = compare(read_baseline(baseline), current_table(results), max_drop, where=f"baseline {baseline}")

@@ -16,10 +16,10 @@ import json
 import os
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -30,7 +30,7 @@ from .. import __version__
 from ..batch import collate
 from ..corruptions import Suite, get_corruption, load_suite
 from ..datasets import RGBTDataset, open_dataset
-from ..errors import ConfigError
+from ..errors import ConfigError, writing
 from ..metrics import CONVENTIONS, compute_metrics
 from ..training import train
 from ..training.config import TrainConfig
@@ -106,13 +106,11 @@ def _amp_dtype(amp: bool, device: torch.device) -> Optional[torch.dtype]:
 
 def check_writable(out: Path) -> None:
     """Create `out`/cells and prove a file can be written there; ConfigError naming the directory otherwise."""
-    try:
+    with writing(f"results to {out}"):
         (out / "cells").mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=out / "cells")
         os.close(fd)
         os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"cannot write results to {out} ({exc.strerror or exc}); choose a writable --out") from None
 
 
 class Sweep:
@@ -231,14 +229,9 @@ class Sweep:
                 record = self._record(cell, per_image, pass_s)
                 write_cell(self.out, cell.key, record, per_image, names, night)
 
-    @contextmanager
-    def _writing(self) -> Iterator[None]:
-        """Turn an OSError while writing results (full disk, read-only mount) into one ConfigError naming out."""
-        try:
-            yield
-        except OSError as exc:
-            raise ConfigError(f"cannot write results to {self.out} ({exc.strerror or exc}); the cells written "
-                              f"so far are kept, rerun to finish") from None
+    def _writing(self) -> AbstractContextManager[None]:
+        """A full disk or read-only mount while writing results: one error naming out (rgbt_bench.errors.writing)."""
+        return writing(f"results to {self.out}", "the cells written so far are kept, rerun to finish")
 
     def run(self) -> Path:
         """Evaluate the pending cells while holding the output directory's lock (rank 0; sweep/lock.py)."""

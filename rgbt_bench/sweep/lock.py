@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from ..errors import ConfigError
+from ..errors import ConfigError, writing
 
 LOCK_NAME = ".lock"
 
@@ -28,12 +28,9 @@ class OutputLock:
         self._fd: Optional[int] = None
 
     def acquire(self) -> None:
-        try:
+        with writing(f"results to {self.out}"):
             self.out.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise ConfigError(f"cannot write results to {self.out} ({exc.strerror or exc}); "
-                              f"choose a writable --out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

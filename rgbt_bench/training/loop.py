@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from ..datasets import open_dataset
-from ..errors import CheckpointError, ConfigError, RgbtBenchError
+from ..errors import CheckpointError, ConfigError, RgbtBenchError, writing
 from ..models import build_model, resolve_builder
 from . import distributed
 from .augment import AugmentedDataset, AugmentParams
@@ -180,7 +180,8 @@ class Trainer:
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
-            with open(self.config.log_path, "a") as fh:
+            with writing(f"training log {self.config.log_path}", "the checkpoints written so far are kept"), \
+                    open(self.config.log_path, "a") as fh:
                 fh.write(json.dumps(record) + "\n")
 
     def _start_log(self) -> None:
@@ -192,12 +193,9 @@ class Trainer:
         if self.config.resume and path.is_file():
             kept = [line for line in path.read_text().splitlines()
                     if line.strip() and json.loads(line)["iteration"] <= self.state.iteration]
-        try:
+        with writing(f"training outputs to {path.parent}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(line + "\n" for line in kept))
-        except OSError as exc:
-            raise ConfigError(f"cannot write training outputs to {path.parent} ({exc.strerror or exc}); "
-                              f"choose a writable --out") from None
 
     def _evaluate(self) -> bool:
         """Evaluate on val (all ranks, one model); record it; True when it is the best so far."""
