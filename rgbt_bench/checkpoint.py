@@ -95,23 +95,33 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def describe_mismatch(own: dict[str, torch.Tensor], given: dict[str, torch.Tensor], missing: list[str],
+                      unexpected: list[str], given_name: str = "checkpoint", own_name: str = "model") -> str:
+    """What keeps `given` tensors from fitting a module's `own` state dict, or "" when they fit.
+
+    `missing` and `unexpected` are the key lists the caller decided on; shape differences are found here.
+    The first example of each kind is named, with `given_name`/`own_name` labelling the two sides.
+    """
+    shape = [k for k in own if k in given and tuple(own[k].shape) != tuple(given[k].shape)]
+    parts = []
+    if shape:
+        k = shape[0]
+        parts.append(f"{len(shape)} tensors differ in shape (e.g. {k}: {given_name} "
+                     f"{tuple(given[k].shape)} vs {own_name} {tuple(own[k].shape)})")
+    if missing:
+        parts.append(f"{len(missing)} {own_name} tensors missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    return "; ".join(parts)
+
+
 def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str,
                     num_classes: Optional[int] = None) -> None:
     """Load weights strictly, turning shape or key mismatches into one clear CheckpointError."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in own]
-    shape = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
-    if missing or unexpected or shape:
-        parts = []
-        if shape:
-            k = shape[0]
-            parts.append(f"{len(shape)} tensors differ in shape (e.g. {k}: checkpoint "
-                         f"{tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} model tensors missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    mismatch = describe_mismatch(own, state_dict, [k for k in own if k not in state_dict],
+                                 [k for k in state_dict if k not in own])
+    if mismatch:
         hint = f"; does it have {num_classes} classes and this architecture/preset?" if num_classes else ""
-        raise CheckpointError(f"checkpoint {source} does not fit the model: {'; '.join(parts)}{hint}")
+        raise CheckpointError(f"checkpoint {source} does not fit the model: {mismatch}{hint}")
     model.load_state_dict(state_dict, strict=True)

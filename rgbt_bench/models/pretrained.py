@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import read_torch_file
+from ..checkpoint import describe_mismatch, read_torch_file
 from ..errors import CheckpointError
 from .swin import SwinTransformer
 
@@ -62,19 +62,10 @@ def load_swin_pretrained(encoder: SwinTransformer, path: str | Path) -> list[str
     if "patch_embed.proj.weight" in weights:
         weights["patch_embed.proj.weight"] = adapt_patch_embed(weights["patch_embed.proj.weight"], in_chans)
     missing = [k for k in own if k not in weights and not k.startswith(OUTPUT_NORMS)]
-    unexpected = [k for k in weights if k not in own]
-    shape = [k for k in own if k in weights and weights[k].shape != own[k].shape]
-    if missing or unexpected or shape:
-        parts = []
-        if shape:
-            k = shape[0]
-            parts.append(f"{len(shape)} tensors differ in shape (e.g. {k}: file {tuple(weights[k].shape)} "
-                         f"vs encoder {tuple(own[k].shape)})")
-        if missing:
-            parts.append(f"{len(missing)} encoder tensors missing (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        raise CheckpointError(f"pretrained Swin weights {path} do not fit this encoder: {'; '.join(parts)}; "
+    mismatch = describe_mismatch(own, weights, missing, [k for k in weights if k not in own],
+                                 given_name="file", own_name="encoder")
+    if mismatch:
+        raise CheckpointError(f"pretrained Swin weights {path} do not fit this encoder: {mismatch}; "
                               f"is it the same Swin size (T/S/B) with window 7?")
     for k, v in weights.items():
         own[k].copy_(v.to(own[k].dtype))
