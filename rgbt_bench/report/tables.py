@@ -7,31 +7,36 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..metrics import compute_metrics
 from ..sweep.store import write_json
-from .load import Results
+from .load import Cell, Results
 
 PCT = 100.0
+
+
+def present_cells(results: Results) -> Iterator[tuple[str, str, int, Cell]]:
+    """(model, corruption, severity, cell) for every finished cell, settings in report order, then models."""
+    for corruption, severity in results.settings():
+        for model in results.models:
+            cell = results.cell(model, corruption, severity)
+            if cell is not None:
+                yield model, corruption, severity, cell
 
 
 def miou_table(results: Results) -> pd.DataFrame:
     """Long table: one row per (model, corruption, severity) with mIoU, pixel and mean accuracy (%)."""
     rows = []
-    for corruption, severity in results.settings():
-        for model in results.models:
-            cell = results.cell(model, corruption, severity)
-            if cell is None:
-                continue
-            m = compute_metrics(cell.confusion, results.convention)
-            rows.append({"model": model, "dataset": results.dataset, "split": results.split,
-                         "corruption": corruption, "severity": severity,
-                         "seeds": ",".join(map(str, cell.seeds)), "images": cell.per_image.shape[0],
-                         "miou": PCT * m.miou, "pixel_acc": PCT * m.pixel_acc, "mean_acc": PCT * m.mean_acc})
+    for model, corruption, severity, cell in present_cells(results):
+        m = compute_metrics(cell.confusion, results.convention)
+        rows.append({"model": model, "dataset": results.dataset, "split": results.split,
+                     "corruption": corruption, "severity": severity,
+                     "seeds": ",".join(map(str, cell.seeds)), "images": cell.per_image.shape[0],
+                     "miou": PCT * m.miou, "pixel_acc": PCT * m.pixel_acc, "mean_acc": PCT * m.mean_acc})
     return pd.DataFrame(rows)
 
 
@@ -46,14 +51,10 @@ def miou_wide(miou: pd.DataFrame) -> pd.DataFrame:
 def per_class_table(results: Results) -> pd.DataFrame:
     """One row per (model, corruption, severity), one IoU column (%) per class."""
     rows = []
-    for corruption, severity in results.settings():
-        for model in results.models:
-            cell = results.cell(model, corruption, severity)
-            if cell is None:
-                continue
-            iou = compute_metrics(cell.confusion, results.convention).iou
-            rows.append({"model": model, "corruption": corruption, "severity": severity,
-                         **{name: PCT * v for name, v in zip(results.class_names, iou)}})
+    for model, corruption, severity, cell in present_cells(results):
+        iou = compute_metrics(cell.confusion, results.convention).iou
+        rows.append({"model": model, "corruption": corruption, "severity": severity,
+                     **{name: PCT * v for name, v in zip(results.class_names, iou)}})
     return pd.DataFrame(rows)
 
 
@@ -63,17 +64,13 @@ def day_night_table(results: Results) -> Optional[pd.DataFrame]:
         return None
     day, night = results.is_night == 0, results.is_night == 1
     rows = []
-    for corruption, severity in results.settings():
-        for model in results.models:
-            cell = results.cell(model, corruption, severity)
-            if cell is None:
-                continue
-            subset = {key: (compute_metrics(cell.per_image[sel].sum(axis=0), results.convention).miou * PCT
-                            if sel.any() else float("nan")) for key, sel in (("day", day), ("night", night))}
-            rows.append({"model": model, "corruption": corruption, "severity": severity,
-                         "miou": results.miou(model, corruption, severity) * PCT,
-                         "miou_day": subset["day"], "miou_night": subset["night"],
-                         "images_day": int(day.sum()), "images_night": int(night.sum())})
+    for model, corruption, severity, cell in present_cells(results):
+        subset = {key: (compute_metrics(cell.per_image[sel].sum(axis=0), results.convention).miou * PCT
+                        if sel.any() else float("nan")) for key, sel in (("day", day), ("night", night))}
+        rows.append({"model": model, "corruption": corruption, "severity": severity,
+                     "miou": results.miou(model, corruption, severity) * PCT,
+                     "miou_day": subset["day"], "miou_night": subset["night"],
+                     "images_day": int(day.sum()), "images_night": int(night.sum())})
     return pd.DataFrame(rows)
 
 
