@@ -13,15 +13,6 @@ from rgbt_bench.models.rtfnet import build_rtfnet
 BASELINES = ["rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are tiny: one intra-op thread is as fast, and far faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -10,15 +10,6 @@ from rgbt_bench.models.loading import load_model, model_from_checkpoint
 from rgbt_bench.models.registry import build_model
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one intra-op thread is as fast, and far faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_checkpoint(path, model_name="rtfnet", preset="tiny", num_classes=9, model_kwargs=None, seed=0):
     torch.manual_seed(seed)
     model = build_model(model_name, num_classes, preset, **(model_kwargs or {}))

@@ -16,15 +16,6 @@ from rgbt_bench.models.mask2former.position import sine_position_embedding
 CHANNELS = [8, 12, 16, 24]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """Tiny tensors: extra intra-op threads only add barrier waits (severe on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_head(num_classes=3, dec_layers=3):
     return Mask2FormerHead(CHANNELS, num_classes, hidden_dim=32, num_queries=8, nheads=2, dim_feedforward=64,
                            dec_layers=dec_layers, enc_layers=1, mask_dim=32, enc_dim_feedforward=64)

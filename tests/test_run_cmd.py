@@ -6,7 +6,6 @@ import math
 
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
@@ -18,12 +17,9 @@ from rgbt_bench.training.config import TrainConfig
 
 
 @pytest.fixture(autouse=True)
-def one_thread(monkeypatch, tmp_path):
+def own_cache(monkeypatch, tmp_path):
+    """A fresh synthetic dataset cache per test, instead of the session-wide one set in conftest.py."""
     monkeypatch.setenv("RGBT_BENCH_CACHE", str(tmp_path / "cache"))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _run(tmp_path, *extra):

@@ -21,15 +21,6 @@ TINY_DATA = {"size": [32, 40], "counts": [16, 5, 4]}
 TINY_DATA_FLAG = ["--dataset-option", "size=[32,40]", "--dataset-option", "counts=[16,5,4]"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny tensors: one intra-op thread is faster and avoids OpenMP oversubscription on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _config(out, **kw) -> TrainConfig:
     base = dict(model=USER_MODEL, dataset_options=TINY_DATA, iterations=24, batch_size=4, eval_every=8,
                 lr=3e-3, eval_batch_size=4, progress=False, out=str(out))
