@@ -69,7 +69,7 @@ RUNTIME_FIELDS = ("device", "out", "resume", "workers", "progress", "log_every",
 
 @dataclass
 class RunConfig:
-    """One main-job run. `iterations` None: each model's training default (TrainConfig: 300 for CRM, whose
+    """One main-job run. `iterations` None: each model's training default (TrainConfig: 900 for CRM, whose
     step costs ~7x a baseline's, 1000 for the baselines); QUICK_ITERATIONS with `quick`.
 
     `severities` None: DEFAULT_SEVERITIES. `quick` (tests, smoke checks) also shrinks the dataset

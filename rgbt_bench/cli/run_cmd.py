@@ -1,14 +1,14 @@
 """`rgbt-bench run`: the main job on the built-in synthetic dataset — train the tiny CRM and baselines,
 sweep a corruption suite, write the report and leaderboard, print a summary and the time of each phase.
 
-Choices that keep the full default run near 5 minutes on 2 CPU cores (measured CPU time: ~340 s training,
-~200 s sweep, ~10 s dataset and report):
+Choices that keep the full default run near 7 minutes on 2 CPU cores (training is bound by CRM's ~5 min in
+one process; ~200 s CPU sweep, ~10 s dataset and report):
 - parallelism: on CPU one single-threaded process per core, both for training (the slowest runs start
   first) and for the sweep (images sharded over the processes). Tiny models use intra-op threads poorly,
   and two OpenMP threads per process on a shared 2-core machine stalled training ~10x in measurements;
-- training: TrainConfig's measured per-model defaults (lr 3e-3; 300 iterations for CRM, which its process
-  finishes in about the time the other trains the five baselines at 1000 iterations each); val evaluated
-  twice, the best kept; resumable state saved every 50 iterations;
+- training: TrainConfig's measured per-model defaults (lr 3e-3; 900 iterations for CRM in one process
+  while the other trains the five baselines at 1000 iterations each, ~3 min); val evaluated twice, the
+  best kept; resumable state saved every 50 iterations;
 - sweep: the whole default suite, severities 1..5 (~60 s wall; --severities 1,3,5 trims it to ~40 s on a
   slower machine while keeping each corruption's slope and severity 5, the camera-always-missing test of
   the CRM paper that the summary reports), batches of 20 images, cells written one suite entry at a time;
