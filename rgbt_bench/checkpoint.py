@@ -14,7 +14,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, BinaryIO, Optional
 
 import torch
 from torch import nn
@@ -31,8 +31,25 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     path = Path(path)
     with writing(f"checkpoint {path}", "files written before are kept", CheckpointError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda fh: torch.save({"format": FORMAT, **payload}, fh))
+        atomic_write(path, lambda fh: _torch_save({"format": FORMAT, **payload}, fh))
     return path
+
+
+def _torch_save(obj: Any, fh: BinaryIO) -> None:
+    """torch.save into an open file, letting an OSError from its writes (a full disk) through.
+
+    When a write fails inside torch.save, torch's zip writer tries to finish the archive on the way out and
+    raises RuntimeError ("unexpected pos ...") instead, with the OSError only as its context.
+    """
+    try:
+        torch.save(obj, fh)
+    except RuntimeError as exc:
+        cause = exc.__context__
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 def _check_zip_integrity(path: Path, what: str, expected: str) -> None:

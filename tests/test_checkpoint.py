@@ -1,4 +1,6 @@
 """Checkpoint files: atomic round trip and one clear message for files that are not safe checkpoints."""
+import stat
+
 import pytest
 import torch
 
@@ -12,6 +14,14 @@ def test_round_trip(tmp_path):
     assert ckpt["format"] == "rgbt-bench/1" and ckpt["num_classes"] == 4
     assert torch.equal(ckpt["state_dict"]["w"], torch.arange(3.0))
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def test_written_with_the_mode_open_gives(tmp_path):
+    """Regression: the checkpoint kept its temporary file's owner-only mode (mkstemp's 0600)."""
+    save_checkpoint(tmp_path / "m.pt", {"state_dict": {}})
+    (tmp_path / "plain").write_bytes(b"x")
+    mode = stat.S_IMODE((tmp_path / "m.pt").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode) and mode & stat.S_IRGRP
 
 
 def test_garbage_file_is_not_called_unsafe(tmp_path):

@@ -1,6 +1,8 @@
 """Faults a long sweep meets: kill -9 at seeded random points, a full disk or unwritable directory mid-write,
 and two sweeps started on the same results directory. Finished cells always equal an uninterrupted run's."""
+import builtins
 import errno
+import io
 import json
 import os
 import random
@@ -9,9 +11,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from user_model_example import TinyRGBT
@@ -267,8 +269,9 @@ TRAIN_ARGS = ["train", "--model", "user_model_example:build", "--iterations", "4
 @pytest.mark.parametrize("fail_at", [1, 2])
 def test_disk_full_while_saving_a_training_checkpoint_is_one_line_and_keeps_earlier_ones(tmp_path, capsys,
                                                                                         monkeypatch, fail_at):
-    """Regression: ENOSPC inside torch.save printed a traceback. The `fail_at`-th checkpoint write fails half-way;
-    the error names the file, no temporary file is left, and checkpoints saved before are intact."""
+    """Regression: ENOSPC inside torch.save printed a traceback (torch's zip writer turns it into a RuntimeError).
+    The `fail_at`-th checkpoint write fails half-way; the error names the file, no temporary file is left, and
+    checkpoints saved before are intact."""
     import rgbt_bench.checkpoint as checkpoint
     out = tmp_path / "m.pt"
     real = checkpoint.torch.save
@@ -278,8 +281,7 @@ def test_disk_full_while_saving_a_training_checkpoint_is_one_line_and_keeps_earl
         writes.append(obj)
         if len(writes) < fail_at:
             return real(obj, fh)
-        fh.write(b"\x00" * 64)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, FillingFile(fh, SimpleNamespace(left=4096)))  # full part-way through torch's writes
 
     monkeypatch.setattr(checkpoint.torch, "save", save)
     with pytest.raises(SystemExit) as exc:
@@ -297,17 +299,177 @@ def test_disk_full_while_saving_a_training_checkpoint_is_one_line_and_keeps_earl
         load_checkpoint(tmp_path / name)
 
 
-def test_disk_full_while_writing_the_report_is_one_line(world, tmp_path, capsys, monkeypatch):
-    """ENOSPC while the report's tables are written: one line naming the report directory, exit 2."""
+def test_disk_full_while_rewriting_the_resumable_state_keeps_the_previous_one(tmp_path, capsys, monkeypatch):
+    """The resumable state (`.last.pt`) saved at iteration 2 survives a full disk while the one of iteration 4 is
+    written: the error is one line naming it, no temporary file is left, and --resume continues from 2."""
+    import rgbt_bench.checkpoint as checkpoint
+    out = tmp_path / "m.pt"
+    real = checkpoint.torch.save
+    last_writes = []
+
+    def save(obj, fh):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fh.fileno()}")).startswith(".m.last.pt."):
+            last_writes.append(obj["iteration"])
+            if len(last_writes) == 2:
+                fh = FillingFile(fh, SimpleNamespace(left=4096))  # full part-way through torch's own writes
+        return real(obj, fh)
+
+    monkeypatch.setattr(checkpoint.torch, "save", save)
+    with pytest.raises(SystemExit) as exc:
+        main([*TRAIN_ARGS, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err and last_writes == [2, 4]
+    assert err.rstrip("\n").rsplit("\n", 1)[-1] == (f"Error: cannot write checkpoint {tmp_path / 'm.last.pt'} "
+                                                     f"(No space left on device); files written before are kept")
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.last.pt", "m.log.jsonl", "m.pt"]
+    assert load_checkpoint(tmp_path / "m.last.pt")["iteration"] == 2
+    main([*TRAIN_ARGS, "--out", str(out), "--resume"])
+    assert "resumed from" in capsys.readouterr().err
+    assert load_checkpoint(tmp_path / "m.last.pt")["iteration"] == 4
+
+
+def test_disk_full_while_appending_the_training_log_then_resume(tmp_path, capsys, monkeypatch):
+    """The disk fills up part-way through a training-log line: one error line naming the log; the torn line
+    it leaves does not stop --resume (regression: it raised a JSONDecodeError traceback)."""
+    out = tmp_path / "m.pt"
+    FillingDisk(monkeypatch, tmp_path / "m.log.jsonl", 300)  # the first (val) record fits, the next does not
+    with pytest.raises(SystemExit) as exc:
+        main([*TRAIN_ARGS, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err
+    assert err.rstrip("\n").rsplit("\n", 1)[-1] == (f"Error: cannot write training log {tmp_path / 'm.log.jsonl'} "
+                                                     f"(No space left on device); the checkpoints written so far "
+                                                     f"are kept")
+    monkeypatch.undo()
+    torn = (tmp_path / "m.log.jsonl").read_text()
+    assert torn.count("\n") == 1 and not torn.endswith("\n")
+    assert load_checkpoint(tmp_path / "m.last.pt")["iteration"] == 2
+    main([*TRAIN_ARGS, "--out", str(out), "--resume"])
+    records = [json.loads(line) for line in (tmp_path / "m.log.jsonl").read_text().splitlines()]
+    assert [(r["iteration"], "split" in r) for r in records] == [(2, True), (4, False), (4, True)]
+
+
+def test_disk_full_while_run_saves_a_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
+    """`rgbt-bench run` trains through the same save_checkpoint: the models directory filling up during the
+    first checkpoint is one error line naming it (exit 2), and no checkpoint or temporary file is left."""
+    monkeypatch.setenv("RGBT_BENCH_CACHE", str(tmp_path / "cache"))
+    models = tmp_path / "models"
+    models.mkdir()
+    FillingDisk(monkeypatch, models, 4096)  # room for the training log, not for the checkpoint
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--quick", "--models", "rgb_only", "--iterations", "2", "--jobs", "1", "--out",
+              str(tmp_path / "res"), "--models-dir", str(models), "--no-progress"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "Traceback" not in err and err.count("Error") == 1
+    assert err.rstrip("\n").rsplit("\n", 1)[-1] == (
+        f"Error: cannot write checkpoint {models / 'rgb_only_tiny_synthetic.pt'} (No space left on device); "
+        f"files written before are kept")
+    assert [p.name for p in models.iterdir()] == ["rgb_only_tiny_synthetic.log.jsonl"]
+
+
+class FillingDisk:
+    """A disk with `left` bytes free under `root`: builtins.open, io.open (pathlib) and os.fdopen (atomic
+    writes) hand out files whose write stores what still fits, then fails with ENOSPC, as a filling disk does."""
+
+    def __init__(self, monkeypatch, root: Path, left: int):
+        self.root, self.left = str(root), left
+        real_open, real_fdopen = io.open, os.fdopen
+
+        def fill_open(file, mode="r", *args, **kwargs):
+            fh = real_open(file, mode, *args, **kwargs)
+            return self.wrap(fh, str(file), mode)
+
+        def fill_fdopen(fd, mode="r", *args, **kwargs):
+            fh = real_fdopen(fd, mode, *args, **kwargs)
+            return self.wrap(fh, os.readlink(f"/proc/self/fd/{fd}"), mode)
+
+        monkeypatch.setattr(builtins, "open", fill_open)
+        monkeypatch.setattr(io, "open", fill_open)
+        monkeypatch.setattr(os, "fdopen", fill_fdopen)
+
+    def wrap(self, fh, path: str, mode: str):
+        writes = any(c in mode for c in "wax+")
+        return FillingFile(fh, self) if writes and os.path.abspath(path).startswith(self.root) else fh
+
+
+class FillingFile:
+    """A file on a FillingDisk (or anything with a `left` byte count); all but write goes to the real file."""
+
+    def __init__(self, fh, disk):
+        self._fh, self._disk = fh, disk
+
+    def write(self, data):
+        if len(data) > self._disk.left:
+            self._fh.write(data[:self._disk.left])
+            self._disk.left = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._disk.left -= len(data)
+        return self._fh.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._fh, name)
+
+    def __iter__(self):
+        return iter(self._fh)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._fh.close()
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err.rstrip("\n")
+
+
+@pytest.mark.parametrize("left", [0, 3000, 40000])
+def test_disk_full_while_rewriting_the_report_is_one_line_and_keeps_the_old_report(world, tmp_path, capsys,
+                                                                                     monkeypatch, left):
+    """Regression: the report's CSV/Markdown tables and figures were written in place, so a disk filling up
+    while a report was rewritten left truncated tables over the good ones. Now each file is the old one or
+    the complete new one, no temporary file is left, and the error is one line naming the report directory."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")  # SVG metadata without the time of day
     out = tmp_path / "r"
     run_sweep(sweep_config(world, out))
-
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    args = ["report", str(out), "--bootstrap", "0", "--images", "1"]
+    main(args)
+    capsys.readouterr()
+    before = snapshot(out / "report")
+    assert {"miou.csv", "miou.md", "summary.csv", "heatmap.png", "heatmap.svg"} <= set(before)
+    FillingDisk(monkeypatch, out / "report", left)
     with pytest.raises(SystemExit) as exc:
-        main(["report", str(out), "--bootstrap", "0"])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.count("\n") == 1 and "Traceback" not in err
-    assert "No space left on device" in err and str(out) in err
+        main(args)
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (f"Error: cannot write the report to {out / 'report'} (No space left on "
+                                      f"device); free space or make it writable, then rerun")
+    monkeypatch.undo()
+    assert snapshot(out / "report") == before
+
+
+@pytest.mark.parametrize("left", [0, 300])
+def test_disk_full_while_rewriting_the_leaderboard_keeps_the_old_one(world, tmp_path, capsys, monkeypatch, left):
+    """Regression: leaderboard.csv/.md were written in place; a full disk left a truncated leaderboard."""
+    results = tmp_path / "r"
+    run_sweep(sweep_config(world, results))
+    board = tmp_path / "board" / "leaderboard.csv"
+    args = ["leaderboard", str(results), "--out", str(board), "--bootstrap", "0"]
+    main(args)
+    capsys.readouterr()
+    before = snapshot(board.parent)
+    assert set(before) == {"leaderboard.csv", "leaderboard.md"}
+    FillingDisk(monkeypatch, board.parent, left)
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--rank-by", "clean"])
+    assert exc.value.code == 2
+    assert one_error_line(capsys) == (f"Error: cannot write the leaderboard {board} (No space left on device); "
+                                      f"choose a writable --out")
+    monkeypatch.undo()
+    assert snapshot(board.parent) == before

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from ..metrics import compute_metrics
 from .load import Results
@@ -73,7 +73,7 @@ def write_baseline(results: Results, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = current_table(results).to_csv(index=False, float_format=f"%.{DECIMALS}f")
-    atomic_write(path, lambda fh: fh.write(text.encode()))
+    atomic_write_text(path, text)
     return path
 
 

@@ -8,6 +8,7 @@ from typing import Iterable, Optional
 
 import pandas as pd
 
+from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from .bootstrap import paired_bootstrap
 from .load import is_results_dir, load_results
@@ -68,12 +69,12 @@ def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupte
 
 
 def write_leaderboard(frame: pd.DataFrame, out: str | Path, rank_by: Optional[str] = None) -> list[Path]:
-    """Write `out` (CSV) and the same table as Markdown next to it (`out` with suffix .md)."""
+    """Write `out` (CSV) and the same table as Markdown next to it (`out` with suffix .md), each atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False, float_format="%.4f")
+    atomic_write_text(out, frame.to_csv(index=False, float_format="%.4f"))
     md = out.with_suffix(".md")
     ranked = f" Ranked by {rank_by} within each dataset and split." if rank_by else ""
-    md.write_text("# Leaderboard\n\nmIoU, RR and mCE in %; mCE against each results directory's reference model."
-                  f"{ranked}\n\n" + to_markdown(frame))
+    atomic_write_text(md, "# Leaderboard\n\nmIoU, RR and mCE in %; mCE against each results directory's "
+                      f"reference model.{ranked}\n\n" + to_markdown(frame))
     return [out, md]

@@ -17,18 +17,21 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from ..atomic import atomic_write  # noqa: E402
 from .load import CLEAN  # noqa: E402
 
 DPI = 120
 
 
 def save(fig: plt.Figure, base: Path) -> list[Path]:
-    """Write `base`.png and `base`.svg and close the figure."""
+    """Write `base`.png and `base`.svg, each atomically, and close the figure."""
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = [base.with_suffix(".png"), base.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        for path in paths:
+            atomic_write(path, lambda fh: fig.savefig(fh, format=path.suffix[1:], dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
     return paths
 
 

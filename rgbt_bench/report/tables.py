@@ -12,6 +12,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_write_text
 from ..metrics import compute_metrics
 from ..sweep.store import write_json
 from .load import Cell, Results
@@ -106,16 +107,18 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 def write_table(df: pd.DataFrame, base: Path, *, markdown: Optional[pd.DataFrame] = None, title: str = "",
                 meta: Optional[dict[str, Any]] = None, digits: int = 2) -> list[Path]:
-    """Write `base`.csv (and .md; .json when `meta` is given, holding meta + rows). Returns the paths.
+    """Write `base`.csv (and .md; .json when `meta` is given, holding meta + rows), each atomically.
+    Returns the paths.
 
     `markdown` is an alternative (e.g. wide) view for the Markdown file; the CSV and JSON hold `df`.
     """
     base.parent.mkdir(parents=True, exist_ok=True)
     csv, md = base.with_suffix(".csv"), base.with_suffix(".md")
-    df.to_csv(csv, index=False, float_format="%.4f")
+    atomic_write_text(csv, df.to_csv(index=False, float_format="%.4f"))
     header = f"# {title}\n\n" if title else ""
     note = "".join(f"- {k}: {v}\n" for k, v in (meta or {}).items() if not isinstance(v, (dict, list)))
-    md.write_text(header + (note + "\n" if note else "") + to_markdown(df if markdown is None else markdown, digits))
+    atomic_write_text(md, header + (note + "\n" if note else "")
+                      + to_markdown(df if markdown is None else markdown, digits))
     paths = [csv, md]
     if meta is not None:
         write_json(base.with_suffix(".json"), {**meta, "rows": records(df)})

@@ -191,8 +191,8 @@ class Trainer:
         path = self.config.log_path
         kept = []
         if self.config.resume and path.is_file():
-            kept = [line for line in path.read_text().splitlines()
-                    if line.strip() and json.loads(line)["iteration"] <= self.state.iteration]
+            kept = [line for line, record in _log_records(path.read_text())
+                    if record["iteration"] <= self.state.iteration]
         with writing(f"training outputs to {path.parent}"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("".join(line + "\n" for line in kept))
@@ -312,6 +312,18 @@ class Trainer:
                 if self.state.best_iteration is not None else "last weights (no val split)")
         self._note(f"saved {cfg.out_path} ({best}); resumable state in {cfg.last_path}")
         return cfg.out_path
+
+
+def _log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """(line, record) for each whole JSON line of a training log. A line torn by a full disk or a kill during
+    its append does not parse and is dropped, like blank lines."""
+    records = []
+    for line in text.splitlines():
+        try:
+            records.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            continue
+    return records
 
 
 def train(config: TrainConfig) -> Path:
