@@ -5,6 +5,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import random
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from user_model_example import TinyRGBT
 from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.datasets import open_dataset
+from rgbt_bench.datasets.io import FileError
+from rgbt_bench.errors import DataError
 from rgbt_bench.sweep import store
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
 from rgbt_bench.sweep.lock import OutputLock
@@ -473,3 +476,13 @@ def test_disk_full_while_rewriting_the_leaderboard_keeps_the_old_one(world, tmp_
                                       f"choose a writable --out")
     monkeypatch.undo()
     assert snapshot(board.parent) == before
+
+
+def test_a_dataset_file_error_crosses_the_process_boundary_intact():
+    """Regression: FileError(path, reason) did not unpickle (TypeError: missing 'reason'), so a damaged image
+    met by a `run --jobs N` training worker was reported as the worker process dying."""
+    error = FileError(Path("data/images/00001D.png"), "not a readable image file")
+    again = pickle.loads(pickle.dumps(error))
+    assert type(again) is FileError and isinstance(again, DataError)
+    assert (str(again), again.path, again.reason) == (str(error), error.path, error.reason)
+

@@ -36,6 +36,10 @@ class FileError(DataError):
         self.path = Path(path)
         self.reason = reason
 
+    def __reduce__(self):
+        """Rebuild from (path, reason), so that the error crosses from a `run --jobs N` worker process intact."""
+        return type(self), (self.path, self.reason)
+
 
 def require_dir(path: Path, what: str) -> Path:
     """Return `path` if it is a directory, else raise FileError saying what was expected there."""
