@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator
 
 
 class RgbtBenchError(Exception):
@@ -25,10 +25,11 @@ class CheckpointError(RgbtBenchError):
 
 
 @contextmanager
-def writing(what: str, then: str = "choose a writable --out", error: Optional[type[RgbtBenchError]] = None) -> Iterator[None]:
+def writing(what: str, then: str = "choose a writable --out",
+            error: type[RgbtBenchError] = ConfigError) -> Iterator[None]:
     """Turn an OSError raised while writing `what` (full disk, read-only mount, no permission) into one
     user error: "cannot write <what> (<reason>); <then>"."""
     try:
         yield
     except OSError as exc:
-        raise (error or ConfigError)(f"cannot write {what} ({exc.strerror or exc}); {then}") from None
+        raise error(f"cannot write {what} ({exc.strerror or exc}); {then}") from None

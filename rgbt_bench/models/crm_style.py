@@ -63,13 +63,16 @@ class TwoStreamBaseline(nn.Module):
     """An RGB encoder and a thermal encoder fused into per-pixel logits, with optional CRM-style training.
 
     `stem_channels` = (RGB, thermal) channel counts of the stem outputs that `mask_stem` receives;
-    `pad_multiple` is the size multiple the architecture needs (inputs are padded, outputs cropped);
+    `pad_multiple` is the size multiple the architecture needs: `fit_input` brings inputs to it (zero-padding
+    by default) and `fit_output` brings the logits back to the input size (cropping by default);
     `stem_stride` is the stride of those stem outputs (a `mask_patch` cell covers mask_patch/stem_stride
     feature cells, also in a short last row or column).
     """
 
     pad_multiple = 32
     stem_stride = 2
+    fit_input = staticmethod(pad_to_multiple)
+    fit_output = staticmethod(crop_to)
 
     def __init__(self, num_classes: int, stem_channels: tuple[int, int], crm_training: bool = False,
                  w_mws: float = 1.0, w_sdc: float = 1.0, w_sdn: float = 1.0, mask_ratio: float = 0.5,
@@ -111,16 +114,16 @@ class TwoStreamBaseline(nn.Module):
         return mask_features(x, grid, token.to(x.dtype), cell=self.mask_patch // self.stem_stride)
 
     def mask_grid_size(self, h: int, w: int) -> tuple[int, int]:
-        """Mask grid cells over an h x w input once padded to `pad_multiple`."""
+        """Mask grid cells over an h x w input once brought to a multiple of `pad_multiple`."""
         m = self.pad_multiple
         return grid_size(math.ceil(h / m) * m, math.ceil(w / m) * m, patch=self.mask_patch)
 
     def _run(self, rgb: torch.Tensor, thermal: torch.Tensor, grid_rgb: Optional[torch.Tensor] = None,
              grid_thermal: Optional[torch.Tensor] = None) -> torch.Tensor:
         size = tuple(rgb.shape[-2:])
-        r = pad_to_multiple(normalize_rgb(rgb), self.pad_multiple)
-        t = pad_to_multiple(normalize_thermal(thermal), self.pad_multiple)
-        return crop_to(self.segment(r, t, grid_rgb, grid_thermal), size)
+        r = self.fit_input(normalize_rgb(rgb), self.pad_multiple)
+        t = self.fit_input(normalize_thermal(thermal), self.pad_multiple)
+        return self.fit_output(self.segment(r, t, grid_rgb, grid_thermal), size)
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         """rgb [B,3,H,W], thermal [B,1,H,W] in [0,1] -> logits [B,C,H,W]; never masks."""

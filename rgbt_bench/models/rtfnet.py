@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .crm_style import TwoStreamBaseline, check_crm_options
-from .normalize import normalize_rgb, normalize_thermal, resize_to, resize_to_multiple
+from .normalize import resize_to, resize_to_multiple
 from .resnet import build_resnet, load_pretrained
 
 # preset -> (torchvision arch, base width, blocks per stage or None for the arch's own)
@@ -88,6 +88,8 @@ class RTFNet(TwoStreamBaseline):
     """Two ResNet encoders with additive thermal-into-RGB fusion and the RTFNet upsampling decoder."""
 
     pad_multiple = 32
+    fit_input = staticmethod(resize_to_multiple)
+    fit_output = staticmethod(resize_to)
 
     def __init__(self, num_classes: int, arch: str = "resnet50", base_width: int = 64,
                  layers: Optional[tuple[int, int, int, int]] = None, **crm_options):
@@ -97,13 +99,6 @@ class RTFNet(TwoStreamBaseline):
         self.encoder_rgb = encoder_rgb
         self.encoder_thermal = encoder_thermal
         self.decoder = RTFDecoder(encoder_rgb.out_channels, num_classes)
-
-    def _run(self, rgb: torch.Tensor, thermal: torch.Tensor, grid_rgb: Optional[torch.Tensor] = None,
-             grid_thermal: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Logits at the input size from inputs stretched to a multiple of 32 (mask grids cover that size)."""
-        r = resize_to_multiple(normalize_rgb(rgb), self.pad_multiple)
-        t = resize_to_multiple(normalize_thermal(thermal), self.pad_multiple)
-        return resize_to(self.segment(r, t, grid_rgb, grid_thermal), tuple(rgb.shape[-2:]))
 
     def segment(self, rgb, thermal, grid_rgb, grid_thermal):
         er, et = self.encoder_rgb, self.encoder_thermal
