@@ -2,7 +2,7 @@
 
 The benchmarks time the harness, not the accuracy, so a checkpoint of freshly initialised weights
 (seeded) is enough; it has the payload keys rgbt_bench.models.loading expects. The MFNet tree holds
-synthetic scenes written in MFNet's on-disk format (4-channel PNG + label PNG, DOMAIN.md), so images are
+synthetic scenes written in MFNet's on-disk format (4-channel PNG + label PNG, as in the RTFNet release), so images are
 decoded from files one at a time, as with the real dataset.
 """
 from __future__ import annotations

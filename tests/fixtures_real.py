@@ -1,4 +1,4 @@
-"""Writers of tiny MFNet / PST900 / KP trees in exactly the published on-disk formats (DOMAIN.md), plus
+"""Writers of tiny MFNet / PST900 / KP trees in exactly the published on-disk formats, plus
 helpers that plant damage. Each writer returns the arrays it wrote, so tests can check round trips.
 
 Images are smooth gradients (so JPEG round trips stay within a few grey levels) with a per-sample offset;

@@ -1,5 +1,5 @@
 """Comparison with the ImageNet-C reference implementation (package `imagecorruptions-imaug`, a test-only
-dependency that imports as `imagecorruptions`; DOMAIN.md). Deterministic corruptions must match it
+dependency that imports as `imagecorruptions`). Deterministic corruptions must match it
 exactly; random ones must match its seed-independent statistics (mean / std of the output)."""
 import math
 

@@ -1,6 +1,6 @@
 """What a missing pixel becomes: black ("zero") or the normalisation mean ("mean").
 
-Models normalise their inputs with the CRM / mmseg statistics (DOMAIN.md, "Normalisation"): RGB mean
+Models normalise their inputs with the CRM / mmseg statistics (CRM_RGBTSeg configs, PIXEL_MEAN / PIXEL_STD): RGB mean
 [123.675, 116.28, 103.53] / 255, thermal 127 / 255. Filling with that mean in physical space gives
 exactly zero after normalisation, which is how much missing-modality code zeroes an input; "zero"
 fills black in physical space, which a model sees as a strongly negative input.

@@ -1,4 +1,4 @@
-"""Fog on the RGB image (long-wave infrared is far less attenuated, so thermal is untouched; DOMAIN.md).
+"""Fog on the RGB image (long-wave infrared is far less attenuated, so thermal is untouched).
 
 plasma_fog (ImageNet-C `fog`): a plasma fractal on a map of side next_power_of_2(max(H, W)) cropped to
 the image, out = (x + c0 * plasma) * max / (max + c0), max = the image's maximum over all channels;

@@ -1,6 +1,7 @@
 """Partial masking: square patches or single pixels of one or both modalities are missing.
 
-The image is cut into a grid of `patch` x `patch` cells (default 32 px, CRM's mask patch; DOMAIN.md),
+The image is cut into a grid of `patch` x `patch` cells (default 32 px, CRM's mask patch in
+CRM_RGBTSeg dataloaders/augmentation.py),
 ceil(H/patch) x ceil(W/patch) cells with partial cells at the right and bottom edges. Severity s masks
 exactly ceil(N * ratio_s) of the N cells of each sample, chosen by a random permutation from the
 sample's generator (ratio .1 .2 .3 .4 .5; .5 is CRM's training ratio).

@@ -1,4 +1,4 @@
-"""Night on the RGB camera: 3DCC `low_light` (Kar et al. 2022; DOMAIN.md).
+"""Night on the RGB camera: 3DCC `low_light` (Kar et al., CVPR 2022; EPFL-VILAB/3DCommonCorruptions).
 
 Each image is stretched from its own [min, max] (over all channels) to [0, c] with gamma 2,
 y = ((x - min) / (max - min))^2 * c, c = .6 .5 .4 .3 .2; then Poisson-Gaussian sensor noise as 3DCC

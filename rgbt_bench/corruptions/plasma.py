@@ -1,6 +1,6 @@
 """Diamond-square plasma fractal in torch, with the ImageNet-C recurrence.
 
-ImageNet-C's `plasma_fractal` (Hendrycks & Dietterich 2019; DOMAIN.md) fills a toroidal
+ImageNet-C's `plasma_fractal` (Hendrycks & Dietterich 2019; hendrycks/robustness, imagecorruptions) fills a toroidal
 mapsize x mapsize map from a zero corner: each pass sets square centres to the mean of their 4 corners
 plus wibble * U(-wibble, wibble), then diamond midpoints likewise, halves the step and divides wibble
 by `wibbledecay`; the map is finally min-max normalised to [0, 1]. Each sample's map is built on its own

@@ -1,4 +1,4 @@
-"""Thermal-camera degradations (DOMAIN.md, "Corruptions: reference parameters"); RGB is untouched.
+"""Thermal-camera degradations (sources per corruption below); RGB is untouched.
 
 - thermal_noise: temporal (white) noise, y = x + N(0, sigma^2), sigma = .01 .02 .04 .06 .08.
 - thermal_stripes: microbolometer column fixed-pattern noise (ASCNet model): each column gets an

@@ -13,7 +13,7 @@ from ..batch import Sample
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static facts about a dataset (see ../shared/DOMAIN.md for the real ones).
+    """Static facts about a dataset (each dataset module cites its source).
 
     `ignore_index` is the label id excluded from the confusion matrix (None: every pixel counts).
     `convention` names the default mIoU convention ("field" or "mmseg", rgbt_bench.metrics).

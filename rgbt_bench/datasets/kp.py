@@ -1,5 +1,5 @@
 """KP: KAIST Multispectral Pedestrian images with the MS-UDA semantic labels, laid out as CRM reads
-them (DOMAIN.md):
+them (CRM_RGBTSeg dataloaders; MS-UDA labels):
 
     DIR/images/setXX/VYYY/visible/IZZZZZ.jpg   RGB JPEG, 512x640
     DIR/images/setXX/VYYY/lwir/IZZZZZ.jpg      thermal as a 3-channel grey JPEG (averaged to 1 channel)

@@ -1,4 +1,5 @@
-"""MFNet (Ha et al. 2017) in the RTFNet-preprocessed layout read by RTFNet and CRM (DOMAIN.md):
+"""MFNet (Ha et al. 2017) in the RTFNet-preprocessed layout read by RTFNet and CRM
+(yuxiangsun/RTFNet util/MF_dataset.py):
 
     DIR/images/<name>.png   ONE 4-channel 8-bit PNG: channels 0-2 RGB, channel 3 thermal (480x640)
     DIR/labels/<name>.png   1-channel 8-bit class ids 0-8

@@ -1,4 +1,4 @@
-"""PST900 (Shivakumar et al. 2020) in its distributed layout (DOMAIN.md):
+"""PST900 (Shivakumar et al. 2020) in its distributed layout (ShreyasSkandanS/pst900_thermal_rgb):
 
     DIR/{train,test}/{rgb,thermal,thermal_raw,depth,labels}/<name>.png   (720x1280)
 

@@ -29,7 +29,7 @@ GENERATOR_VERSION = 4
 
 CLASS_NAMES = ("background", "road", "lane_marking", "car", "person", "color_cone", "hot_pipe")
 BACKGROUND, ROAD, LANE, CAR, PERSON, CONE, PIPE = range(len(CLASS_NAMES))
-# Cityscapes road colour, MFNet car / person / color_cone colours (DOMAIN.md), two of our own.
+# Cityscapes road colour, MFNet car / person / color_cone colours (MFNet palette), two of our own.
 PALETTE = ((0, 0, 0), (128, 64, 128), (255, 255, 255), (64, 0, 128), (64, 64, 0), (192, 128, 128), (255, 128, 0))
 # A one-pixel halo around every object ("thing") is ambiguous: thermal optics blur it. It is ignored.
 IGNORE_INDEX = 255

@@ -1,6 +1,6 @@
 """Segmentation metrics from a confusion matrix under a named mIoU convention.
 
-Conventions (../shared/DOMAIN.md, "mIoU conventions"):
+Conventions (RTFNet / CRM test code; mmsegmentation IoUMetric):
 - ``field`` (RTFNet / CRM): every class counts, including class 0 (unlabeled / background);
   IoU_c = TP / (TP + FP + FN) and IoU 0 where the denominator is 0; mIoU is the plain mean.
 - ``mmseg`` (mmsegmentation, torchmetrics ``MulticlassJaccardIndex(average='macro')``): IoU is NaN for

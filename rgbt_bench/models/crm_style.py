@@ -3,7 +3,7 @@
 `TwoStreamBaseline` is the base of RTFNet and MFNet. Subclasses implement `segment(rgb, thermal, grid_rgb,
 grid_thermal)` on normalised, padded inputs and pass each branch's stem output through `mask_stem`.
 
-With `crm_training=True` the model mirrors CRM's recipe (../shared/DOMAIN.md, "The method: CRM") at the
+With `crm_training=True` the model mirrors CRM's recipe (Shin et al., ICRA 2024) at the
 granularity of a per-pixel network:
 - masking happens on the FIRST-STAGE features, i.e. right after each branch's stem and before any
   fusion, as x*(1-m) + token*m with a learnable mask token per branch (zeros + trunc-normal std 0.02);

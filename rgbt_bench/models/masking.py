@@ -1,6 +1,6 @@
 """Complementary random masking (CRM, Shin et al. ICRA 2024), shared by CRM and the CRM-style baselines.
 
-Facts from ../shared/DOMAIN.md ("The method: CRM", official dataloaders/augmentation.py and backbone/swin.py):
+As in the official code (CRM_RGBTSeg dataloaders/augmentation.py and models/mask2former/backbone/swin.py):
 - a grid of 32x32-pixel patches over the (padded) input; exactly ceil(N * ratio) of the N cells are masked
   in the random mask M (ratio 0.5);
 - strategy "rand_comp" (the one used): per sample, uniformly one of (no mask on RGB, 1-M on thermal),

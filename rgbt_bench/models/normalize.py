@@ -2,7 +2,7 @@
 
 Images arrive in physical space (float32 in [0, 1], see rgbt_bench.batch); each model normalises its
 own inputs with the statistics used by CRM and the ImageNet-pretrained baselines
-(../shared/DOMAIN.md, "Normalisation"): on the 0-255 scale, mean [123.675, 116.28, 103.53] and
+(CRM_RGBTSeg configs, MODEL.PIXEL_MEAN / PIXEL_STD): on the 0-255 scale, mean [123.675, 116.28, 103.53] and
 std [58.395, 57.12, 57.375] for RGB, mean 127 and std 60 for thermal.
 """
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Published Swin ImageNet weights (microsoft/Swin-Transformer .pth files) from a local file into a Swin encoder.
 
 The file is read with torch.load(weights_only=True); its tensors sit under "model" (official releases),
-"state_dict", or at the top level. What is kept, as in Mask2Former / CRM (../shared/DOMAIN.md):
+"state_dict", or at the top level. What is kept, as in Mask2Former / CRM
+(Mask2Former tools/convert-pretrained-swin-model-to-d2.py):
 - every backbone tensor with its official name (patch_embed, layers.N.blocks.M..., layers.N.downsample...);
 - dropped: the classifier `head.*`, the classifier's final `norm.*`, and the buffers the encoder rebuilds
   (`relative_position_index`, `attn_mask`); the per-output norms norm0..norm3 keep their initialisation;

@@ -1,6 +1,6 @@
 """Swin Transformer backbone (Liu et al., ICCV 2021) returning 4 feature maps at strides 4, 8, 16, 32.
 
-The segmentation variant used by Mask2Former and CRM (../shared/DOMAIN.md, "Architecture"): window
+The segmentation variant used by Mask2Former and CRM (Mask2Former mask2former/modeling/backbone/swin.py): window
 attention with a relative position bias, shifted windows in every second block, inputs padded to window
 multiples, patch merging between stages, stochastic depth rising linearly to `drop_path`, and a LayerNorm on
 each of the 4 outputs (norm0..norm3). Parameter names follow microsoft/Swin-Transformer
@@ -34,7 +34,7 @@ class SwinConfig:
     drop_path: float = 0.3
 
 
-# ../shared/DOMAIN.md "Architecture": Swin-T/S/B, window 7, drop_path 0.3.
+# CRM_RGBTSeg / Mask2Former configs: Swin-T/S/B, window 7, drop_path 0.3.
 SWIN_PRESETS: dict[str, SwinConfig] = {
     "swin_t": SwinConfig(96, (2, 2, 6, 2), (3, 6, 12, 24)),
     "swin_s": SwinConfig(96, (2, 2, 18, 2), (3, 6, 12, 24)),

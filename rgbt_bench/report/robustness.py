@@ -1,4 +1,4 @@
-"""Robustness metrics (../shared/DOMAIN.md, "Robustness metrics"), on mIoU fractions in [0, 1].
+"""Robustness metrics (RR; CE / mCE as in ImageNet-C, Hendrycks & Dietterich, ICLR 2019), on mIoU fractions in [0, 1].
 
 Per model and corruption c with severities s:
 - mean mIoU_c = mean_s mIoU_s

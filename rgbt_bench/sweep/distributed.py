@@ -1,7 +1,7 @@
 """Sharding a sweep over torchrun processes without counting any image twice.
 
 Rank r evaluates the images r, r + world, r + 2*world, ... (no DistributedSampler padding, whose duplicates
-would be counted; ../../shared/DOMAIN.md "mIoU conventions"). Per-image results are gathered to rank 0 and
+would be counted; torch DistributedSampler pads with duplicates). Per-image results are gathered to rank 0 and
 interleaved back into dataset order, so a sharded sweep writes exactly the arrays one process would.
 A user error on any rank is shared with all ranks, so every process stops with the same message instead of
 waiting forever in a collective. Process-group setup is the training package's (gloo on CPU, nccl on CUDA).

@@ -1,4 +1,4 @@
-"""Training augmentation of the CRM recipe (../../shared/DOMAIN.md, "Training"), on tensors, seeded per sample.
+"""Training augmentation of the CRM recipe (CRM_RGBTSeg dataloaders), on tensors, seeded per sample.
 
 Order: random resize by a scale in [0.5, 2.0] -> random crop (padding the image with 0 and the label
 with the ignore index where the resized image is smaller than the crop) -> horizontal flip -> colour

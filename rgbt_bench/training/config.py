@@ -1,6 +1,6 @@
 """TrainConfig: every knob of a training run, validated once, stored in each checkpoint.
 
-Defaults follow the CRM recipe (../../shared/DOMAIN.md, "Training") where it transfers to tiny models
+Defaults follow the CRM recipe (CRM_RGBTSeg configs) where it transfers to tiny models
 trained from scratch, and say so where they depart from it:
 - AdamW, weight decay 0.05, poly LR (power 0.9) stepped per ITERATION (the official code steps per epoch);
 - backbone LR x0.1 only when the model starts from pretrained weights (model kwarg ``pretrained``): the
@@ -25,7 +25,7 @@ import yaml
 
 from ..errors import ConfigError
 
-# Crop sizes (H, W) of the CRM recipe, DOMAIN.md "Training".
+# Crop sizes (H, W) of the CRM recipe, CRM_RGBTSeg configs.
 RECIPE_CROPS: dict[str, tuple[int, int]] = {"mfnet": (240, 320), "kp": (256, 320), "pst900": (224, 320)}
 DEFAULT_ITERATIONS = 1000
 MODEL_ITERATIONS: dict[str, int] = {"crm": 900}

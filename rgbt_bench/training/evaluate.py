@@ -1,7 +1,7 @@
 """Evaluation of a model on a dataset split at full resolution, optionally sharded over DDP ranks.
 
 Each rank evaluates the samples rank, rank + world, rank + 2*world, ... (no padding, so no duplicate is
-counted; ../../shared/DOMAIN.md "mIoU conventions"), then the confusion matrices are summed with
+counted; torch DistributedSampler pads with duplicates), then the confusion matrices are summed with
 ConfusionMatrix.all_reduce. The convention defaults to the dataset's. The loader has its own generator, so
 evaluating never advances the global torch RNG (training resumes depend on it).
 """

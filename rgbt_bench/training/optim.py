@@ -1,4 +1,5 @@
-"""AdamW parameter groups and the poly learning-rate schedule of the CRM recipe (../../shared/DOMAIN.md).
+"""AdamW parameter groups and the poly learning-rate schedule of the CRM recipe
+(CRM_RGBTSeg; Mask2Former's build_optimizer).
 
 Groups are found by name and module type, as Mask2Former/detectron2 do:
 - backbone (see is_backbone): lr x backbone_lr_mult;

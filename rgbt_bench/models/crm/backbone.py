@@ -5,7 +5,7 @@ its outputs are (fused features, RGB features, thermal features); the fused ones
 BatchNorm2d(max(rgb, thermal)) per scale ("add" selectable), the single-branch ones are each encoder's
 own outputs (after Swin's output LayerNorm, no BatchNorm). Masking acts on the patch-embedded map
 (stride 4): x * (1 - m) + mask_token * m, with mask_token a learnable [1, C, 1, 1] per branch initialised
-truncated-normal std 0.02 (../shared/DOMAIN.md "Masking").
+truncated-normal std 0.02 (CRM_RGBTSeg models/mask2former/backbone/swin.py).
 
 The module is named `backbone` inside CRM so that the trainer's backbone learning-rate factor covers the
 encoders, mask tokens and fusion norms, as the official optimiser groups do.

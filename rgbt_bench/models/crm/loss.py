@@ -1,4 +1,4 @@
-"""The CRM training objective (Shin et al., ICRA 2024; ../shared/DOMAIN.md "Losses"):
+"""The CRM training objective (Shin et al., ICRA 2024; CRM_RGBTSeg models/mask2former/rgbt_maskformer_model.py):
 
     L = Seg(clean fused) + w_mws * [Seg(clean RGB-only) + Seg(clean thermal-only)] + Seg(masked fused)
         + w_sdc * L_sdc + w_sdn * L_sdn

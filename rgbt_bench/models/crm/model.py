@@ -1,6 +1,6 @@
 """CRM: Complementary Random Masking for RGB-Thermal semantic segmentation (Shin et al., ICRA 2024).
 
-As published (../shared/DOMAIN.md "The method: CRM"; official UkcheolShin/CRM_RGBTSeg):
+As published (official code UkcheolShin/CRM_RGBTSeg):
 - two unshared Swin encoders, RGB (3 channels) and thermal (1 channel), inputs normalised on the 0-255
   scale (mean 123.675, 116.28, 103.53 / 127, std 58.395, 57.12, 57.375 / 60) and zero-padded to a
   multiple of 32 after normalisation (the official size_divisibility); outputs are cropped back;
@@ -64,7 +64,7 @@ class CRMPreset:
     num_points: int = 12544
 
 
-# ../shared/DOMAIN.md "Architecture" / "Losses": Swin-T/S/B encoders; head hidden 256, 100 queries, 8 heads,
+# CRM_RGBTSeg configs (Swin-T/S/B) and Mask2Former defaults: Swin-T/S/B encoders; head hidden 256, 100 queries, 8 heads,
 # FFN 2048, 9 decoder layers, 6 pixel-decoder layers, 12544 sampled points. "tiny" is for CPU tests and
 # quick experiments: a training step at 120x160, batch 2 takes ~0.2 CPU-seconds; no stochastic depth.
 _PAPER_HEAD = dict(hidden_dim=256, num_queries=100, nheads=8, dim_feedforward=2048, dec_layers=9,

@@ -1,4 +1,5 @@
-"""Mask2Former's set-prediction loss for semantic segmentation (the CRM "Seg" loss; DOMAIN.md "CRM").
+"""Mask2Former's set-prediction loss for semantic segmentation (the CRM "Seg" loss;
+facebookresearch/Mask2Former mask2former/modeling/criterion.py).
 
 Per image, the semantic label becomes one binary mask per class present (ignored pixels belong to none);
 queries are matched to those masks (HungarianMatcher) and each prediction layer gets

@@ -1,6 +1,6 @@
 """The Mask2Former head (Cheng et al., CVPR 2022) used by CRM: pixel decoder + masked-attention decoder.
 
-Defaults are the CRM / Mask2Former ones (DOMAIN.md "CRM"): hidden 256, 100 queries, 8 heads, FFN 2048,
+Defaults are the CRM / Mask2Former ones (CRM_RGBTSeg configs): hidden 256, 100 queries, 8 heads, FFN 2048,
 9 decoder layers, 6 deformable encoder layers with FFN 1024 and 4 points, mask dim 256.
 """
 from __future__ import annotations
