@@ -2,6 +2,8 @@
 
 `TwoStreamBaseline` is the base of RTFNet and MFNet. Subclasses implement `segment(rgb, thermal, grid_rgb,
 grid_thermal)` on normalised, padded inputs and pass each branch's stem output through `mask_stem`.
+Every such model also takes `input_convention` ("imagenet" or "unit", see rgbt_bench.models.normalize),
+kept as the attribute of that name.
 
 With `crm_training=True` the model mirrors CRM's recipe (Shin et al., ICRA 2024) at the
 granularity of a per-pixel network:
@@ -34,18 +36,20 @@ from torch import nn
 
 from ..errors import ConfigError
 from .masking import STRATEGIES, complementary_masks, grid_size, mask_features
-from .normalize import crop_to, normalize_rgb, normalize_thermal, pad_to_multiple
+from .normalize import check_input_convention, crop_to, normalize_input, pad_to_multiple
 
 MODALITIES = ("rgb", "thermal")
 CRM_OPTIONS = ("crm_training", "w_mws", "w_sdc", "w_sdn", "mask_ratio", "mask_patch", "mask_strategy")
+OPTIONS = CRM_OPTIONS + ("input_convention",)
 
 
 def check_crm_options(options: dict, model: str) -> None:
-    """Refuse model kwargs that are not CRM-style options, naming them (e.g. a typo in --model-kwargs)."""
-    unknown = sorted(set(options) - set(CRM_OPTIONS))
+    """Refuse model kwargs that are neither CRM-style options nor `input_convention`, naming them (e.g. a
+    typo in --model-kwargs)."""
+    unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"model '{model}' got unknown option(s) {', '.join(unknown)}; "
-                          f"expected some of {', '.join(CRM_OPTIONS)}")
+                          f"expected some of {', '.join(OPTIONS)}")
 
 
 def segmentation_ce(logits: torch.Tensor, label: torch.Tensor, ignore_index: Optional[int]) -> torch.Tensor:
@@ -76,7 +80,7 @@ class TwoStreamBaseline(nn.Module):
 
     def __init__(self, num_classes: int, stem_channels: tuple[int, int], crm_training: bool = False,
                  w_mws: float = 1.0, w_sdc: float = 1.0, w_sdn: float = 1.0, mask_ratio: float = 0.5,
-                 mask_patch: int = 32, mask_strategy: str = "rand_comp"):
+                 mask_patch: int = 32, mask_strategy: str = "rand_comp", input_convention: str = "imagenet"):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"num_classes must be >= 1, got {num_classes}")
@@ -91,6 +95,7 @@ class TwoStreamBaseline(nn.Module):
         if mask_strategy not in STRATEGIES:
             raise ConfigError(f"unknown mask_strategy '{mask_strategy}'; expected one of {', '.join(STRATEGIES)}")
         self.num_classes = num_classes
+        self.input_convention = check_input_convention(input_convention)
         self.crm_training = bool(crm_training)
         self.w_mws, self.w_sdc, self.w_sdn = float(w_mws), float(w_sdc), float(w_sdn)
         self.mask_ratio, self.mask_patch, self.mask_strategy = float(mask_ratio), int(mask_patch), mask_strategy
@@ -121,8 +126,8 @@ class TwoStreamBaseline(nn.Module):
     def _run(self, rgb: torch.Tensor, thermal: torch.Tensor, grid_rgb: Optional[torch.Tensor] = None,
              grid_thermal: Optional[torch.Tensor] = None) -> torch.Tensor:
         size = tuple(rgb.shape[-2:])
-        r = self.fit_input(normalize_rgb(rgb), self.pad_multiple)
-        t = self.fit_input(normalize_thermal(thermal), self.pad_multiple)
+        r = self.fit_input(normalize_input(rgb, "rgb", self.input_convention), self.pad_multiple)
+        t = self.fit_input(normalize_input(thermal, "thermal", self.input_convention), self.pad_multiple)
         return self.fit_output(self.segment(r, t, grid_rgb, grid_thermal), size)
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:

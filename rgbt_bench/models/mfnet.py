@@ -1,16 +1,20 @@
 """MFNet (Ha, Watanabe, Karasawa, Ushiku, Harada, IROS 2017): the original lightweight RGB-T network.
 
-Layout as in the authors' description and the public PyTorch port (haqishen/MFNet-pytorch): two encoders
-(RGB widths 16-48-48-96-96, thermal 16-16-16-36-36), each a 3x3 stem + max-pool, two conv-conv encoder
-blocks with max-pool, a mini-inception block (parallel plain and dilation-2 3x3 convolutions, three times)
-with max-pool and a mini-inception centre; fusion by CONCATENATION of the two centres; a short-cut decoder
-that upsamples x2 (bilinear), adds the concatenated encoder features of that scale and applies a 3x3 conv,
-three times, then upsamples to full resolution and classifies with conv-BN-LeakyReLU(0.1) as the port
-does. Every conv is conv-BN-LeakyReLU(0.1). Inputs are padded to a multiple of 16 (the encoder stride).
+The network of the released weights (haqishen/MFNet-pytorch, model/MFNet.py with weights/MFNet/final.pth):
+two encoders (RGB widths 16-48-48-96-96, thermal 16-16-16-36-36), each a 3x3 stem + max-pool, two
+conv-conv encoder blocks with max-pool, a mini-inception block (parallel plain and dilation-2 3x3
+convolutions, three times) with max-pool and a mini-inception centre; fusion by CONCATENATION of the two
+centres; a short-cut decoder that upsamples x2 (NEAREST), adds the concatenated encoder features of that
+scale and applies a 3x3 conv, three times, then upsamples x2 (nearest) to full resolution and classifies
+with a conv unit. Every conv is conv(bias)-BN-LeakyReLU(0.2), the classifier's too, so the logits leave a
+LeakyReLU as in the released network. Inputs are zero-padded to a multiple of 16 (the encoder stride) and
+the logits cropped back; the released network needs no padding on MFNet's 480x640 images.
+The released weights expect the `unit` input convention (x/255, no mean/std; rgbt_bench.models.normalize).
 
-Presets: `mfnet` (the published widths: 736K parameters for 9 classes, reported as 0.73M) and `tiny`
-(half the widths).
+Presets: `mfnet` (the published widths: 736,275 parameters for 9 classes, reported as 0.73M) and `tiny`
+(half the widths, same design).
 CRM-style training options: see rgbt_bench.models.crm_style (masking after each branch's stem + max-pool).
+Importing final.pth: rgbt_bench.models.published.mfnet.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from torch import nn
 from ..errors import ConfigError
 from .crm_style import TwoStreamBaseline, check_crm_options
 
+NEGATIVE_SLOPE = 0.2  # LeakyReLU of the released network (model/MFNet.py, ConvBnLeakyRelu2d)
 # preset -> (RGB widths, thermal widths)
 MFNET_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "tiny": ((8, 24, 24, 48, 48), (8, 8, 8, 18, 18)),
@@ -29,12 +34,12 @@ MFNET_PRESETS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
 
 
 class ConvBnLeaky(nn.Sequential):
-    """conv -> BatchNorm -> LeakyReLU(0.1), the unit MFNet is built from."""
+    """3x3 conv (with bias) -> BatchNorm -> LeakyReLU(0.2), the unit MFNet is built from."""
 
     def __init__(self, cin: int, cout: int, dilation: int = 1):
         conv = nn.Conv2d(cin, cout, 3, padding=dilation, dilation=dilation)
-        nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="leaky_relu")
-        super().__init__(conv, nn.BatchNorm2d(cout), nn.LeakyReLU(0.1, inplace=True))
+        nn.init.kaiming_normal_(conv.weight, a=NEGATIVE_SLOPE, mode="fan_out", nonlinearity="leaky_relu")
+        super().__init__(conv, nn.BatchNorm2d(cout), nn.LeakyReLU(NEGATIVE_SLOPE, inplace=True))
 
 
 class EncoderBlock(nn.Sequential):
@@ -83,15 +88,14 @@ class MFNetEncoder(nn.Module):
 
 
 class ShortcutUp(nn.Module):
-    """Upsample x2 (bilinear), add the encoder short-cut of that scale, 3x3 conv unit."""
+    """Upsample x2 (nearest), add the encoder short-cut of that scale, 3x3 conv unit."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.conv = ConvBnLeaky(cin, cout)
 
     def forward(self, skip: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
-        return self.conv(x + skip)
+        return self.conv(F.interpolate(x, scale_factor=2, mode="nearest") + skip)
 
 
 class MFNet(TwoStreamBaseline):
@@ -115,8 +119,7 @@ class MFNet(TwoStreamBaseline):
         fr, ft = self.encoder_rgb(r), self.encoder_thermal(t)
         s2, s4, s8, x = (torch.cat(pair, 1) for pair in zip(fr, ft))
         x = self.up1(s2, self.up2(s4, self.up3(s8, x)))
-        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
-        return self.classify(x)
+        return self.classify(F.interpolate(x, scale_factor=2, mode="nearest"))
 
 
 def build_mfnet(num_classes: int, preset: str = "tiny", **crm_options) -> MFNet:

@@ -1,19 +1,26 @@
 """Input preparation shared by the models: normalisation, and padding or resizing to a size multiple.
 
-Images arrive in physical space (float32 in [0, 1], see rgbt_bench.batch); each model normalises its
-own inputs with the statistics used by CRM and the ImageNet-pretrained baselines
-(CRM_RGBTSeg configs, MODEL.PIXEL_MEAN / PIXEL_STD): on the 0-255 scale, mean [123.675, 116.28, 103.53] and
-std [58.395, 57.12, 57.375] for RGB, mean 127 and std 60 for thermal.
+Images arrive in physical space (float32 in [0, 1], see rgbt_bench.batch); each model prepares its own
+inputs by one of two INPUT CONVENTIONS, a model option recorded in checkpoints:
+- `imagenet` (the default): the statistics used by CRM and the ImageNet-pretrained baselines
+  (CRM_RGBTSeg configs, MODEL.PIXEL_MEAN / PIXEL_STD): on the 0-255 scale, mean [123.675, 116.28, 103.53]
+  and std [58.395, 57.12, 57.375] for RGB, mean 127 and std 60 for thermal;
+- `unit`: the [0, 1] images as they are (the 8-bit image divided by 255, no mean or std), as the released
+  RTFNet (yuxiangsun/RTFNet util/MF_dataset.py) and MFNet (haqishen/MFNet-pytorch util/MF_dataset.py)
+  weights were trained.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
+
 RGB_MEAN = (123.675, 116.28, 103.53)
 RGB_STD = (58.395, 57.12, 57.375)
 THERMAL_MEAN = (127.0,)
 THERMAL_STD = (60.0,)
+INPUT_CONVENTIONS = ("imagenet", "unit")
 
 
 def _normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -30,6 +37,20 @@ def normalize_rgb(rgb: torch.Tensor) -> torch.Tensor:
 def normalize_thermal(thermal: torch.Tensor) -> torch.Tensor:
     """[B,1,H,W] in [0,1] -> thermal normalised with mean 127/255, std 60/255."""
     return _normalize(thermal, THERMAL_MEAN, THERMAL_STD)
+
+
+def check_input_convention(convention: str) -> str:
+    """`convention` if it is one of INPUT_CONVENTIONS, else a ConfigError naming the choices."""
+    if convention not in INPUT_CONVENTIONS:
+        raise ConfigError(f"unknown input_convention '{convention}'; expected one of {', '.join(INPUT_CONVENTIONS)}")
+    return convention
+
+
+def normalize_input(x: torch.Tensor, modality: str, convention: str = "imagenet") -> torch.Tensor:
+    """One modality's [0,1] image prepared by `convention` ("rgb" or "thermal"; see the module docstring)."""
+    if convention == "unit":
+        return x
+    return normalize_rgb(x) if modality == "rgb" else normalize_thermal(x)
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
