@@ -8,6 +8,7 @@ Layout: {"format": "rgbt-bench/1", "model": registry name or 'module:fn', "prese
 from __future__ import annotations
 
 import hashlib
+import io
 import pickle
 import re
 import struct
@@ -16,11 +17,13 @@ import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
+import numpy as np
 import torch
 from torch import nn
 
 from .atomic import atomic_write
 from .errors import CheckpointError, writing
+from .safe_pickle import RestrictedUnpickler, config_stubs
 
 FORMAT = "rgbt-bench/1"
 
@@ -73,16 +76,53 @@ def _check_zip_integrity(path: Path, what: str, expected: str) -> None:
                               f"expected {expected}")
 
 
+def _is_plain_pickle(path: Path) -> bool:
+    """A pickle that is neither a torch zip archive nor a legacy torch file (which starts by pickling torch's
+    magic number), e.g. a Detectron2-converted .pkl."""
+    with open(path, "rb") as fh:
+        head = fh.read(len(_LEGACY_TORCH_HEAD))
+    return head[:1] == b"\x80" and head != _LEGACY_TORCH_HEAD and not zipfile.is_zipfile(path)
+
+
+_LEGACY_TORCH_HEAD = pickle.dumps(torch.serialization.MAGIC_NUMBER, protocol=2)[:-1]
+
+
+def _storage_from_bytes(data: bytes) -> Any:
+    """A tensor storage that a plain pickle embeds as torch.save bytes, read with weights_only."""
+    return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+def _arrays_to_tensors(obj: Any) -> Any:
+    """numpy arrays inside (nested) dicts of a plain pickle -> tensors."""
+    if isinstance(obj, dict):
+        return type(obj)((k, _arrays_to_tensors(v)) for k, v in obj.items())
+    return torch.from_numpy(np.array(obj)) if isinstance(obj, np.ndarray) else obj
+
+
+def _load(path: Path, map_location: str | torch.device, plain_pickles: bool) -> Any:
+    if plain_pickles and _is_plain_pickle(path):
+        with open(path, "rb") as fh:
+            return _arrays_to_tensors(RestrictedUnpickler(fh, _storage_from_bytes).load())
+    with torch.serialization.safe_globals(config_stubs()):
+        return torch.load(path, map_location=map_location, weights_only=True)
+
+
 def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = "a file written by torch.save",
-                    map_location: str | torch.device = "cpu") -> Any:
-    """Read any torch file with weights_only=True (pickled code never runs), mapping every failure to one
-    CheckpointError that names `what`, the path and `expected`."""
+                    map_location: str | torch.device = "cpu", plain_pickles: bool = False) -> Any:
+    """Read a torch file without ever running pickled code, mapping every failure to one CheckpointError
+    that names `what`, the path and `expected`.
+
+    torch files are read with weights_only=True, pickled detectron2 / yacs configs in them becoming plain
+    OrderedDicts; with `plain_pickles`, a plain pickle (a Detectron2-converted .pkl) is read through an
+    allow-list of data constructors, numpy arrays becoming tensors (rgbt_bench.safe_pickle). Anything else
+    that is not data is refused.
+    """
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"{what} {path} does not exist; expected {expected}")
     _check_zip_integrity(path, what, expected)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return _load(path, map_location, plain_pickles)
     except pickle.UnpicklingError as exc:
         unsafe = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if unsafe:
@@ -90,7 +130,7 @@ def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = 
                                   f"values (unsupported global {unsafe.group(1)}); it was not executed") from exc
         raise CheckpointError(f"{what} {path} is not a readable torch file; expected {expected}") from exc
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError,
-            AttributeError, struct.error) as exc:  # malformed pickle streams fail inside the unpickler's stack
+            AttributeError, OverflowError, RecursionError, struct.error) as exc:  # malformed pickle streams fail inside the unpickler's stack
         raise CheckpointError(f"{what} {path} is not a readable torch file ({exc}); expected {expected}") from exc
 
 
