@@ -7,8 +7,10 @@ matches torchvision.models.resnet, so a published ImageNet state dict (e.g. resn
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
@@ -144,14 +146,64 @@ def _adapt_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:
     return weight
 
 
+@dataclass(frozen=True)
+class ResNetShape:
+    """The ResNet a set of torchvision-named tensors implies: block type, stem width and blocks per stage."""
+
+    bottleneck: bool
+    base_width: int
+    layers: tuple[int, ...]
+
+    @property
+    def arch(self) -> Optional[str]:
+        """The torchvision name (resnet18 ... resnet152) of this block type and depth, None for others."""
+        block = Bottleneck if self.bottleneck else BasicBlock
+        return next((name for name, (b, layers) in ARCHS.items() if b is block and layers == self.layers), None)
+
+    def describe(self) -> str:
+        depth = self.arch.replace("resnet", "ResNet-") if self.arch else (
+            f"ResNet with {'bottleneck' if self.bottleneck else 'basic'} blocks {'-'.join(map(str, self.layers))}")
+        return depth if self.base_width == 64 else f"{depth} at base width {self.base_width}"
+
+
+def resnet_shape(state: dict[str, torch.Tensor], prefix: str = "") -> Optional[ResNetShape]:
+    """The ResNet whose tensors sit in `state` under `prefix` + torchvision names (conv1, layer1.0.conv1, ...),
+    or None when there is none. `prefix` may end in '_' (RTFNet's encoder_rgb_conv1, encoder_rgb_layer1)."""
+    conv1 = state.get(f"{prefix}conv1.weight")
+    if conv1 is None or conv1.dim() != 4:
+        return None
+    layers = []
+    for stage in range(1, 5):
+        pattern = re.compile(rf"^{re.escape(prefix)}layer{stage}\.(\d+)\.")
+        layers.append(len({m.group(1) for k in state if (m := pattern.match(k))}))
+    if not all(layers):
+        return None
+    return ResNetShape(f"{prefix}layer1.0.conv3.weight" in state, int(conv1.shape[0]), tuple(layers))
+
+
+def unwrap_state_dict(obj: Any) -> Optional[dict[str, torch.Tensor]]:
+    """A file's {name: tensor} dict: the object itself, or its "state_dict" / "model" entry; a DataParallel
+    'module.' prefix removed. None when there is no such dict."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not obj or not all(isinstance(k, str) for k in obj):
+        return None
+    state = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return state or None
+
+
 def read_pretrained(path: str | Path) -> dict[str, torch.Tensor]:
     """A torchvision ResNet state dict from `path` (read with weights_only), without its fc classifier."""
     path = Path(path).expanduser()
-    state = read_torch_file(path, "pretrained weights", "a torchvision ResNet .pth file")
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"pretrained weights {path} are not a state dict of tensors")
+    state = unwrap_state_dict(read_torch_file(path, "pretrained weights", "a torchvision ResNet .pth file"))
+    if state is None or resnet_shape(state) is None:
+        raise CheckpointError(f"pretrained weights {path} are not a torchvision ResNet state dict; expected "
+                              f"conv1.weight, bn1.*, layer1..layer4 tensors (e.g. resnet50-0676ba61.pth)")
     return {k: v for k, v in state.items() if not k.startswith("fc.")}
 
 
