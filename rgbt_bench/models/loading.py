@@ -5,6 +5,11 @@
 clear CheckpointError. `model_from_checkpoint` rebuilds whatever a checkpoint holds. Files are read with
 torch.load(weights_only=True) (rgbt_bench.checkpoint), so a tampered file never runs code. Models are
 returned as built (nn.Module's default train mode); callers choose train() or eval().
+
+An INITIALISATION checkpoint (`rgbt-bench models import` of an ImageNet backbone: encoders loaded, the rest
+random) is refused unless the caller passes allow_initialisation=True (a training start, never an
+evaluation). A published file that was not imported (an official CRM .ckpt, an RTFNet .pth, ...) is named
+for what it is, with the import command to run.
 """
 from __future__ import annotations
 
@@ -54,6 +59,31 @@ def _build_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if k not in BUILD_ONLY_KWARGS}
 
 
+def _refuse_initialisation(ckpt: dict[str, Any], path: Path, allow: bool) -> None:
+    init = ckpt.get("initialisation")
+    if init and not allow:
+        raise CheckpointError(f"checkpoint {path} is an initialisation checkpoint (encoders from {init.get('from')}, "
+                              f"every other layer random): evaluating it would score a random head; fine-tune it "
+                              f"first (rgbt-bench train --init {path})")
+
+
+def _load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, num_classes: int) -> None:
+    """load_state_into, naming a published file that was not imported and the command that imports it."""
+    try:
+        load_state_into(model, ckpt["state_dict"], str(path), num_classes)
+    except CheckpointError:
+        if "format" in ckpt:
+            raise
+        from .published.importer import identify
+        found = identify(ckpt["state_dict"])
+        if found is None:
+            raise
+        raise CheckpointError(f"checkpoint {path} is a published file ({found.description}), not an rgbt-bench "
+                              f"checkpoint; convert it first: rgbt-bench models import {found.model} {path} "
+                              f"--preset {found.preset or 'PRESET'} --num-classes {found.num_classes or 'N'} "
+                              f"--out OUT.pt") from None
+
+
 def _check_fits(ckpt: dict[str, Any], path: Path, spec: str, num_classes: int, preset: str) -> None:
     """Refuse a checkpoint made for another model, preset or class count, saying which."""
     held = ckpt.get("model")
@@ -68,28 +98,33 @@ def _check_fits(ckpt: dict[str, Any], path: Path, spec: str, num_classes: int, p
 
 
 def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: str | Path | None = None,
-               device: str | torch.device = "cpu", **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
+               device: str | torch.device = "cpu", allow_initialisation: bool = False,
+               **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Build `spec` (registry name or 'module:fn') and load `checkpoint` into it if given.
 
     Returns (model on `device`, checkpoint payload or {}). The checkpoint's recorded model kwargs
     (config["model_kwargs"], minus build-only ones such as `pretrained`) are used, overridden by
     `model_kwargs`. A bare state-dict file is loaded strictly into the model built from the arguments.
+    An initialisation checkpoint is refused unless `allow_initialisation` (see module docstring).
     """
     if checkpoint is None:
         return build_model(spec, num_classes, preset, **model_kwargs).to(device), {}
     path = Path(checkpoint).expanduser()
     ckpt = read_weights(path)
+    _refuse_initialisation(ckpt, path, allow_initialisation)
     _check_fits(ckpt, path, spec, num_classes, preset)
     kwargs = {**_build_kwargs(ckpt), **{k: v for k, v in model_kwargs.items() if k not in BUILD_ONLY_KWARGS}}
     model = build_model(spec, num_classes, preset, **kwargs)
-    load_state_into(model, ckpt["state_dict"], str(path), num_classes)
+    _load_weights(model, ckpt, path, num_classes)
     return model.to(device), ckpt
 
 
-def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                          allow_initialisation: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model an rgbt-bench checkpoint records (model, preset, num_classes, model kwargs)."""
     path = Path(path).expanduser()
     ckpt = load_checkpoint(path)
+    _refuse_initialisation(ckpt, path, allow_initialisation)
     missing = [k for k in ("model", "preset", "num_classes") if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path} does not record {', '.join(missing)}; expected an rgbt-bench "
