@@ -21,10 +21,10 @@ from rgbt_bench.cli import main
 from rgbt_bench.errors import CheckpointError, ConfigError
 from rgbt_bench.models.crm import build_crm
 from rgbt_bench.models.loading import load_model
-from rgbt_bench.models.normalize import normalize_input
+from rgbt_bench.models.normalize import INPUT_CONVENTIONS, normalize_input
 from rgbt_bench.models.pretrained import read_swin_weights
 from rgbt_bench.models.published.importer import identify, import_weights, importer_for
-from rgbt_bench.models.registry import build_model
+from rgbt_bench.models.registry import MODELS, build_model
 from rgbt_bench.models.rtfnet import RTFNet
 
 
@@ -136,6 +136,11 @@ def test_imported_rtfnet_tiny_preset_equals_the_official_forward(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(model.eval()(rgb, thermal), rtfnet_forward(official, torch.cat([rgb, thermal], 1)),
                                    rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_builtin_model_states_its_input_convention(name):
+    assert meta_model(name, "tiny").input_convention in INPUT_CONVENTIONS
 
 
 def test_unit_convention_feeds_the_images_as_they_are():

@@ -39,6 +39,7 @@ class SingleStream(nn.Module):
     """
 
     pad_multiple = 32
+    input_convention = "imagenet"  # rgbt_bench.models.normalize
 
     def __init__(self, num_classes: int, inputs: tuple[str, ...], arch: str, base_width: int,
                  layers: Optional[tuple[int, int, int, int]] = None):

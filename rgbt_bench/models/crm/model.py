@@ -99,6 +99,8 @@ def _split(outputs: dict, n: int) -> list[dict]:
 class CRM(nn.Module):
     """Two Swin encoders, MAX (or ADD) fusion + BatchNorm per scale, a shared Mask2Former head."""
 
+    input_convention = "imagenet"  # the configs' PIXEL_MEAN / PIXEL_STD (rgbt_bench.models.normalize)
+
     def __init__(self, num_classes: int, preset: CRMPreset, fusion: str = "max", w_mws: float = 1.0,
                  w_sdc: float = 1.0, w_sdn: float = 1.0, mask_ratio: float = 0.5, mask_patch: int = 32,
                  mask_strategy: str = "rand_comp", seed: Optional[int] = None, drop_path: Optional[float] = None):
