@@ -17,6 +17,7 @@ import re
 import struct
 import zipfile
 import zlib
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, BinaryIO, Optional
 
@@ -106,8 +107,15 @@ def _load(path: Path, map_location: str | torch.device, plain_pickles: bool) -> 
     if plain_pickles and _is_plain_pickle(path):
         with open(path, "rb") as fh:
             return _arrays_to_tensors(RestrictedUnpickler(fh, _storage_from_bytes).load())
-    with torch.serialization.safe_globals(config_stubs()):
+    with _config_stubs():
         return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _config_stubs() -> AbstractContextManager:
+    """safe_globals naming the config stand-ins (PyTorch >= 2.6); on older versions none, so files that
+    pickle a config are refused as holding a non-tensor object."""
+    safe_globals = getattr(torch.serialization, "safe_globals", None)
+    return safe_globals(config_stubs()) if safe_globals is not None else nullcontext()
 
 
 def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = "a file written by torch.save",

@@ -35,7 +35,6 @@ from typing import Iterator, Optional
 
 import torch
 
-Shapes = "OrderedDict[str, tuple[int, ...]]"
 BN = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
 
 
