@@ -387,7 +387,7 @@ IMPORT_CASES = [
      r"swin.pth looks like microsoft/Swin-Transformer ImageNet weights \(embed 32, depths 1-1-1-1, window 7\) "
      r"\(\d+ backbone tensors\), not crm swin_t; pass --preset tiny$"),
     ("mfnet", "unknown", ["--preset", "mfnet", "--num-classes", "9"],
-     r"other.pth holds no known layout \(a dict of 1 entries, first encoder.weight\); expected the MFNet-pytorch"),
+     r"other.pth holds no known layout \(a dict of 1 entry, first encoder.weight\); expected the MFNet-pytorch"),
     ("mfnet", "mfnet-missing", ["--preset", "mfnet", "--num-classes", "9"],
      r"cut.pth looks like an MFNet-pytorch state dict \(227 tensors\) but does not fit rgbt-bench's mfnet mfnet: "
      r"1 mfnet mfnet tensors missing \(e.g. up1.conv.1.running_var\)$"),

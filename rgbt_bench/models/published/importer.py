@@ -3,8 +3,8 @@
 Order of work: check the arguments and the output path (nothing is read when `out` exists without `force`);
 read the file without running pickled code (rgbt_bench.checkpoint.read_torch_file); recognise its layout
 from its keys and shapes with every importer, so that a file of another model, preset or class count is
-named for what it is; map it onto a freshly built model and load it strictly; write the checkpoint
-atomically. A complete file gives an evaluable checkpoint. An ImageNet backbone file gives an
+named for what it is; map it onto the model's state-dict names and check it strictly against the model
+(built on the meta device, so even Swin-B costs no memory); write the checkpoint atomically. A complete file gives an evaluable checkpoint. An ImageNet backbone file gives an
 INITIALISATION checkpoint: the encoders from the file (exactly as `--model-kwarg pretrained=PATH` does), the
 rest at the initialisation drawn with `seed`; it is marked "initialisation" and refused for evaluation
 (rgbt_bench.models.loading) but can start a training run.
@@ -56,7 +56,7 @@ def summarize(obj: Any) -> str:
     """A few words on an unrecognised object, for the error message."""
     if isinstance(obj, dict):
         keys = ", ".join(str(k) for k in list(obj)[:3])
-        return f"a dict of {len(obj)} entries, first {keys}" if obj else "an empty dict"
+        return f"a dict of {len(obj)} entr{'y' if len(obj) == 1 else 'ies'}, first {keys}" if obj else "an empty dict"
     return f"a {type(obj).__name__}"
 
 
@@ -65,7 +65,7 @@ def _fill_batch_counters(own: dict[str, torch.Tensor], state: dict[str, torch.Te
     They only matter for momentum=None, which no model here uses."""
     for key, value in own.items():
         if key.endswith(".num_batches_tracked") and key not in state:
-            state[key] = torch.zeros_like(value)
+            state[key] = torch.zeros(value.shape, dtype=value.dtype)
 
 
 def _check_request(found: Found, src: Path, model: str, preset: str, num_classes: int) -> None:
@@ -103,19 +103,21 @@ def import_weights(model: str, src: str | Path, preset: str, num_classes: int, o
         raise CheckpointError(f"{src} holds no known layout ({summarize(obj)}); expected {importer.expected}")
     _check_request(found, src, model, preset, num_classes)
     kwargs = {} if found.convention == "imagenet" else {"input_convention": found.convention}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        net = build_model(model, num_classes, preset, **kwargs,
-                          **({"pretrained": str(src)} if found.backbone_only else {}))
-    if not found.backbone_only:
-        _load_complete(net, importer, found, src, f"{model} {preset}")
+    if found.backbone_only:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            state = build_model(model, num_classes, preset, pretrained=str(src), **kwargs).state_dict()
+    else:
+        with torch.device("meta"):  # only names, shapes and dtypes are needed: no memory, no initialisation
+            net = build_model(model, num_classes, preset, **kwargs)
+        state = _complete_state(net, importer, found, src, f"{model} {preset}")
     sha = file_sha256(src)
     source = {"file": str(src), "sha256": sha, "layout": found.layout, "description": found.description,
               "notes": list(found.notes), "rgbt_bench_version": __version__}
     payload: dict[str, Any] = {
         "model": model, "preset": preset, "num_classes": num_classes, "dataset": dataset,
         "config": {"model_kwargs": kwargs}, "metrics": {}, "input_convention": found.convention,
-        "source": source, "state_dict": net.state_dict()}
+        "source": source, "state_dict": state}
     if class_names is not None:
         payload["class_names"] = list(class_names)
     if found.backbone_only:
@@ -125,8 +127,10 @@ def import_weights(model: str, src: str | Path, preset: str, num_classes: int, o
     return Imported(out, found, sha)
 
 
-def _load_complete(net: torch.nn.Module, importer: Importer, found: Found, src: Path, target: str) -> None:
-    """Map `found` onto `net` and load it strictly; any key or shape mismatch names the file and the first case."""
+def _complete_state(net: torch.nn.Module, importer: Importer, found: Found, src: Path,
+                    target: str) -> dict[str, torch.Tensor]:
+    """`found` under `net`'s names, order and dtypes, checked strictly against `net` (built on the meta
+    device); any key or shape mismatch names the file and the first case."""
     try:
         state = importer.to_model(found, net)
     except CheckpointError as exc:
@@ -138,7 +142,7 @@ def _load_complete(net: torch.nn.Module, importer: Importer, found: Found, src: 
     if mismatch:
         raise CheckpointError(f"{src} looks like {found.description} but does not fit rgbt-bench's {target}: "
                               f"{mismatch}")
-    net.load_state_dict(state, strict=True)
+    return {k: state[k].to(own[k].dtype).contiguous() for k in own}
 
 
 __all__ = ["Imported", "importer_for", "identify", "import_weights"]
