@@ -2,63 +2,56 @@
 command's heavy imports never slow another. User errors (RgbtBenchError) print one line, exit 2."""
 from __future__ import annotations
 
-import importlib
 import sys
+from dataclasses import dataclass
 
 import click
 
 from .. import __version__
 from ..errors import RgbtBenchError
+from ..registry import Registry, import_target
 
-# command name -> "module:attribute" of a click.Command
-COMMANDS: dict[str, str] = {
-    "datasets": "rgbt_bench.cli.datasets_cmd:datasets",
-    "models": "rgbt_bench.cli.models_cmd:models",
-    "train": "rgbt_bench.cli.train_cmd:train",
-    "corruptions": "rgbt_bench.cli.corruptions_cmd:corruptions",
-    "sweep": "rgbt_bench.cli.sweep_cmd:sweep",
-    "report": "rgbt_bench.cli.report_cmd:report",
-    "leaderboard": "rgbt_bench.cli.report_cmd:leaderboard",
-    "check": "rgbt_bench.cli.report_cmd:check",
-    "run": "rgbt_bench.cli.run_cmd:run",
-}
 
-HELP = {
-    "datasets": "List datasets and verify their files.",
-    "models": "List models and their presets.",
-    "train": "Train a model (CRM or a baseline).",
-    "corruptions": "List corruptions and render example grids.",
-    "sweep": "Evaluate models across corruptions and severities.",
-    "report": "Write tables, robustness metrics and plots for a sweep.",
-    "leaderboard": "Rank models across sweep results.",
-    "check": "Compare a sweep's mIoU with a stored baseline.",
-    "run": "Main job: train tiny models, sweep, report, leaderboard.",
-}
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: the "module:attribute" of its click.Command (imported on use) and its one-line help."""
+
+    target: str
+    help: str
+
+
+COMMANDS: Registry[Command] = Registry("command", {
+    "datasets": Command("rgbt_bench.cli.datasets_cmd:datasets", "List datasets and verify their files."),
+    "models": Command("rgbt_bench.cli.models_cmd:models", "List models and their presets."),
+    "train": Command("rgbt_bench.cli.train_cmd:train", "Train a model (CRM or a baseline)."),
+    "corruptions": Command("rgbt_bench.cli.corruptions_cmd:corruptions", "List corruptions and render example grids."),
+    "sweep": Command("rgbt_bench.cli.sweep_cmd:sweep", "Evaluate models across corruptions and severities."),
+    "report": Command("rgbt_bench.cli.report_cmd:report", "Write tables, robustness metrics and plots for a sweep."),
+    "leaderboard": Command("rgbt_bench.cli.report_cmd:leaderboard", "Rank models across sweep results."),
+    "check": Command("rgbt_bench.cli.report_cmd:check", "Compare a sweep's mIoU with a stored baseline."),
+    "run": Command("rgbt_bench.cli.run_cmd:run", "Main job: train tiny models, sweep, report, leaderboard."),
+})
 
 
 class LazyGroup(click.Group):
     """A click.Group whose subcommands are imported only when invoked."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        return COMMANDS.names()
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in COMMANDS:
             return None
-        module, attr = COMMANDS[name].split(":")
-        return getattr(importlib.import_module(module), attr)
+        return import_target(COMMANDS[name].target)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):
-            formatter.write_dl([(n, HELP[n]) for n in COMMANDS])
+            formatter.write_dl([(name, command.help) for name, command in COMMANDS.items()])
 
     def resolve_command(self, ctx, args):
         name = args[0] if args else None
         if name is not None and name not in COMMANDS and not name.startswith("-"):
-            import difflib
-            close = difflib.get_close_matches(name, COMMANDS, n=1)
-            hint = f" Did you mean '{close[0]}'?" if close else ""
-            ctx.fail(f"no such command '{name}'.{hint}")
+            ctx.fail(f"no such command '{name}'.{COMMANDS.suggestion(name)}")
         return super().resolve_command(ctx, args)
 
 

@@ -3,13 +3,6 @@ from __future__ import annotations
 
 import click
 
-SPEC_SYNTAX = {"synthetic": "synthetic"}
-
-
-def spec_syntax(name: str) -> str:
-    """How a dataset is named on the command line."""
-    return SPEC_SYNTAX.get(name, f"{name}:/path/to/{name}")
-
 
 @click.group()
 def datasets() -> None:
@@ -22,7 +15,7 @@ def list_datasets() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ..datasets import DATASETS, dataset_class
+    from ..datasets import DATASETS, dataset_class, spec_syntax
 
     table = Table(title="Datasets")
     for col in ("name", "classes", "ignore", "convention", "native size", "splits", "day/night", "spec"):
@@ -31,12 +24,12 @@ def list_datasets() -> None:
         try:
             info = dataset_class(name).info
         except (ImportError, AttributeError) as exc:
-            table.add_row(name, f"unavailable: {str(exc).splitlines()[0]}", "", "", "", "", "", spec_syntax(name))
+            table.add_row(name, f"unavailable: {str(exc).splitlines()[0]}", "", "", "", "", "", "")
             continue
         table.add_row(
             name, str(info.num_classes), "none" if info.ignore_index is None else str(info.ignore_index),
             info.convention, f"{info.native_size[0]}x{info.native_size[1]}", ", ".join(info.splits),
-            "yes" if info.has_day_night else "no", spec_syntax(name),
+            "yes" if info.has_day_night else "no", spec_syntax(info),
         )
     Console().print(table)
 

@@ -9,11 +9,13 @@ import os
 
 import click
 
-from ..training.config import DEFAULT_ITERATIONS, MODEL_ITERATIONS, TrainConfig, parse_crop, parse_key_values
+from ..models import MODELS
+from ..training.config import DEFAULT_ITERATIONS, TrainConfig, parse_crop, parse_key_values
 from .options import dataset_option, device_option, seed_option
 
 _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
-_ITERATIONS = ", ".join(f"{n} for {m}" for m, n in MODEL_ITERATIONS.items()) + f", {DEFAULT_ITERATIONS} otherwise"
+_ITERATIONS = ", ".join([f"{e.iterations} for {m}" for m, e in MODELS.items() if e.iterations != DEFAULT_ITERATIONS]
+                        + [f"{DEFAULT_ITERATIONS} otherwise"])
 
 
 @click.command("train")

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..batch import Sample
+from ..errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,10 @@ class DatasetInfo:
 
     `ignore_index` is the label id excluded from the confusion matrix (None: every pixel counts).
     `convention` names the default mIoU convention ("field" or "mmseg", rgbt_bench.metrics).
-    `native_size` is (H, W). `splits` lists the split names the dataset understands.
+    `native_size` is (H, W). `splits` lists the split names the dataset understands (checked once, by
+    `RGBTDataset.check_split`). `recipe_crop` is the training crop (H, W) of the CRM recipe (CRM_RGBTSeg
+    configs; None: half the image size, rgbt_bench.training.config.default_crop). `needs_root`: False for
+    datasets generated on the fly, named on the command line without a path.
     """
 
     name: str
@@ -29,6 +33,8 @@ class DatasetInfo:
     splits: tuple[str, ...]
     has_day_night: bool
     description: str = ""
+    recipe_crop: Optional[tuple[int, int]] = None
+    needs_root: bool = True
 
     @property
     def num_classes(self) -> int:
@@ -39,15 +45,26 @@ class RGBTDataset(Dataset):
     """Base class: a list of sample names for one split, decoded on demand into `Sample`s.
 
     Subclasses set `info`, fill `self.names` in __init__, and implement `load(i) -> Sample`.
-    `files(i)` lists the files sample i is read from (used by `datasets verify`).
+    `files(i)` lists the files sample i is read from (used by `datasets verify`). The split name is
+    checked here, against `info.splits`, before a subclass reads anything.
     """
 
     info: DatasetInfo
 
     def __init__(self, root: Optional[Path], split: str):
+        self.check_split(split)
         self.root = Path(root) if root is not None else None
         self.split = split
         self.names: list[str] = []
+
+    @classmethod
+    def check_split(cls, split: str) -> None:
+        """ConfigError naming the dataset's splits when `split` is not one of them."""
+        info = cls.info
+        if split not in info.splits:
+            note = f" ({info.name} has no validation split)" if split == "val" else ""
+            raise ConfigError(f"dataset '{info.name}' has no split '{split}'; expected one of "
+                              f"{', '.join(info.splits)}{note}")
 
     def __len__(self) -> int:
         return len(self.names)
@@ -73,8 +90,6 @@ class RGBTDataset(Dataset):
 
 def check_label_range(label: torch.Tensor, info: DatasetInfo, path: Path) -> None:
     """Raise DataError if label ids fall outside [0, num_classes) other than the ignore index."""
-    from ..errors import DataError
-
     valid = label < info.num_classes
     if info.ignore_index is not None:
         valid |= label == info.ignore_index

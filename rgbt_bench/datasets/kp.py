@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Optional
 
 from ..batch import Sample, SampleMeta
-from ..errors import ConfigError
 from . import io
 from .base import DatasetInfo, RGBTDataset, check_label_range
 
@@ -46,6 +45,7 @@ class KPDataset(RGBTDataset):
         convention="field",
         native_size=(512, 640),
         splits=SPLITS,
+        recipe_crop=(256, 320),  # CRM_RGBTSeg configs
         has_day_night=True,
         description="KAIST Multispectral Pedestrian driving scenes with MS-UDA labels, 950 images, "
                     "19 Cityscapes classes (void 19 ignored).",
@@ -53,8 +53,6 @@ class KPDataset(RGBTDataset):
 
     def __init__(self, root: Path, split: str = "train"):
         super().__init__(root, split)
-        if split not in SPLITS:
-            raise ConfigError(f"dataset 'kp' has no split '{split}'; expected one of {', '.join(SPLITS)}")
         io.require_dir(self.root, "KP dataset root")
         times = ("day", "night") if split in BASE_SPLITS else (split.rsplit("_", 1)[1],)
         base = split.rsplit("_", 1)[0] if split not in BASE_SPLITS else split

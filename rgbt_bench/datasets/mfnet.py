@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Optional
 
 from ..batch import Sample, SampleMeta
-from ..errors import ConfigError
 from . import io
 from .base import DatasetInfo, RGBTDataset, check_label_range
 
@@ -33,14 +32,13 @@ class MFNetDataset(RGBTDataset):
         convention="field",
         native_size=(480, 640),
         splits=SPLITS,
+        recipe_crop=(240, 320),  # CRM_RGBTSeg configs
         has_day_night=True,
         description="Urban driving scenes, 1569 RGB-T pairs (820 day, 749 night), 9 classes (Ha et al. 2017).",
     )
 
     def __init__(self, root: Path, split: str = "train"):
         super().__init__(root, split)
-        if split not in SPLITS:
-            raise ConfigError(f"dataset 'mfnet' has no split '{split}'; expected one of {', '.join(SPLITS)}")
         io.require_dir(self.root, "MFNet dataset root")
         self.names = io.read_split_file(self.root / f"{split}.txt")
 

@@ -54,6 +54,7 @@ class PST900Dataset(RGBTDataset):
         convention="field",
         native_size=(720, 1280),
         splits=SPLITS,
+        recipe_crop=(224, 320),  # CRM_RGBTSeg configs
         has_day_night=False,
         description="Subterranean (DARPA SubT) scenes, RGB + thermal, 5 classes (Shivakumar et al. 2020).",
     )
@@ -61,9 +62,6 @@ class PST900Dataset(RGBTDataset):
     def __init__(self, root: Path, split: str = "train", thermal: str = "thermal",
                  raw_range: Sequence[float] = (0, RAW_MAX)):
         super().__init__(root, split)
-        if split not in SPLITS:
-            raise ConfigError(f"dataset 'pst900' has no split '{split}'; expected one of {', '.join(SPLITS)} "
-                              "(PST900 has no validation split)")
         if thermal not in THERMAL_SOURCES:
             raise ConfigError(f"pst900 thermal source '{thermal}' is invalid; expected one of "
                               f"{', '.join(THERMAL_SOURCES)}")

@@ -140,6 +140,7 @@ class SyntheticRGBT(RGBTDataset):
         convention="field",
         native_size=NATIVE_SIZE,
         splits=SPLITS,
+        needs_root=False,
         has_day_night=True,
         description="Procedural road scenes where lane markings and cones show only in RGB, hot pipes only "
                     "in thermal, and only thermal tells persons from person-shaped posters.",
@@ -148,8 +149,6 @@ class SyntheticRGBT(RGBTDataset):
     def __init__(self, root: Optional[Path] = None, split: str = "train", size: Any = None, seed: int = 0,
                  counts: Optional[Mapping[str, int] | Sequence[int]] = None):
         super().__init__(root, split)
-        if split not in SPLITS:
-            raise ConfigError(f"dataset 'synthetic' has no split '{split}'; expected one of {', '.join(SPLITS)}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"synthetic dataset seed {seed!r} is invalid; expected an integer >= 0")
         self.size = parse_size(size)

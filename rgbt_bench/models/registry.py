@@ -1,6 +1,7 @@
 """Model registry: built-in models by name, or any user model given as 'package.module:build_fn'.
 
-Model contract (README "Bring your own model"):
+Model contract (README "Bring your own model"; checked for every registered model by
+tests/test_model_contract.py):
 - ``build_fn(num_classes: int, preset: str = "tiny", **kwargs) -> nn.Module``;
 - ``model(rgb, thermal) -> logits [B, C, H, W]`` at input resolution, with rgb [B,3,H,W] and
   thermal [B,1,H,W] float32 in [0,1]; the model normalises its own inputs;
@@ -8,56 +9,88 @@ Model contract (README "Bring your own model"):
   (used by training instead of plain cross-entropy, e.g. CRM's Mask2Former + self-distillation loss);
 - optional ``model.forward_single(x, modality)`` with modality "rgb" or "thermal" for models that can
   run on one modality.
+
+Everything the harness knows about a built-in model is in its `ModelEntry` below; its presets are the
+keys of a dict in the builder's own module, so a new size is added in one place.
 """
 from __future__ import annotations
 
-import difflib
-import importlib
 import inspect
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from torch import nn
 
 from ..errors import ConfigError
+from ..registry import Registry, import_target
+
+# Training iterations of a model whose entry does not say otherwise (rgbt_bench.training.config).
+DEFAULT_ITERATIONS = 1000
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A built-in model: where its builder lives and what it is."""
+    """A built-in model: where its builder lives, what it is, and how the harness treats it.
+
+    `presets_attr`: name of the dict of presets in the builder's module (its keys, in order, are the
+    presets). `iterations`: default training iterations of the tiny preset on the synthetic dataset
+    (rgbt_bench.training.config). `step_cost`: cost of one training iteration relative to MFNet's (batch
+    8, 60x80, one CPU thread; CRM ~0.35 s), so that `rgbt-bench run` starts the slowest runs first.
+    `main`: trained and evaluated by `rgbt-bench run` by default. `importer`: 'module:function' that
+    converts the authors' published weights (None: no importer).
+    """
 
     name: str
     target: str  # "module:build_fn"
+    presets_attr: str
     modalities: tuple[str, ...]  # subset of ("rgb", "thermal")
-    presets: tuple[str, ...]
     paper: str
     description: str
+    iterations: int = DEFAULT_ITERATIONS
+    step_cost: float = 1.0
+    main: bool = True
+    importer: Optional[str] = None
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
+
+    @property
+    def presets(self) -> tuple[str, ...]:
+        """The preset names, read from the builder's module (imports it)."""
+        return tuple(import_target(f"{self.module}:{self.presets_attr}"))
 
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("crm", "rgbt_bench.models.crm.model:build_crm", ("rgb", "thermal"),
-                   ("tiny", "swin_t", "swin_s", "swin_b"),
-                   "Shin et al., Complementary Random Masking for RGB-Thermal Semantic Segmentation, ICRA 2024",
-                   "Two Swin encoders, MAX fusion, Mask2Former head, complementary random masking + self-distillation"),
-        ModelEntry("rtfnet", "rgbt_bench.models.rtfnet:build_rtfnet", ("rgb", "thermal"),
-                   ("tiny", "rtfnet50", "rtfnet152"),
-                   "Sun et al., RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation, RA-L 2019",
-                   "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder"),
-        ModelEntry("mfnet", "rgbt_bench.models.mfnet:build_mfnet", ("rgb", "thermal"), ("tiny", "mfnet"),
-                   "Ha et al., MFNet: Towards Real-Time Semantic Segmentation for Autonomous Vehicles "
-                   "with Multi-Spectral Scenes, IROS 2017",
-                   "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion"),
-        ModelEntry("early_fusion", "rgbt_bench.models.single_stream:build_early_fusion", ("rgb", "thermal"),
-                   ("tiny", "resnet50"), "Early fusion baseline (4-channel input), e.g. Ha et al. 2017",
-                   "One encoder-decoder on the concatenated 4-channel RGB-T input"),
-        ModelEntry("rgb_only", "rgbt_bench.models.single_stream:build_rgb_only", ("rgb",),
-                   ("tiny", "resnet50"), "Single-modality baseline", "Encoder-decoder on RGB alone"),
-        ModelEntry("thermal_only", "rgbt_bench.models.single_stream:build_thermal_only", ("thermal",),
-                   ("tiny", "resnet50"), "Single-modality baseline", "Encoder-decoder on thermal alone"),
-    ]
-}
+MODELS: Registry[ModelEntry] = Registry("model", {e.name: e for e in [
+    ModelEntry("crm", "rgbt_bench.models.crm.model:build_crm", "PRESETS", ("rgb", "thermal"),
+               "Shin et al., Complementary Random Masking for RGB-Thermal Semantic Segmentation, ICRA 2024",
+               "Two Swin encoders, MAX fusion, Mask2Former head, complementary random masking + self-distillation",
+               iterations=900, step_cost=8.0),
+    ModelEntry("rtfnet", "rgbt_bench.models.rtfnet:build_rtfnet", "RTFNET_PRESETS", ("rgb", "thermal"),
+               "Sun et al., RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation, RA-L 2019",
+               "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder", step_cost=2.0),
+    ModelEntry("mfnet", "rgbt_bench.models.mfnet:build_mfnet", "MFNET_PRESETS", ("rgb", "thermal"),
+               "Ha et al., MFNet: Towards Real-Time Semantic Segmentation for Autonomous Vehicles "
+               "with Multi-Spectral Scenes, IROS 2017",
+               "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion"),
+    ModelEntry("early_fusion", "rgbt_bench.models.single_stream:build_early_fusion", "SINGLE_STREAM_PRESETS",
+               ("rgb", "thermal"), "Early fusion baseline (4-channel input), e.g. Ha et al. 2017",
+               "One encoder-decoder on the concatenated 4-channel RGB-T input"),
+    ModelEntry("rgb_only", "rgbt_bench.models.single_stream:build_rgb_only", "SINGLE_STREAM_PRESETS", ("rgb",),
+               "Single-modality baseline", "Encoder-decoder on RGB alone"),
+    ModelEntry("thermal_only", "rgbt_bench.models.single_stream:build_thermal_only", "SINGLE_STREAM_PRESETS",
+               ("thermal",), "Single-modality baseline", "Encoder-decoder on thermal alone"),
+]}, alternative="or 'package.module:build_fn'")
+
+
+def main_models() -> tuple[str, ...]:
+    """The models `rgbt-bench run` trains and evaluates by default, in registry order."""
+    return tuple(name for name, entry in MODELS.items() if entry.main)
+
+
+def step_cost(spec: str) -> float:
+    """Relative cost of one training iteration of `spec` (1.0 for user models)."""
+    return MODELS[spec].step_cost if spec in MODELS else 1.0
 
 
 def _import_target(target: str) -> Callable[..., nn.Module]:
@@ -65,10 +98,11 @@ def _import_target(target: str) -> Callable[..., nn.Module]:
     if not sep or not module_name or not attr:
         raise ConfigError(f"model '{target}' is neither a registered name nor 'package.module:build_fn'")
     try:
-        module = importlib.import_module(module_name)
+        fn = import_target(target)
     except ImportError as exc:
         raise ConfigError(f"cannot import module '{module_name}' for model '{target}': {exc}") from exc
-    fn = getattr(module, attr, None)
+    except AttributeError:
+        fn = None
     if fn is None or not callable(fn):
         raise ConfigError(f"module '{module_name}' has no callable '{attr}' (model '{target}')")
     return fn
@@ -78,12 +112,7 @@ def resolve_builder(spec: str) -> Callable[..., nn.Module]:
     """The build function for a registered name or a 'module:fn' spec, with typo suggestions."""
     if ":" in spec:
         return _import_target(spec)
-    if spec not in MODELS:
-        close = difflib.get_close_matches(spec, MODELS, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        raise ConfigError(f"unknown model '{spec}'; expected one of {', '.join(MODELS)} "
-                          f"or 'package.module:build_fn'.{hint}")
-    return _import_target(MODELS[spec].target)
+    return _import_target(MODELS.lookup(spec).target)
 
 
 def build_model(spec: str, num_classes: int, preset: str = "tiny", **kwargs) -> nn.Module:

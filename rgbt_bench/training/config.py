@@ -24,11 +24,7 @@ from typing import Any, Optional
 import yaml
 
 from ..errors import ConfigError
-
-# Crop sizes (H, W) of the CRM recipe, CRM_RGBTSeg configs.
-RECIPE_CROPS: dict[str, tuple[int, int]] = {"mfnet": (240, 320), "kp": (256, 320), "pst900": (224, 320)}
-DEFAULT_ITERATIONS = 1000
-MODEL_ITERATIONS: dict[str, int] = {"crm": 900}
+from ..models.registry import DEFAULT_ITERATIONS, MODELS
 
 
 @dataclass
@@ -37,7 +33,8 @@ class TrainConfig:
 
     `out` is the checkpoint the benchmark uses (best val mIoU; the last weights when the dataset has no
     val split); `<out stem>.last.pt` holds the latest full training state for `resume`.
-    `iterations` None means the model's default (MODEL_ITERATIONS, else DEFAULT_ITERATIONS).
+    `iterations` None means the model's default (its registry entry's `iterations`, rgbt_bench.models;
+    DEFAULT_ITERATIONS for a user model).
     `amp` None means on for CUDA, off for CPU. `save_every` None means every `eval_every` iterations.
     """
 
@@ -71,7 +68,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.iterations is None:
-            self.iterations = MODEL_ITERATIONS.get(self.model, DEFAULT_ITERATIONS)
+            self.iterations = default_iterations(self.model)
         if self.crop is not None:
             self.crop = tuple(int(v) for v in self.crop)
         self.scale_range = tuple(float(v) for v in self.scale_range)
@@ -147,10 +144,18 @@ class TrainConfig:
         return out
 
 
-def default_crop(dataset_name: str, image_size: tuple[int, int]) -> tuple[int, int]:
-    """The recipe crop for a known dataset, else half the image size (at least 32 px a side)."""
-    if dataset_name in RECIPE_CROPS:
-        return RECIPE_CROPS[dataset_name]
+def default_iterations(model: str) -> int:
+    """Training iterations of `model` when none are given: its registry entry's, else DEFAULT_ITERATIONS."""
+    return MODELS[model].iterations if model in MODELS else DEFAULT_ITERATIONS
+
+
+def default_crop(dataset: str, image_size: tuple[int, int]) -> tuple[int, int]:
+    """The recipe crop of a registered dataset (DatasetInfo.recipe_crop), else half the image size (at least
+    32 px a side)."""
+    from ..datasets import DATASETS
+    crop = DATASETS[dataset].info.recipe_crop if dataset in DATASETS else None
+    if crop is not None:
+        return crop
     return max(32, image_size[0] // 2), max(32, image_size[1] // 2)
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..cli.options import resolve_device
+from ..device import resolve_device
 from ..errors import ConfigError
 
 

@@ -1,0 +1,74 @@
+"""The generic registry (rgbt_bench.registry) and the registries built on it: lazy entries, one lookup
+message, listing; dataset facts read from DatasetInfo; CLI help built from the registries."""
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from rgbt_bench.cli import COMMANDS, cli
+from rgbt_bench.corruptions import CORRUPTIONS
+from rgbt_bench.datasets import DATASETS, dataset_class, open_dataset
+from rgbt_bench.errors import ConfigError
+from rgbt_bench.models import MODELS, main_models
+from rgbt_bench.registry import Registry
+from rgbt_bench.training.config import TrainConfig, default_crop
+
+
+def test_lazy_entries_are_imported_on_first_lookup_only():
+    registry = Registry("widget", {"dumps": "json:dumps", "direct": len})
+    module = "test_registry_lazy_module"
+    registry["later"] = f"{module}:VALUE"
+    assert registry.names() == ["dumps", "direct", "later"] and module not in sys.modules
+    import json
+    assert registry.lookup("dumps") is json.dumps and registry["direct"] is len
+    with pytest.raises(ModuleNotFoundError):
+        registry.lookup("later")
+
+
+def test_lookup_error_names_kind_choices_alternative_and_closest():
+    registry = Registry("widget", {"alpha": 1, "beta": 2}, alternative="or 'module:fn'")
+    with pytest.raises(ConfigError) as exc:
+        registry.lookup("alpah")
+    assert str(exc.value) == "unknown widget 'alpah'; expected one of alpha, beta or 'module:fn'. Did you mean 'alpha'?"
+    with pytest.raises(ConfigError) as exc:
+        Registry("widget", {"alpha": 1}).lookup("zzz")
+    assert str(exc.value) == "unknown widget 'zzz'; expected one of alpha."
+
+
+def test_every_registry_uses_the_one_lookup():
+    for registry, typo, name in ((DATASETS, "mfnte", "mfnet"), (MODELS, "rtfnte", "rtfnet"),
+                                 (CORRUPTIONS, "plasma_fgo", "plasma_fog"), (COMMANDS, "swep", "sweep")):
+        assert isinstance(registry, Registry)
+        assert registry.suggestion(typo) == f" Did you mean '{name}'?"
+
+
+def test_model_entries_hold_the_model_facts():
+    assert main_models() == ("crm", "rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only")
+    assert TrainConfig(model="crm").iterations == MODELS["crm"].iterations == 900
+    assert TrainConfig(model="mfnet").iterations == MODELS["mfnet"].iterations == 1000
+    assert TrainConfig(model="tests.user_model_example:build").iterations == 1000
+    from rgbt_bench.models.crm.model import PRESETS
+    assert MODELS["crm"].presets == tuple(PRESETS)
+    assert all(entry.importer is None or ":" in entry.importer for entry in MODELS.values())
+
+
+def test_dataset_facts_come_from_dataset_info():
+    assert default_crop("mfnet", (480, 640)) == dataset_class("mfnet").info.recipe_crop == (240, 320)
+    assert default_crop("pst900", (720, 1280)) == (224, 320) and default_crop("kp", (512, 640)) == (256, 320)
+    assert default_crop("synthetic", (120, 160)) == (60, 80) and default_crop("elsewhere", (40, 50)) == (32, 32)
+    for name in DATASETS:
+        cls = dataset_class(name)
+        with pytest.raises(ConfigError, match=f"^dataset '{name}' has no split 'nope'; expected one of "
+                                              f"{', '.join(cls.info.splits)}$"):
+            cls(None, "nope")
+    with pytest.raises(ConfigError, match=r"no split 'val'; expected one of train, test \(pst900 has no validation"):
+        open_dataset("pst900:/nowhere", "val")
+
+
+def test_cli_help_is_built_from_the_registries():
+    for command in ("sweep", "train"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert "Dataset spec: synthetic, mfnet:/path, pst900:/path or kp:/path." in text
+    top = [line.split(None, 1) for line in CliRunner().invoke(cli, ["--help"]).output.splitlines()]
+    listed = {parts[0]: parts[1] for parts in top if len(parts) == 2 and parts[0] in COMMANDS}
+    assert listed == {name: command.help for name, command in COMMANDS.items()}
