@@ -1,4 +1,5 @@
-"""Baseline models: shapes, published sizes, torchvision key layout, normalisation, CRM-style training, overfit."""
+"""Baseline models: published sizes, torchvision key layout, normalisation, CRM-style training, overfit.
+The contract every registered model meets (shapes, loss, checkpoints) is tests/test_model_contract.py."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -9,9 +10,6 @@ from rgbt_bench.models.normalize import crop_to, normalize_rgb, normalize_therma
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.models.resnet import build_resnet, load_pretrained
 from rgbt_bench.models.rtfnet import build_rtfnet
-
-BASELINES = ["rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only"]
-
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -32,18 +30,6 @@ def toy_scene(seed: int, n: int = 2, size=(32, 48), num_classes: int = 3):
     rgb = colours[label].permute(0, 3, 1, 2) + 0.05 * torch.randn(n, 3, h, w, generator=g)
     thermal = (0.2 + 0.3 * label.float()).unsqueeze(1) + 0.05 * torch.randn(n, 1, h, w, generator=g)
     return rgb.clamp(0, 1), thermal.clamp(0, 1), label
-
-
-@pytest.mark.parametrize("name", BASELINES)
-@pytest.mark.parametrize("size", [(32, 40), (50, 70)])
-def test_tiny_output_shape_any_resolution(name, size):
-    torch.manual_seed(0)
-    model = build_model(name, 5, "tiny").eval()
-    rgb, thermal = torch.rand(2, 3, *size), torch.rand(2, 1, *size)
-    with torch.no_grad():
-        out = model(rgb, thermal)
-    assert out.shape == (2, 5, *size)
-    assert out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_published_resnet_encoder_sizes_match_torchvision():
