@@ -86,21 +86,21 @@ def test_sweep_cells_identical_across_batch_sizes_and_process_counts(tmp_path):
         out = run_sweep(SweepConfig(models=[f"u={USER}"], checkpoints={"u": ckpt}, suite=str(suite),
                                     out=str(tmp_path / f"b{batch_size}"), dataset_options=DATA, seeds=[0, 7],
                                     batch_size=batch_size, device="cpu", progress=False))
-        runs[f"batch {batch_size}"] = {c.record["cell_id"]: c for c in read_cells(out)}
+        runs[f"batch {batch_size}"] = {c.record.cell_id: c for c in read_cells(out)}
     _, err = ddp.communicate(timeout=300)
     assert ddp.returncode == 0, err[-3000:]
-    runs["2 processes"] = {c.record["cell_id"]: c for c in read_cells(tmp_path / "ddp")}
+    runs["2 processes"] = {c.record.cell_id: c for c in read_cells(tmp_path / "ddp")}
     reference = runs.pop("batch 1")
     assert len(reference) == 1 + 2 * 5
-    assert len({c.record["metrics"]["miou"] for c in reference.values()}) > 3  # the settings do differ
+    assert len({c.record.metrics["miou"] for c in reference.values()}) > 3  # the settings do differ
     for label, cells in runs.items():
         assert sorted(cells) == sorted(reference), label
         for cell_id, ref in reference.items():
             np.testing.assert_array_equal(cells[cell_id].per_image, ref.per_image, err_msg=f"{label} {cell_id}")
-            assert cells[cell_id].record["metrics"] == ref.record["metrics"]
+            assert cells[cell_id].record.metrics == ref.record.metrics
             assert list(cells[cell_id].names) == list(ref.names)
-    assert {c.record["world_size"] for c in runs["2 processes"].values()} == {2}
-    assert {c.record["batch_size"] for c in runs["batch 8"].values()} == {8}
+    assert {c.record.world_size for c in runs["2 processes"].values()} == {2}
+    assert {c.record.batch_size for c in runs["batch 8"].values()} == {8}
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))

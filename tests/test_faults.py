@@ -69,7 +69,7 @@ def world(tmp_path_factory):
         suite.write_text(SUITE)
         w = {"ckpt": str(ckpt), "suite": str(suite), "root": root}
         reference = run_sweep(sweep_config(w, root / "reference", batch_size=3))
-    w["reference"] = {c.record["cell_id"]: c for c in read_cells(reference)}
+    w["reference"] = {c.record.cell_id: c for c in read_cells(reference)}
     assert len(w["reference"]) == CELLS
     return w
 
@@ -106,11 +106,11 @@ def wait_for_cells(child: subprocess.Popen, out: Path, count: int, timeout: floa
 
 
 def assert_equals_reference(w, out: Path) -> None:
-    cells = {c.record["cell_id"]: c for c in read_cells(out)}
+    cells = {c.record.cell_id: c for c in read_cells(out)}
     assert sorted(cells) == sorted(w["reference"])
     for cell_id, ref in w["reference"].items():
         np.testing.assert_array_equal(cells[cell_id].per_image, ref.per_image)
-        assert cells[cell_id].record["metrics"] == ref.record["metrics"]
+        assert cells[cell_id].record.metrics == ref.record.metrics
         assert list(cells[cell_id].names) == list(ref.names)
         assert list(cells[cell_id].is_night) == list(ref.is_night)
 

@@ -18,7 +18,8 @@ from rgbt_bench.report.build import build_report
 from rgbt_bench.report.load import load_results
 from rgbt_bench.report.robustness import Reference, choose_reference, robustness_tables
 from rgbt_bench.report.tables import day_night_table, miou_table, per_class_table, to_markdown
-from rgbt_bench.sweep.store import CellKey, write_cell, write_json
+from rgbt_bench.sweep.cell import CellIdentity, CellKey, CellRecord
+from rgbt_bench.sweep.store import write_cell, write_json
 
 CLASSES = ("background", "thing")
 
@@ -29,6 +30,19 @@ def matrix(miou: float, total: int = 200) -> np.ndarray:
     assert (total - a) % 2 == 0
     b = (total - a) // 2
     return np.array([[a, b], [b, a]], dtype=np.int64)
+
+
+def cell_record(key: CellKey, per_image: np.ndarray, class_names=CLASSES, convention="field") -> CellRecord:
+    """A complete record for a hand-made cell: what reports read is real, the provenance is placeholder."""
+    identity = CellIdentity(model_spec=key.model, preset="tiny", checkpoint_sha256=None, dataset_fingerprint="hand",
+                            dataset_options={}, corruption_name=None if key.corruption == "clean" else key.corruption,
+                            options={}, convention=convention, num_classes=len(class_names),
+                            num_images=len(per_image))
+    return CellRecord(key=key, identity=identity, class_names=tuple(class_names), ignore_index=255,
+                      metrics=compute_metrics(per_image.sum(0), convention).as_dict(), modality=None, params={},
+                      checkpoint=None, checkpoint_source="given", dataset_spec=key.dataset, device="cpu",
+                      device_name="test", world_size=1, amp=False, batch_size=1, elapsed_s=0.0, pass_elapsed_s=0.0,
+                      finished_at="2026-01-01T00:00:00+00:00", rgbt_bench_version="test")
 
 
 def write_results(path, cells, *, images=4, names=None, is_night=None, class_names=CLASSES, convention="field",
@@ -42,10 +56,8 @@ def write_results(path, cells, *, images=4, names=None, is_night=None, class_nam
         per_image = np.asarray(value)
         if per_image.ndim == 2:
             per_image = np.repeat(per_image[None], len(names), axis=0)
-        record = {"convention": convention, "class_names": list(class_names), "ignore_index": 255,
-                  "metrics": compute_metrics(per_image.sum(0), convention).as_dict()}
-        write_cell(path, CellKey(model, dataset, split, corruption, severity, seed), record, per_image, names,
-                   is_night)
+        key = CellKey(model, dataset, split, corruption, severity, seed)
+        write_cell(path, cell_record(key, per_image, class_names, convention), per_image, names, is_night)
     if manifest:
         models = list(dict.fromkeys(k[0] for k in cells))
         corruptions = list(dict.fromkeys(k[1] for k in cells if k[1] != "clean"))

@@ -93,8 +93,8 @@ def test_end_to_end_report_on_a_real_sweep(swept, capsys):
     for cell in results.raw:
         r = cell.record
         row = next(x for x in rows if (x["model"], x["corruption"], x["severity"]) ==
-                   (r["model"], r["corruption"], r["severity"]))
-        assert row["miou"] == pytest.approx(100 * r["metrics"]["miou"])
+                   (r.key.model, r.key.corruption, r.key.severity))
+        assert row["miou"] == pytest.approx(100 * r.metrics["miou"])
         assert row["miou"] == pytest.approx(100 * compute_metrics(cell.confusion, "field").miou)
     day_night = json.loads((report / "day_night.json").read_text())["rows"]
     assert all(d["images_day"] + d["images_night"] == 10 for d in day_night)

@@ -1,6 +1,7 @@
 """`rgbt-bench run --quick` end to end: files written, one finite leaderboard row per model, resume and cache."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,8 +12,9 @@ from click.testing import CliRunner
 from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import cli
 from rgbt_bench.errors import ConfigError
-from rgbt_bench.pipeline import (DEFAULT_MODELS, RunConfig, cache_state, derived_suite, move_stale_cells,
-                                 train_models, training_key)
+from rgbt_bench.pipeline import train_models, write_suite
+from rgbt_bench.run_config import DEFAULT_MODELS, RunConfig
+from rgbt_bench.training.cache import plan, training_key
 from rgbt_bench.training.config import TrainConfig
 
 
@@ -62,43 +64,35 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
 def test_cache_key_reuse_resume_retrain(tmp_path):
     config = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), progress=False)
     tc = config.train_config("rgb_only", (32, 40))
-    assert cache_state(tc) == "train"
+    assert plan(tc).state == "train"
     from rgbt_bench.training import train
     train(tc)
-    assert cache_state(tc) == "ready"
+    assert plan(tc).state == "ready"
     # an interrupted run (its resumable state short of the last iteration) is resumed, then ready again
     state = load_checkpoint(tc.last_path)
     save_checkpoint(tc.last_path, {**state, "iteration": 1})
-    assert cache_state(tc) == "resume"
+    assert plan(tc).state == "resume" and plan(tc).config.resume
     assert train_models(config, (32, 40), lambda _: None) == {"rgb_only": "resumed"}
-    assert cache_state(tc) == "ready" and load_checkpoint(tc.last_path)["iteration"] == tc.iterations
+    assert plan(tc).state == "ready" and load_checkpoint(tc.last_path)["iteration"] == tc.iterations
     # runtime-only fields do not change the key; training fields do
     assert training_key(TrainConfig(**{**tc.__dict__, "workers": 1, "device": "cpu"})) == training_key(tc)
     longer = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), iterations=5,
                        progress=False).train_config("rgb_only", (32, 40))
-    assert cache_state(longer) == "train"
+    assert plan(longer).state == "train"
+    assert plan(longer).reason == "its training config differs: eval_every 1, requested 2; iterations 3, requested 5"
     other_seed = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), seed=7,
                            progress=False).train_config("rgb_only", (32, 40))
-    assert cache_state(other_seed) == "train"
+    assert plan(other_seed).state == "train" and plan(other_seed).reason.endswith("seed 1024, requested 7")
 
 
-def test_derived_suite_and_stale_cells(tmp_path):
-    suite = derived_suite("default", [1, 5], tmp_path)
+def test_suite_restricted_to_the_run_severities(tmp_path):
+    suite = write_suite("default", [1, 5], tmp_path)
     from rgbt_bench.corruptions import load_suite
     entries = load_suite(suite).entries
     assert len(entries) == 12 and all(e.severities == [1, 5] for e in entries)
-    cells = tmp_path / "cells"
-    cells.mkdir()
-    for name, model, sha, severity in (("a", "a", "old", 1), ("b", "b", "new", 1), ("b4", "b", "new", 4),
-                                       ("c", "c", "x", 4)):
-        (cells / f"{name}.json").write_text(json.dumps({"model": model, "checkpoint_sha256": sha,
-                                                        "corruption": "fog", "severity": severity}))
-        (cells / f"{name}.npz").write_bytes(b"z")
-    current = {"a": {"checkpoint_sha256": "new"}, "b": {"checkpoint_sha256": "new"}}
-    # a: other weights; b4: a severity this run does not evaluate; c: not a model of this run
-    assert move_stale_cells(tmp_path, current, {("clean", 0), ("fog", 1)}) == ["a", "b4"]
-    assert sorted(p.name for p in cells.iterdir()) == ["b.json", "b.npz", "c.json", "c.npz"]
-    assert sorted(p.name for p in (tmp_path / "stale").glob("*/*")) == ["a.json", "a.npz", "b4.json", "b4.npz"]
+    assert entries == [dataclasses.replace(e, severities=[1, 5]) for e in load_suite("default").entries]
+    with pytest.raises(ConfigError, match=r"suite 'default' has no entry at severities \[\]"):
+        load_suite("default").restrict([])
 
 
 def test_bad_options_are_one_line_errors(tmp_path):
@@ -111,6 +105,6 @@ def test_bad_options_are_one_line_errors(tmp_path):
     blocked = tmp_path / "file"
     blocked.write_text("")
     with pytest.raises(ConfigError, match="writable --out"):
-        derived_suite("default", [5], blocked / "out")
+        write_suite("default", [5], blocked / "out")
     result = CliRunner().invoke(cli, ["run", "--severities", "1,x", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)

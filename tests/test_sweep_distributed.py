@@ -45,12 +45,12 @@ def test_two_process_sweep_equals_one_process(tmp_path):
     single = run_sweep(SweepConfig(models=[f"a={USER},b={USER}"], checkpoints=ckpts, suite=str(suite),
                                    out=str(tmp_path / "one"), dataset_options=DATA, batch_size=3, seeds=[0, 1],
                                    device="cpu", progress=False))
-    sharded = {c.record["cell_id"]: c for c in read_cells(tmp_path / "ddp")}
-    reference = {c.record["cell_id"]: c for c in read_cells(single)}
+    sharded = {c.record.cell_id: c for c in read_cells(tmp_path / "ddp")}
+    reference = {c.record.cell_id: c for c in read_cells(single)}
     assert sorted(sharded) == sorted(reference) and len(reference) == 2 * (1 + 2 + 2)
     for cell_id, cell in reference.items():
         got = sharded[cell_id]
         assert got.per_image.shape == (7, 7, 7)
         np.testing.assert_array_equal(got.per_image, cell.per_image)
-        assert list(got.names) == list(cell.names) and got.record["metrics"] == cell.record["metrics"]
-        assert got.record["world_size"] == 2 and got.record["num_images"] == 7
+        assert list(got.names) == list(cell.names) and got.record.metrics == cell.record.metrics
+        assert got.record.world_size == 2 and got.record.identity.num_images == 7

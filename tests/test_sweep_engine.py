@@ -101,10 +101,10 @@ def reference_per_image(model, dataset, corruption, severity, seed, options):
 
 def test_cells_match_direct_computation_and_record_everything(setup):
     out = run_sweep(config(setup, seeds=[0, 3]))
-    cells = {c.record["cell_id"]: c for c in read_cells(out)}
+    cells = {c.record.cell_id: c for c in read_cells(out)}
     # 2 models x (clean once + thermal_noise 2 severities x 2 seeds + rgb_missing 1 x 2 seeds)
     assert len(cells) == 2 * (1 + 4 + 2)
-    assert sum(c.record["corruption"] == "clean" for c in cells.values()) == 2
+    assert sum(c.record.key.corruption == "clean" for c in cells.values()) == 2
     dataset = open_dataset("synthetic", "test", **DATA)
     for name in ("user", "user2"):
         model = build_model(USER, 7, "tiny")
@@ -116,16 +116,16 @@ def test_cells_match_direct_computation_and_record_everything(setup):
             expected = reference_per_image(model, dataset, corruption, severity, seed, options)
             np.testing.assert_array_equal(cell.per_image, expected)
             rec = cell.record
-            assert rec["metrics"] == compute_metrics(expected.sum(0), "field").as_dict()
-            assert rec["model"] == name and rec["model_spec"] == USER and rec["preset"] == "tiny"
-            assert rec["checkpoint_sha256"] == file_sha256(setup["ckpts"][name])
-            assert rec["corruption_name"] == corruption and rec["options"] == options
-            assert rec["num_images"] == 6 and rec["ignore_index"] == 255 and rec["convention"] == "field"
-            assert rec["class_names"] == list(dataset.info.class_names) and rec["device"] == "cpu"
+            assert rec.metrics == compute_metrics(expected.sum(0), "field").as_dict()
+            assert rec.key.model == name and rec.identity.model_spec == USER and rec.identity.preset == "tiny"
+            assert rec.identity.checkpoint_sha256 == file_sha256(setup["ckpts"][name])
+            assert rec.identity.corruption_name == corruption and rec.identity.options == options
+            assert rec.identity.num_images == 6 and rec.ignore_index == 255 and rec.identity.convention == "field"
+            assert rec.class_names == dataset.info.class_names and rec.device == "cpu"
             assert list(cell.names) == dataset.names
             assert list(cell.is_night) == [int(n.endswith("N")) for n in dataset.names]
     noisy = cells["user__synthetic__test__thermal_noise__s5__seed0"]
-    assert noisy.record["params"] == {"sigma": 0.08} and noisy.record["modality"] == "thermal"
+    assert noisy.record.params == {"sigma": 0.08} and noisy.record.modality == "thermal"
     assert not np.array_equal(noisy.per_image, cells["user__synthetic__test__thermal_noise__s5__seed3"].per_image)
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["status"] == "finished" and manifest["seeds"] == [0, 3]
@@ -138,13 +138,13 @@ def test_cells_match_direct_computation_and_record_everything(setup):
 def test_rerun_skips_finished_cells_and_extends_with_new_ones(setup):
     out = run_sweep(config(setup, models=[f"user={USER}"], checkpoints={"user": setup["ckpts"]["user"]},
                            cells_per_pass=2))
-    first = {c.record["cell_id"]: (c.record["finished_at"], os.stat(out / "cells" / f"{c.record['cell_id']}.npz")
+    first = {c.record.cell_id: (c.record.finished_at, os.stat(out / "cells" / f"{c.record.cell_id}.npz")
                                    .st_mtime_ns) for c in read_cells(out)}
     assert len(first) == 4
     run_sweep(config(setup, cells_per_pass=2))
     manifest = json.loads((out / "run.json").read_text())
     assert manifest["cells_computed"] == 4 and manifest["cells_total"] == 8 and len(manifest["history"]) == 1
-    after = {c.record["cell_id"]: (c.record["finished_at"], os.stat(out / "cells" / f"{c.record['cell_id']}.npz")
+    after = {c.record.cell_id: (c.record.finished_at, os.stat(out / "cells" / f"{c.record.cell_id}.npz")
                                    .st_mtime_ns) for c in read_cells(out)}
     assert len(after) == 8 and all(after[k] == v for k, v in first.items())
     other = write_checkpoint(setup["tmp"] / "other.pt", USER, seed=9)
@@ -163,13 +163,13 @@ def test_model_trained_on_the_fly_is_cached_and_reused(setup, capsys):
     cached = setup["tmp"] / "models" / "user_model_example_build_tiny_synthetic.pt"
     assert cached.is_file()
     records = [c.record for c in read_cells(out)]
-    assert {r["checkpoint_source"] for r in records} == {"trained"}
-    assert {r["checkpoint_sha256"] for r in records} == {file_sha256(cached)}
+    assert {r.checkpoint_source for r in records} == {"trained"}
+    assert {r.identity.checkpoint_sha256 for r in records} == {file_sha256(cached)}
     stamp = cached.stat().st_mtime_ns
     run_sweep(config(setup, models=[USER], checkpoints={}, train_iterations=2, suite=cfg.suite,
                      out=str(setup["tmp"] / "out2")))
     assert cached.stat().st_mtime_ns == stamp
-    assert {c.record["checkpoint_source"] for c in read_cells(setup["tmp"] / "out2")} == {"cached"}
+    assert {c.record.checkpoint_source for c in read_cells(setup["tmp"] / "out2")} == {"cached"}
 
 
 def test_nan_logits_and_wrong_class_count_are_clear_errors_and_keep_finished_cells(setup):
@@ -216,11 +216,11 @@ def test_cli_prints_results_directory(setup, capsys, tmp_path):
           str(tmp_path / "one.yaml"), "--out", str(tmp_path / "r"), "--dataset-option", "size=[32,40]",
           "--dataset-option", "counts=[8,4,6]", "--no-progress", "--device", "cpu", "--seeds", "0,1"])
     assert capsys.readouterr().out.strip() == str(tmp_path / "r")
-    cells = sorted(c.record["cell_id"] for c in read_cells(tmp_path / "r"))
+    cells = sorted(c.record.cell_id for c in read_cells(tmp_path / "r"))
     assert cells == ["u__synthetic__test__clean__s0__seed0", "u__synthetic__test__rgb_missing__s5__seed0",
                      "u__synthetic__test__rgb_missing__s5__seed1"]
-    drop = next(c for c in read_cells(tmp_path / "r") if c.record["corruption"] == "rgb_missing")
-    assert math.isfinite(drop.record["metrics"]["miou"]) and drop.record["options"] == {"fill": "zero"}
+    drop = next(c for c in read_cells(tmp_path / "r") if c.record.key.corruption == "rgb_missing")
+    assert math.isfinite(drop.record.metrics["miou"]) and drop.record.identity.options == {"fill": "zero"}
 
 
 def test_dataset_fingerprint_follows_the_data_not_the_object():
@@ -247,5 +247,5 @@ def test_real_dataset_needs_fitting_checkpoints(setup, tmp_path):
     for cell in cells:
         assert list(cell.names) == test_names and cell.per_image.shape == (len(test_names), 9, 9)
         assert list(cell.is_night) == [int(n.endswith("N")) for n in test_names]
-        assert cell.record["dataset"] == "mfnet" and cell.record["dataset_spec"] == spec
+        assert cell.record.key.dataset == "mfnet" and cell.record.dataset_spec == spec
         assert int(cell.per_image.sum()) == len(test_names) * MF_SIZE[0] * MF_SIZE[1]  # MFNet ignores nothing

@@ -1,4 +1,7 @@
 """Sweep helpers: cells, groups, settings, seeds, model/checkpoint parsing, sharding, shared-label confusion."""
+import sys
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -8,7 +11,8 @@ from rgbt_bench.errors import CheckpointError, ConfigError
 from rgbt_bench.metrics import ConfusionMatrix
 from rgbt_bench.sweep.batch_confusion import LabelBins
 from rgbt_bench.sweep.distributed import DistContext, interleave, shard_indices
-from rgbt_bench.sweep.models import attach_checkpoints, cache_path, parse_checkpoints, parse_models
+from rgbt_bench.sweep.models import attach_checkpoints, parse_checkpoints, parse_models
+from rgbt_bench.training.cache import cache_path
 from rgbt_bench.sweep.plan import CLEAN, CLEAN_SEED, by_setting, group_cells, parse_seeds, plan_cells, settings_of
 
 SUITE = Suite("s", "", [SuiteEntry("fogA", "plasma_fog", [1, 3], {}),
@@ -60,10 +64,15 @@ def test_parse_models_names_and_aliases():
         parse_checkpoints(["crm"])
 
 
-def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path):
+def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path, monkeypatch):
     refs = attach_checkpoints(parse_models("rtfnet"), {}, "synthetic", "tiny", tmp_path)
-    assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic.pt" and refs[0].source == "train"
-    assert cache_path(tmp_path, "pkg.mod:build", "tiny") == tmp_path / "pkg_mod_build_tiny_synthetic.pt"
+    assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic.pt" and refs[0].source == "cache"
+    assert cache_path(tmp_path, "pkg.mod:build", "tiny", "synthetic") == tmp_path / "pkg_mod_build_tiny_synthetic.pt"
+    for name in ("a", "a.b", "a_b"):  # two user models whose cache file names coincide
+        monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(c=lambda num_classes: None))
+    with pytest.raises(ConfigError, match=r"models 'a' \(a.b:c\) and 'b' \(a_b:c\) would be trained into the same "
+                                          r"file .*a_b_c_tiny_synthetic.pt; pass --checkpoint for one of them"):
+        attach_checkpoints(parse_models("a=a.b:c,b=a_b:c"), {}, "synthetic", "tiny", tmp_path)
     with pytest.raises(CheckpointError, match="model 'rtfnet' has no checkpoint for dataset 'mfnet'"):
         attach_checkpoints(parse_models("rtfnet"), {}, "mfnet", "tiny", tmp_path)
     with pytest.raises(CheckpointError, match=r"checkpoint .*nope.pt for model 'rtfnet' does not exist"):

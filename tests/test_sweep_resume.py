@@ -74,12 +74,12 @@ def test_kill_9_then_rerun_equals_uninterrupted_run(tmp_path):
     assert all(after[name.replace(".json", ".npz")] == before[name.replace(".json", ".npz")] for name in done_before)
 
     whole = run_sweep(SweepConfig(out=str(tmp_path / "whole"), **config))
-    resumed = {c.record["cell_id"]: c for c in read_cells(killed)}
-    reference = {c.record["cell_id"]: c for c in read_cells(whole)}
+    resumed = {c.record.cell_id: c for c in read_cells(killed)}
+    reference = {c.record.cell_id: c for c in read_cells(whole)}
     assert sorted(resumed) == sorted(reference) and len(reference) == 7
     assert sorted(p.name for p in (killed / "cells").iterdir() if not p.name.startswith(".")) == \
         sorted(p.name for p in (whole / "cells").iterdir())
     for cell_id, cell in reference.items():
         np.testing.assert_array_equal(resumed[cell_id].per_image, cell.per_image)
-        assert resumed[cell_id].record["metrics"] == cell.record["metrics"]
+        assert resumed[cell_id].record.metrics == cell.record.metrics
         assert list(resumed[cell_id].names) == list(cell.names)

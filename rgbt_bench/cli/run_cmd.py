@@ -24,6 +24,7 @@ import sys
 import click
 from rich.console import Console
 
+from ..models import main_models
 from ..training.config import parse_key_values
 from .options import device_option, seed_option
 
@@ -41,7 +42,7 @@ def _severities(text: str | None) -> list[int] | None:
 @click.command("run")
 @click.option("--out", default=None, help="Results directory [default: results/main; results/quick with --quick].")
 @click.option("--models", default=None,
-              help="Comma-separated models [default: crm,rtfnet,mfnet,early_fusion,rgb_only,thermal_only].")
+              help=f"Comma-separated models [default: {','.join(main_models())}].")
 @click.option("--suite", default="default", show_default=True, help="Corruption suite: a bundled name or a YAML file.")
 @click.option("--severities", default=None, metavar="1,3,5",
               help="Severities of every suite entry [default: 1,2,3,4,5; 5 with --quick].")
@@ -62,11 +63,12 @@ def _severities(text: str | None) -> list[int] | None:
 def run(out, models, suite, severities, device, iterations, seed, quick, models_dir, jobs, bootstrap,
         dataset_options, progress):
     """Main job: train tiny models on the synthetic dataset, sweep, report, leaderboard."""
-    from ..pipeline import DEFAULT_MODELS, RunConfig, run_pipeline
+    from ..pipeline import run_pipeline
+    from ..run_config import DEFAULT_MODELS, RunConfig
     from ..report.terminal import frame_table
     from ..sweep.manifest import command_line
 
-    err = Console(stderr=True, highlight=False)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     config = RunConfig(
         out=out or ("results/quick" if quick else "results/main"), models=models or DEFAULT_MODELS, suite=suite,
         severities=_severities(severities), device=device, iterations=iterations, seed=seed, quick=quick,

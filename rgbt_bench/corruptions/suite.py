@@ -14,10 +14,11 @@ Every problem is a ConfigError naming the file and the entry.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -42,10 +43,30 @@ class SuiteEntry:
 
 @dataclass(frozen=True)
 class Suite:
+    """A parsed suite; `path` is the file it was read from (None for a derived suite)."""
+
     name: str
     description: str
     entries: list[SuiteEntry]
     path: Path | None = None
+
+    def restrict(self, severities: Iterable[int]) -> "Suite":
+        """This suite with every entry cut to `severities` (entries left without any are dropped), named
+        `<name>-s<severities>`; ConfigError when nothing is left."""
+        chosen = sorted(set(severities))
+        entries = [dataclasses.replace(e, severities=[s for s in e.severities if s in chosen]) for e in self.entries]
+        entries = [e for e in entries if e.severities]
+        if not entries:
+            raise ConfigError(f"suite '{self.name}' has no entry at severities {chosen}")
+        return Suite(name=f"{self.name}-s{''.join(map(str, chosen))}", entries=entries,
+                     description=f"{self.name} at severities {chosen} (derived from {self.path or self.name})")
+
+    def to_yaml(self) -> str:
+        """The suite in the file format `load_suite` reads."""
+        entries = [{"corruption": e.corruption, "label": e.label, "severities": list(e.severities),
+                    "options": dict(e.options)} for e in self.entries]
+        return yaml.safe_dump({"name": self.name, "description": self.description, "entries": entries},
+                              sort_keys=False)
 
 
 def available_suites() -> list[str]:

@@ -27,7 +27,7 @@ FAILING = (REGRESSION, MISSING)
 
 def current_table(results: Results) -> pd.DataFrame:
     """One row per stored cell (seeds unpooled) with its mIoU in % under the results' convention."""
-    rows = [{**{k: c.record[k] for k in KEY},
+    rows = [{**{k: getattr(c.record.key, k) for k in KEY},
              "miou": round(100.0 * compute_metrics(c.confusion, results.convention).miou, DECIMALS),
              "convention": results.convention} for c in results.raw]
     frame = pd.DataFrame(rows, columns=COLUMNS)

@@ -124,12 +124,8 @@ UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _unreadable_file(path: Path) -> Path:
-    """The first cell file under `path` that does not load (JSON record or its NPZ arrays)."""
+    """The first cell's NPZ arrays under `path` that do not load (records are checked by read_record)."""
     for json_path in sorted((path / CELL_DIR).glob("*.json")):
-        try:
-            json.loads(json_path.read_text())
-        except UNREADABLE:
-            return json_path
         try:
             with np.load(json_path.with_suffix(".npz")) as z:
                 z["per_image"], z["names"], z["is_night"]
@@ -157,24 +153,24 @@ def load_results(path: str | Path) -> Results:
         raise DataError(f"{path} holds no finished sweep cells (no {CELL_DIR}/*.json); run `rgbt-bench sweep "
                         f"--out {path}` first")
     manifest = read_manifest(path)
-    dataset = _one({c.record["dataset"] for c in raw}, "datasets", path)
-    split = _one({c.record["split"] for c in raw}, "splits", path)
-    convention = _one({c.record.get("convention", "field") for c in raw}, "mIoU conventions", path)
-    class_names = tuple(_one({tuple(c.record["class_names"]) for c in raw}, "class lists", path))
+    dataset = _one({c.record.key.dataset for c in raw}, "datasets", path)
+    split = _one({c.record.key.split for c in raw}, "splits", path)
+    convention = _one({c.record.identity.convention for c in raw}, "mIoU conventions", path)
+    class_names = _one({c.record.class_names for c in raw}, "class lists", path)
     first = raw[0]
     for cell in raw:
         if not np.array_equal(cell.names, first.names):
-            raise DataError(f"cell {cell.record['cell_id']} of {path} covers other images than cell "
-                            f"{first.record['cell_id']} ({len(cell.names)} vs {len(first.names)}); expected every "
+            raise DataError(f"cell {cell.record.cell_id} of {path} covers other images than cell "
+                            f"{first.record.cell_id} ({len(cell.names)} vs {len(first.names)}); expected every "
                             "cell of a sweep to cover the same images")
         if cell.per_image.shape[1:] != (len(class_names),) * 2:
-            raise DataError(f"cell {cell.record['cell_id']} of {path} has confusion matrices of shape "
+            raise DataError(f"cell {cell.record.cell_id} of {path} has confusion matrices of shape "
                             f"{cell.per_image.shape[1:]}; expected {len(class_names)}x{len(class_names)}")
     groups: dict[tuple[str, str, int], list[CellResult]] = {}
     for cell in raw:
-        r = cell.record
-        groups.setdefault((r["model"], r["corruption"], int(r["severity"])), []).append(cell)
-    cells = {key: Cell(*key, tuple(sorted(int(c.record["seed"]) for c in group)),
+        key = cell.record.key
+        groups.setdefault((key.model, key.corruption, key.severity), []).append(cell)
+    cells = {key: Cell(*key, tuple(sorted(c.record.key.seed for c in group)),
                        np.sum([c.per_image for c in group], axis=0))
              for key, group in groups.items()}
     models = _ordered([m for m, _, _ in cells], [m.get("name") for m in manifest.get("models", [])])

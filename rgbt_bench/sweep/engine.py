@@ -1,9 +1,10 @@
 """`run_sweep(SweepConfig) -> Path`: evaluate every model under every corruption of a suite, resumably.
 
 Steps: check everything a user can get wrong (models, checkpoints, suite, dataset, output directory)
-before anything slow starts; train missing models on the synthetic dataset; load all models onto the
-device; plan the cells not yet on disk (a re-run skips finished ones, after checking they were computed
-with the same weights, data and settings); then evaluate them in groups of `cells_per_pass` cells, one
+before anything slow starts; reuse, resume or train the models cached on the synthetic dataset
+(rgbt_bench.training.cache); load all models onto the device; plan the cells not yet on disk (a re-run
+skips finished ones that are reusable, rgbt_bench.sweep.cell: other ones are an error, or with
+`replace_stale` moved aside, rgbt_bench.sweep.stale); then evaluate them in groups of `cells_per_pass` cells, one
 data pass per group (rgbt_bench.sweep.passes), writing every cell of a group atomically as soon as the
 pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight; nothing written is ever
 rewritten differently, since each cell depends only on its own (model, setting) and the images.
@@ -12,7 +13,6 @@ The sweep holds a lock on its output directory, so a second sweep there stops at
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 import time
@@ -33,16 +33,20 @@ from ..datasets import RGBTDataset, open_dataset
 from ..errors import ConfigError, writing
 from ..metrics import CONVENTIONS, compute_metrics
 from ..training import train
+from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
+from .cell import CellIdentity, CellRecord, plain, read_record
 from .lock import OutputLock
 from .manifest import MANIFEST, build_manifest, dataset_fingerprint, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
 from .plan import PlannedCell, group_cells, plan_cells, settings_of
 from .progress import SweepProgress
+from .stale import move_aside, stale_cells
 from .store import cell_paths, is_done, write_cell, write_json
 from .timing import StageTimer
+
 
 @dataclass
 class SweepConfig:
@@ -52,7 +56,10 @@ class SweepConfig:
     `cells_per_pass`: cells evaluated per data pass (None: all in one pass, each image decoded once).
     `convention`: mIoU convention recorded with the metrics (None: the dataset's own).
     `train_iterations`: iterations for models trained on the fly on the synthetic dataset, cached in
-    `models_dir`. `progress`: live display and notes on stderr (rank 0 only).
+    `models_dir` (None: each model's default). `progress`: live display and notes on stderr (rank 0 only).
+    `replace_stale`: finished cells this sweep would not reuse (computed with other weights, data or
+    settings, of a model of this sweep at a setting it does not evaluate, unreadable or of an older layout)
+    are moved to `<out>/stale/` instead of being an error (what `rgbt-bench run` does).
     """
 
     models: list[str]
@@ -74,6 +81,7 @@ class SweepConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     command: Optional[str] = None
+    replace_stale: bool = False
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
@@ -89,11 +97,6 @@ class SweepConfig:
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds) \
                 or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds {self.seeds!r} are invalid; expected distinct integers >= 0")
-
-
-def _plain(value: Any) -> Any:
-    """JSON round trip, so that values compare equal to what a cell record holds (tuples become lists)."""
-    return json.loads(json.dumps(value))
 
 
 def _amp_dtype(amp: bool, device: torch.device) -> Optional[torch.dtype]:
@@ -135,63 +138,74 @@ class Sweep:
         self.fingerprint = dataset_fingerprint(self.dataset)
 
     # ----- notes ------------------------------------------------------------------------------------------
-    def note(self, text: str) -> None:
-        if self.ctx.is_main and self.config.progress:
-            self.console.print(text, highlight=False)
+    def note(self, text: str, always: bool = False) -> None:
+        """Print `text` on stderr from rank 0, as one line (log readers see it whole): with `progress`, or `always`."""
+        if self.ctx.is_main and (self.config.progress or always):
+            self.console.print(text, highlight=False, soft_wrap=True)
 
     # ----- models -----------------------------------------------------------------------------------------
     def _train_config(self, ref: ModelRef) -> TrainConfig:
-        self.note(f"no checkpoint for '{ref.name}': training {ref.spec} ({self.config.preset}) on "
-                  f"{self.config.dataset} for {self.config.train_iterations} iterations into {ref.checkpoint}")
-        return TrainConfig(model=ref.spec, preset=self.config.preset, dataset=self.config.dataset,
-                           iterations=self.config.train_iterations, device=self.config.device,
-                           out=str(ref.checkpoint), workers=self.config.workers,
-                           dataset_options=dict(self.config.dataset_options), progress=self.config.progress)
+        """The training run of a model cached on the fly (the recipe `rgbt-bench run` uses too)."""
+        cfg = self.config
+        image_size = tuple(open_dataset(cfg.dataset, "train", **cfg.dataset_options)[0].label.shape)
+        return on_the_fly_config(ref.spec, cfg.preset, cfg.dataset, cfg.models_dir, image_size,
+                                 iterations=cfg.train_iterations, device=cfg.device, workers=cfg.workers,
+                                 dataset_options=dict(cfg.dataset_options), progress=cfg.progress)
 
     # ----- records ----------------------------------------------------------------------------------------
-    def _identity(self, cell: PlannedCell) -> dict[str, Any]:
+    def _identity(self, cell: PlannedCell) -> CellIdentity:
         """What a finished cell must share with this run to be reused: weights, data, corruption, convention."""
         ref = self._ref(cell.key.model)
         s = cell.setting
         options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
-        return _plain({"model_spec": ref.spec, "preset": self.config.preset, "checkpoint_sha256": ref.sha256,
-                       "dataset_fingerprint": self.fingerprint, "dataset_options": self.config.dataset_options,
-                       "corruption_name": s.corruption, "options": options, "convention": self.convention,
-                       "num_classes": self.info.num_classes, "num_images": len(self.dataset)})
+        return CellIdentity(model_spec=ref.spec, preset=self.config.preset, checkpoint_sha256=ref.sha256,
+                            dataset_fingerprint=self.fingerprint, dataset_options=self.config.dataset_options,
+                            corruption_name=s.corruption, options=options, convention=self.convention,
+                            num_classes=self.info.num_classes, num_images=len(self.dataset))
 
-    def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> dict[str, Any]:
-        """The cell's JSON record (store.write_cell adds the key fields and the cell id)."""
+    def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> CellRecord:
+        """The finished cell's record."""
         ref, s = self._ref(cell.key.model), cell.setting
-        corruption = {"modality": None, "params": {}} if s.clean else {
-            k: v for k, v in get_corruption(s.corruption).settings(s.severity, **s.options).items()
-            if k in ("modality", "params")}
-        return {**self._identity(cell), **corruption, **_plain({
-            "checkpoint": str(ref.checkpoint) if ref.checkpoint else None, "checkpoint_source": ref.source,
-            "dataset_spec": self.dataset.spec, "class_names": list(self.info.class_names),
-            "ignore_index": self.info.ignore_index,
-            "metrics": compute_metrics(per_image.sum(axis=0), self.convention).as_dict(),
-            "device": str(self.ctx.device), "device_name": device_name(self.ctx.device),
-            "world_size": self.ctx.world_size, "amp": self.amp_dtype is not None,
-            "batch_size": self.config.batch_size, "elapsed_s": round(self.timer.cells.get(cell.key.cell_id, 0.0), 4),
-            "pass_elapsed_s": round(pass_s, 4), "finished_at": now(), "rgbt_bench_version": __version__})}
+        settings = {"modality": None, "params": {}} if s.clean else \
+            get_corruption(s.corruption).settings(s.severity, **s.options)
+        return CellRecord(
+            key=cell.key, identity=self._identity(cell), class_names=tuple(self.info.class_names),
+            ignore_index=self.info.ignore_index,
+            metrics=plain(compute_metrics(per_image.sum(axis=0), self.convention).as_dict()),
+            modality=settings["modality"], params=plain(settings["params"]),
+            checkpoint=str(ref.checkpoint) if ref.checkpoint else None, checkpoint_source=ref.source,
+            dataset_spec=self.dataset.spec, device=str(self.ctx.device), device_name=device_name(self.ctx.device),
+            world_size=self.ctx.world_size, amp=self.amp_dtype is not None, batch_size=self.config.batch_size,
+            elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4), pass_elapsed_s=round(pass_s, 4),
+            finished_at=now(), rgbt_bench_version=__version__)
 
     def _ref(self, name: str) -> ModelRef:
         return next(r for r in self.refs if r.name == name)
 
     # ----- planning ---------------------------------------------------------------------------------------
     def _pending(self, cells: list[PlannedCell]) -> list[str]:
-        """Ids of the cells still to compute; a finished cell computed differently is a ConfigError."""
+        """Ids of the cells still to compute. A finished cell that is not reusable (CellRecord.mismatch) is a
+        ConfigError, or with `replace_stale` moved aside with every other cell this run would not reuse."""
+        identities = {cell.key.cell_id: self._identity(cell) for cell in cells}
+        if self.config.replace_stale:
+            stale = stale_cells(self.out, identities, {r.name for r in self.refs})
+            with self._writing():
+                target = move_aside(self.out, stale)
+            if target is not None:
+                self.note(f"moved {len(stale)} cells computed with other weights, data or settings to {target}",
+                          always=True)
         pending = []
         for cell in cells:
             if not is_done(self.out, cell.key):
                 pending.append(cell.key.cell_id)
                 continue
-            record = json.loads(cell_paths(self.out, cell.key)[1].read_text())
-            for name, value in self._identity(cell).items():
-                if record.get(name) != value:
-                    raise ConfigError(
-                        f"{self.out} already holds cell {cell.key.cell_id} computed with {name}={record.get(name)!r}, "
-                        f"but this run has {name}={value!r}; use another --out, or delete that cell to recompute it")
+            record = read_record(cell_paths(self.out, cell.key)[1])
+            difference = record.mismatch(identities[cell.key.cell_id])
+            if difference is not None:
+                name, stored, wanted = difference
+                raise ConfigError(
+                    f"{self.out} already holds cell {cell.key.cell_id} computed with {name}={stored!r}, "
+                    f"but this run has {name}={wanted!r}; use another --out, or delete that cell to recompute it")
         return pending
 
     def _start_manifest(self, extra: dict[str, Any]) -> None:
@@ -207,12 +221,12 @@ class Sweep:
             seeds=list(self.config.seeds),
             settings={k: v for k, v in asdict(self.config).items() if k not in ("models", "checkpoints", "command")})
         with self._writing():
-            write_json(path, _plain({**merge_previous(manifest, path), **extra}))
+            write_json(path, plain({**merge_previous(manifest, path), **extra}))
 
     def _finish_manifest(self, extra: dict[str, Any]) -> None:
         path = self.out / MANIFEST
         with self._writing():
-            write_json(path, _plain(update_manifest(path, extra)))
+            write_json(path, plain(update_manifest(path, extra)))
 
     # ----- evaluation -------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
@@ -226,8 +240,7 @@ class Sweep:
         with self._writing():
             for cell in group:
                 per_image = distributed.interleave([p[cell.key.cell_id] for p in parts], len(self.dataset))
-                record = self._record(cell, per_image, pass_s)
-                write_cell(self.out, cell.key, record, per_image, names, night)
+                write_cell(self.out, self._record(cell, per_image, pass_s), per_image, names, night)
 
     def _writing(self) -> AbstractContextManager[None]:
         """A full disk or read-only mount while writing results: one error naming out (rgbt_bench.errors.writing)."""
@@ -245,7 +258,7 @@ class Sweep:
 
     def _evaluate(self) -> Path:
         cfg, ctx = self.config, self.ctx
-        train_missing(self.refs, self._train_config, train)
+        train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
         models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device)
         cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))

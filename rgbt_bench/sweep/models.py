@@ -2,9 +2,10 @@
 
 `--models crm,rtfnet,mine=pkg.module:build` names each model; a `NAME=SPEC` item gives a model a short
 name of its own (so one architecture can appear twice with different checkpoints). `--checkpoint NAME=PATH`
-attaches weights. On the built-in synthetic dataset a model without one is trained with
-rgbt_bench.training and cached as `<models_dir>/<model>_<preset>_synthetic.pt` (reused next time); on a
-real dataset it is an error, since random weights would give meaningless numbers.
+attaches weights. On the built-in synthetic dataset a model without one is trained on the fly and cached
+as `<models_dir>/<model>_<preset>_synthetic.pt`: reused when it finished with the requested training
+config, resumed when it was interrupted, retrained otherwise (rgbt_bench.training.cache). On a real
+dataset it is an error, since random weights would give meaningless numbers.
 """
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ from ..checkpoint import file_sha256
 from ..errors import CheckpointError, ConfigError
 from ..models import resolve_builder
 from ..models.loading import load_model
+from ..training import cache
 from ..training.config import TrainConfig
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 BUILT_IN_DATASET = "synthetic"
+CACHE = "cache"
 
 
 @dataclass
 class ModelRef:
-    """One model of the sweep. `source` says where its weights come from: given, cached or trained."""
+    """One model of the sweep. `source` says where its weights come from: "given", or for a model cached on
+    the fly "cache" until `train_missing` has made it "cached", "resumed" or "trained"."""
 
     name: str
     spec: str
@@ -75,18 +79,13 @@ def parse_checkpoints(items: Sequence[str] | dict[str, str]) -> dict[str, str]:
     return out
 
 
-def cache_path(models_dir: str | Path, spec: str, preset: str) -> Path:
-    """Where a model trained on the fly on the synthetic dataset is kept (the `train` command's default name)."""
-    name = TrainConfig(model=spec, preset=preset, dataset=BUILT_IN_DATASET).out_path.name
-    return Path(models_dir) / name
-
-
 def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], dataset_name: str, preset: str,
                        models_dir: str | Path) -> list[ModelRef]:
     """Check every model resolves and every checkpoint exists before anything slow starts.
 
-    Models without a checkpoint get the synthetic cache path (source "cached" if it exists, else
-    "train"); on a real dataset they are an error naming the model.
+    Models without a checkpoint get their cache path (source "cache"; `train_missing` decides whether it is
+    reused, resumed or trained); on a real dataset they are an error naming the model. Two models whose
+    cache paths coincide must be the same spec.
     """
     names = {r.name for r in refs}
     unknown = sorted(set(checkpoints) - names)
@@ -101,8 +100,12 @@ def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], datase
                 raise CheckpointError(f"checkpoint {path} for model '{ref.name}' does not exist")
             ref.checkpoint, ref.source = path, "given"
         elif dataset_name == BUILT_IN_DATASET:
-            ref.checkpoint = cache_path(models_dir, ref.spec, preset)
-            ref.source = "cached" if ref.checkpoint.is_file() else "train"
+            ref.checkpoint = cache.cache_path(models_dir, ref.spec, preset, BUILT_IN_DATASET)
+            ref.source = CACHE
+            other = next(r for r in refs if r.checkpoint == ref.checkpoint)
+            if other.spec != ref.spec:
+                raise ConfigError(f"models '{other.name}' ({other.spec}) and '{ref.name}' ({ref.spec}) would be "
+                                  f"trained into the same file {ref.checkpoint}; pass --checkpoint for one of them")
         else:
             raise CheckpointError(f"model '{ref.name}' has no checkpoint for dataset '{dataset_name}'; pass "
                                   f"--checkpoint {ref.name}=PATH (models are trained on the fly only on the "
@@ -111,12 +114,20 @@ def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], datase
 
 
 def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainConfig],
-                  train: Callable[[TrainConfig], Path]) -> None:
-    """Train every model whose source is "train" (all ranks together under torchrun) into its cache path."""
+                  train: Callable[[TrainConfig], Path], note: Callable[[str], None]) -> None:
+    """Reuse, resume or train (all ranks together under torchrun) every model cached on the fly, once per
+    cache file, as rgbt_bench.training.cache.plan decides; `note` says which happened and why."""
+    outcomes: dict[Path, str] = {}
     for ref in refs:
-        if ref.source == "train":
-            train(make_config(ref))
-            ref.source = "trained"
+        if ref.source != CACHE:
+            continue
+        if ref.checkpoint not in outcomes:
+            plan = cache.plan(make_config(ref))
+            note(f"model '{ref.name}': {plan.describe()}")
+            if plan.state != cache.READY:
+                train(plan.config)
+            outcomes[ref.checkpoint] = plan.outcome
+        ref.source = outcomes[ref.checkpoint]
 
 
 def load_models(refs: list[ModelRef], num_classes: int, preset: str, device) -> dict[str, nn.Module]:

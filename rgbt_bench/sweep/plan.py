@@ -13,7 +13,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from ..corruptions import Suite
 from ..errors import ConfigError
-from .store import CellKey
+from .cell import CellKey
 
 CLEAN = "clean"
 # Clean evaluation involves no randomness; it is computed once per model and filed under this seed.
@@ -54,9 +54,22 @@ def settings_of(suite: Suite, seeds: Sequence[int]) -> list[Setting]:
 
 
 def plan_cells(models: Sequence[str], settings: Sequence[Setting], dataset: str, split: str) -> list[PlannedCell]:
-    """Every (setting, model) cell, setting-major so that consecutive cells share corrupted batches."""
-    return [PlannedCell(CellKey(model, dataset, split, s.label, s.severity, s.seed), s)
-            for s in settings for model in models]
+    """Every (setting, model) cell, setting-major so that consecutive cells share corrupted batches.
+
+    ConfigError when two models would share result files: cell ids are distinct for distinct keys
+    (CellKey.cell_id), but a case-insensitive filesystem (macOS, Windows) would still merge ids that
+    differ only in case."""
+    cells = [PlannedCell(CellKey(model, dataset, split, s.label, s.severity, s.seed), s)
+             for s in settings for model in models]
+    seen: dict[str, CellKey] = {}
+    for cell in cells:
+        other = seen.setdefault(cell.key.cell_id.casefold(), cell.key)
+        if other != cell.key:
+            what, fix = ((f"models '{other.model}' and '{cell.key.model}'", "give one of them another name with "
+                          "NAME=SPEC") if other.model != cell.key.model else
+                         (f"suite labels '{other.corruption}' and '{cell.key.corruption}'", "rename one label"))
+            raise ConfigError(f"{what} would share result files ({cell.key.cell_id}); {fix}")
+    return cells
 
 
 def group_cells(cells: Sequence[PlannedCell], per_pass: Optional[int]) -> list[list[PlannedCell]]:

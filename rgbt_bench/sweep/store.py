@@ -4,14 +4,12 @@ Layout of ``results/NAME/``:
 - ``run.json``: the sweep's manifest (versions, git hash, device, dataset, suite, models).
 - ``cells/<cell_id>.npz``: ``per_image`` int64 [N, C, C] confusion matrices (rows = label, cols = pred),
   ``names`` [N] sample names, ``is_night`` [N] int8 (1 night, 0 day, -1 unknown).
-- ``cells/<cell_id>.json``: the cell record (model, checkpoint sha256, dataset, split, corruption,
-  severity, seed, convention, class names, ignore index, metrics of the summed matrix, timing).
-  The JSON is written after the NPZ, so its presence marks a finished cell; a re-run skips it.
+- ``cells/<cell_id>.json``: the cell record (rgbt_bench.sweep.cell.CellRecord: key, identity, metrics of
+  the summed matrix, timing). The JSON is written after the NPZ, so its presence marks a finished cell.
 """
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,32 +17,19 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..atomic import atomic_write
+from .cell import CellKey, CellRecord, read_record
 
 CELL_DIR = "cells"
 
-
-@dataclass(frozen=True)
-class CellKey:
-    """One evaluation cell. Clean evaluation is corruption 'clean' at severity 0."""
-
-    model: str
-    dataset: str
-    split: str
-    corruption: str
-    severity: int
-    seed: int
-
-    @property
-    def cell_id(self) -> str:
-        raw = f"{self.model}__{self.dataset}__{self.split}__{self.corruption}__s{self.severity}__seed{self.seed}"
-        return re.sub(r"[^A-Za-z0-9_.-]+", "-", raw)
+__all__ = ["CELL_DIR", "CellKey", "CellRecord", "CellResult", "cell_paths", "is_done", "read_cells", "write_cell",
+           "write_json"]
 
 
 @dataclass
 class CellResult:
     """A finished cell as read back from disk."""
 
-    record: dict[str, Any]
+    record: CellRecord
     per_image: np.ndarray
     names: np.ndarray
     is_night: np.ndarray
@@ -66,23 +51,25 @@ def cell_paths(out_dir: Path, key: CellKey) -> tuple[Path, Path]:
 
 
 def is_done(out_dir: Path, key: CellKey) -> bool:
-    return cell_paths(out_dir, key)[1].is_file()
+    """Whether both files of the cell exist (the record is read and checked by the caller)."""
+    return all(path.is_file() for path in cell_paths(out_dir, key))
 
 
-def write_cell(out_dir: Path, key: CellKey, record: dict[str, Any], per_image: np.ndarray,
-               names: list[str], is_night: list[bool | None]) -> None:
+def write_cell(out_dir: Path, record: CellRecord, per_image: np.ndarray, names: list[str],
+               is_night: list[bool | None]) -> None:
     """Write a finished cell: arrays first, then the JSON record that marks it complete."""
-    npz_path, json_path = cell_paths(out_dir, key)
+    npz_path, json_path = cell_paths(out_dir, record.key)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     night = np.array([-1 if n is None else int(n) for n in is_night], dtype=np.int8)
     atomic_write(npz_path, lambda fh: np.savez(fh, per_image=np.asarray(per_image, dtype=np.int64),
                                                  names=np.array(names, dtype=str), is_night=night))
-    write_json(json_path, {**record, "cell_id": key.cell_id, **key.__dict__})
+    write_json(json_path, record.to_json())
 
 
 def read_cells(out_dir: Path) -> Iterator[CellResult]:
-    """Every finished cell under out_dir, in cell-id order."""
+    """Every finished cell under out_dir, in cell-id order. A record that does not read is a DataError naming
+    it (rgbt_bench.sweep.cell.read_record); unreadable arrays raise what numpy raises."""
     for json_path in sorted((Path(out_dir) / CELL_DIR).glob("*.json")):
-        record = json.loads(json_path.read_text())
+        record = read_record(json_path)
         with np.load(json_path.with_suffix(".npz")) as z:
             yield CellResult(record, z["per_image"], z["names"], z["is_night"])

@@ -1,0 +1,177 @@
+"""The sweep cell record: one typed definition of what a finished cell is, read and written by every consumer.
+
+A cell is one (model, dataset, split, corruption label, severity, seed). Its JSON record (``cells/<id>.json``)
+holds three kinds of fields, kept flat on disk:
+- the key (`CellKey`): which cell it is; `cell_id` names its files;
+- the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
+  data, corruption options, mIoU convention). `CellRecord.mismatch` is the one definition of "reusable",
+  used by the sweep's resume check and by `rgbt-bench run`'s stale-cell handling;
+- what was measured and how (metrics, class names, device, timing, versions).
+
+`schema` versions the layout. Records without one were written before the layout was versioned; reading
+them (or any other version) is a `StaleResultsError` saying how to regenerate the directory.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import DataError
+
+SCHEMA_VERSION = 2  # 1: the unversioned records written before this module
+# A key field is written into the file name as it is when it is made of these characters with no "_" at
+# either end and no "__" inside, so that joining the fields with "__" can be read back unambiguously.
+_PLAIN_FIELD = re.compile(r"^[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*$")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+class StaleResultsError(DataError):
+    """A results directory written by another rgbt-bench version, in a cell layout this one cannot read."""
+
+
+def plain(value: Any) -> Any:
+    """JSON round trip, so that values compare equal to what a record read back holds (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
+@dataclass(frozen=True)
+class CellKey:
+    """Which cell: clean evaluation is corruption 'clean' at severity 0."""
+
+    model: str
+    dataset: str
+    split: str
+    corruption: str
+    severity: int
+    seed: int
+
+    @property
+    def cell_id(self) -> str:
+        """The cells' file name: readable, and different for different keys.
+
+        Keys whose text fields are plain (`_PLAIN_FIELD`: e.g. models `crm`, `early_fusion`) give
+        `<model>__<dataset>__<split>__<corruption>__s<severity>__seed<seed>`. Any other key (a model named
+        `a:b` or `pkg.mod:fn`) gives the same with unsafe characters replaced by '-' and a hash of the exact
+        key appended, so that `a:b` and `a-b` never share files.
+        """
+        fields = (self.model, self.dataset, self.split, self.corruption)
+        readable = "__".join(fields) + f"__s{self.severity}__seed{self.seed}"
+        if all(_PLAIN_FIELD.match(f) for f in fields):
+            return readable
+        digest = hashlib.sha256(json.dumps(dataclasses.astuple(self)).encode()).hexdigest()[:12]
+        return f"{_UNSAFE.sub('-', readable)}-{digest}"
+
+
+@dataclass(frozen=True)
+class CellIdentity:
+    """What a finished cell must share with a run to be reused by it. Values are stored as plain JSON values."""
+
+    model_spec: str
+    preset: str
+    checkpoint_sha256: Optional[str]
+    dataset_fingerprint: str
+    dataset_options: dict[str, Any]
+    corruption_name: Optional[str]
+    options: dict[str, Any]
+    convention: str
+    num_classes: int
+    num_images: int
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, plain(getattr(self, f.name)))
+
+
+@dataclass(frozen=True)
+class CellRecord:
+    """A finished cell's record. `metrics` are those of the summed confusion matrix (rgbt_bench.metrics);
+    reports recompute everything from the per-image matrices stored beside it."""
+
+    key: CellKey
+    identity: CellIdentity
+    class_names: tuple[str, ...]
+    ignore_index: Optional[int]
+    metrics: dict[str, Any]
+    modality: Optional[str]
+    params: dict[str, Any]
+    checkpoint: Optional[str]
+    checkpoint_source: str
+    dataset_spec: str
+    device: str
+    device_name: str
+    world_size: int
+    amp: bool
+    batch_size: int
+    elapsed_s: float
+    pass_elapsed_s: float
+    finished_at: str
+    rgbt_bench_version: str
+    schema: int = SCHEMA_VERSION
+
+    @property
+    def cell_id(self) -> str:
+        return self.key.cell_id
+
+    def mismatch(self, identity: CellIdentity) -> Optional[tuple[str, Any, Any]]:
+        """None when this finished cell is reusable by a run whose cell has `identity`; else the first
+        differing field as (name, stored value, wanted value). The one definition of a reusable cell."""
+        for f in dataclasses.fields(CellIdentity):
+            stored, wanted = getattr(self.identity, f.name), getattr(identity, f.name)
+            if stored != wanted:
+                return f.name, stored, wanted
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        """The flat JSON object written to ``cells/<cell_id>.json``."""
+        rest = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("key", "identity")}
+        return plain({**dataclasses.asdict(self.key), **dataclasses.asdict(self.identity), **rest,
+                      "cell_id": self.cell_id})
+
+    @classmethod
+    def from_json(cls, data: Any, where: Path | str) -> "CellRecord":
+        """The record of a JSON object read from `where`; StaleResultsError for another schema version,
+        DataError when a field is missing or of the wrong kind."""
+        if not isinstance(data, dict):
+            raise DataError(f"{where} is not a sweep cell record (a JSON object expected)")
+        schema = data.get("schema")
+        if schema != SCHEMA_VERSION:
+            raise stale_error(where, schema)
+        try:
+            key = CellKey(**{f.name: data[f.name] for f in dataclasses.fields(CellKey)})
+            identity = CellIdentity(**{f.name: data[f.name] for f in dataclasses.fields(CellIdentity)})
+            rest = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in ("key", "identity")}
+        except KeyError as exc:
+            raise DataError(f"{where} lacks field {exc}; expected a sweep cell record") from None
+        record = cls(key=key, identity=identity, **{**rest, "class_names": tuple(rest["class_names"])})
+        for f in dataclasses.fields(CellKey):
+            value, kind = getattr(key, f.name), int if f.type == "int" else str
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise DataError(f"{where}: field {f.name} is {value!r}; expected "
+                                f"{'an integer' if kind is int else 'a string'}")
+        if data.get("cell_id") != key.cell_id:
+            raise DataError(f"{where}: cell_id {data.get('cell_id')!r} does not match its key ({key.cell_id})")
+        return record
+
+
+def stale_error(where: Path | str, schema: Any) -> StaleResultsError:
+    """The one-line error for a cell record of another schema version, saying how to regenerate it."""
+    results = Path(where).parent.parent
+    found = "no schema version (an older rgbt-bench)" if schema is None else f"schema {schema!r}"
+    return StaleResultsError(
+        f"{where} is a cell record with {found}; this rgbt-bench reads schema {SCHEMA_VERSION}. Regenerate "
+        f"the results: move {results} aside and rerun the sweep (or `rgbt-bench run`) with the same --out")
+
+
+def read_record(path: Path) -> CellRecord:
+    """The record in `path`; DataError (one line naming the file) when it cannot be read."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"{path} is not a readable sweep cell ({exc}); delete the cell's .json and .npz files "
+                        "and rerun the sweep to recompute it") from None
+    return CellRecord.from_json(data, path)
