@@ -72,3 +72,13 @@ def test_cli_help_is_built_from_the_registries():
     top = [line.split(None, 1) for line in CliRunner().invoke(cli, ["--help"]).output.splitlines()]
     listed = {parts[0]: parts[1] for parts in top if len(parts) == 2 and parts[0] in COMMANDS}
     assert listed == {name: command.help for name, command in COMMANDS.items()}
+
+
+def test_readme_models_table_matches_the_registry():
+    """The README's copy of each model's presets and modalities, compared with the one in the registry."""
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Models", 1)[1].split("\n\n", 2)[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+    table = {name.strip("`"): (presets, modalities) for name, presets, modalities, _ in rows}
+    assert table == {name: (", ".join(e.presets), "+".join(e.modalities)) for name, e in MODELS.items()}
