@@ -64,7 +64,7 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
 def test_cache_key_reuse_resume_retrain(tmp_path):
     config = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), progress=False)
     tc = config.train_config("rgb_only", (32, 40))
-    assert plan(tc).state == "train"
+    assert plan(tc).state == "train" and plan(tc).reason == "no earlier run"
     from rgbt_bench.training import train
     train(tc)
     assert plan(tc).state == "ready"

@@ -89,7 +89,8 @@ def plan(config: TrainConfig) -> CachePlan:
     last_key, last_iteration = _stored(config.last_path)
     fresh = dataclasses.replace(config, resume=False)
     if last_key is None:
-        return CachePlan(fresh, TRAIN, f"no readable {config.last_path.name}")
+        found = f"{config.last_path.name} is unreadable" if config.last_path.is_file() else "no earlier run"
+        return CachePlan(fresh, TRAIN, found)
     if last_key != key:
         return CachePlan(fresh, TRAIN, f"its training config differs: {_difference(last_key, key)}")
     if last_iteration < config.iterations:
