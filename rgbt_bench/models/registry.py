@@ -36,8 +36,8 @@ class ModelEntry:
     presets). `iterations`: default training iterations of the tiny preset on the synthetic dataset
     (rgbt_bench.training.config). `step_cost`: cost of one training iteration relative to MFNet's (batch
     8, 60x80, one CPU thread; CRM ~0.35 s), so that `rgbt-bench run` starts the slowest runs first.
-    `main`: trained and evaluated by `rgbt-bench run` by default. `importer`: 'module:function' that
-    converts the authors' published weights (None: no importer).
+    `main`: trained and evaluated by `rgbt-bench run` by default. `importer`: 'module:attribute' of the
+    `Importer` that converts the authors' published weights (rgbt_bench.models.published; None: none).
     """
 
     name: str
@@ -65,14 +65,16 @@ MODELS: Registry[ModelEntry] = Registry("model", {e.name: e for e in [
     ModelEntry("crm", "rgbt_bench.models.crm.model:build_crm", "PRESETS", ("rgb", "thermal"),
                "Shin et al., Complementary Random Masking for RGB-Thermal Semantic Segmentation, ICRA 2024",
                "Two Swin encoders, MAX fusion, Mask2Former head, complementary random masking + self-distillation",
-               iterations=900, step_cost=8.0),
+               iterations=900, step_cost=8.0, importer="rgbt_bench.models.published.crm:IMPORTER"),
     ModelEntry("rtfnet", "rgbt_bench.models.rtfnet:build_rtfnet", "RTFNET_PRESETS", ("rgb", "thermal"),
                "Sun et al., RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation, RA-L 2019",
-               "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder", step_cost=2.0),
+               "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder", step_cost=2.0,
+               importer="rgbt_bench.models.published.rtfnet:IMPORTER"),
     ModelEntry("mfnet", "rgbt_bench.models.mfnet:build_mfnet", "MFNET_PRESETS", ("rgb", "thermal"),
                "Ha et al., MFNet: Towards Real-Time Semantic Segmentation for Autonomous Vehicles "
                "with Multi-Spectral Scenes, IROS 2017",
-               "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion"),
+               "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion",
+               importer="rgbt_bench.models.published.mfnet:IMPORTER"),
     ModelEntry("early_fusion", "rgbt_bench.models.single_stream:build_early_fusion", "SINGLE_STREAM_PRESETS",
                ("rgb", "thermal"), "Early fusion baseline (4-channel input), e.g. Ha et al. 2017",
                "One encoder-decoder on the concatenated 4-channel RGB-T input"),

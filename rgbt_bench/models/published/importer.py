@@ -11,7 +11,6 @@ rest at the initialisation drawn with `seed`; it is marked "initialisation" and 
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -21,8 +20,8 @@ import torch
 from ... import __version__
 from ...checkpoint import describe_mismatch, file_sha256, read_torch_file, save_checkpoint
 from ...errors import CheckpointError, ConfigError
+from ...registry import import_target
 from ..registry import MODELS, build_model
-from . import IMPORTERS
 from .found import Found, Importer
 
 
@@ -35,17 +34,22 @@ class Imported:
     sha256: str
 
 
+def importable() -> list[str]:
+    """The registered models whose entry names an importer, in registry order."""
+    return [name for name, entry in MODELS.items() if entry.importer is not None]
+
+
 def importer_for(model: str) -> Importer:
-    if model not in IMPORTERS:
+    """The importer of registered model `model`; ConfigError when it has none."""
+    if model not in importable():
         raise ConfigError(f"model '{model}' has no importer for published weights; expected one of "
-                          f"{', '.join(IMPORTERS)}")
-    module, attr = IMPORTERS[model].split(":")
-    return getattr(importlib.import_module(module), attr)
+                          f"{', '.join(importable())}")
+    return import_target(MODELS[model].importer)
 
 
 def identify(obj: Any) -> Optional[Found]:
     """What a loaded file holds, tried against every importer; None when no known layout fits."""
-    for model in IMPORTERS:
+    for model in importable():
         found = importer_for(model).identify(obj)
         if found is not None:
             return found
