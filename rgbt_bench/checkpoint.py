@@ -3,10 +3,10 @@
 Layout: {"format": "rgbt-bench/1", "model": registry name or 'module:fn', "preset": str,
 "num_classes": int, "class_names": [str], "dataset": spec, "config": {...training config...},
 "metrics": {...}, "state_dict": {...}, "optimizer": {...} (optional), "scheduler_step": int (optional),
-"iteration": int (optional)}. Checkpoints written by `rgbt-bench models import` also hold
-"input_convention" ("imagenet" | "unit", rgbt_bench.models.normalize), "source" (the published file's path,
-SHA-256, layout, description) and, for an ImageNet backbone file, "initialisation" (a training start only:
-rgbt_bench.models.published.importer).
+"iteration": int (optional), "input_convention": "imagenet" | "unit" (rgbt_bench.models.normalize; None
+for a user model that does not say)}. Checkpoints written by `rgbt-bench models import` also hold "source"
+(the published file's path, SHA-256, layout, description) and, for an ImageNet backbone file,
+"initialisation" (a training start only: rgbt_bench.models.published.importer).
 """
 from __future__ import annotations
 

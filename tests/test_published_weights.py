@@ -450,3 +450,23 @@ def test_imported_checkpoint_sweeps_and_records_like_any_other(tmp_path, capsys)
              "--dataset-option", "size=[32,40]", "--dataset-option", "counts=[4,2,2]"])
     cells = [json.loads(p.read_text()) for p in (tmp_path / "s").glob("cells/*.json")]
     assert len(cells) == 2 and {c["checkpoint_sha256"] for c in cells} == {file_sha256(out)}
+
+
+def test_sweep_cells_and_trained_checkpoints_record_the_input_convention(tmp_path):
+    """Issue 9 item 2: the convention a model's weights expect is in every trained checkpoint and every cell."""
+    from rgbt_bench.checkpoint import load_checkpoint
+    from rgbt_bench.sweep import SweepConfig, run_sweep
+    from rgbt_bench.sweep.store import read_cells
+    from rgbt_bench.training import TrainConfig, train
+
+    options = {"size": [32, 40], "counts": [8, 2, 2]}
+    ckpt = tmp_path / "mf.pt"
+    train(TrainConfig(model="mfnet", iterations=2, batch_size=2, eval_every=0, out=str(ckpt), progress=False,
+                      dataset_options=options, model_kwargs={"input_convention": "unit"}))
+    assert load_checkpoint(ckpt)["input_convention"] == "unit"
+    out = tmp_path / "r"
+    run_sweep(SweepConfig(models=["mfnet", "rtf=rtfnet"], checkpoints={"mfnet": str(ckpt)}, suite="default",
+                          out=str(out), dataset_options=options, progress=False, train_iterations=2,
+                          models_dir=str(tmp_path / "models")))
+    conventions = {c.record.key.model: c.record.input_convention for c in read_cells(out)}
+    assert conventions == {"mfnet": "unit", "rtf": "imagenet"}

@@ -6,7 +6,7 @@ holds three kinds of fields, kept flat on disk:
 - the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
   data, corruption options, mIoU convention). `CellRecord.mismatch` is the one definition of "reusable",
   used by the sweep's resume check and by `rgbt-bench run`'s stale-cell handling;
-- what was measured and how (metrics, class names, device, timing, versions).
+- what was measured and how (metrics, class names, the model's input convention, device, timing, versions).
 
 `schema` versions the layout. Records without one were written before the layout was versioned; reading
 them (or any other version) is a `StaleResultsError` saying how to regenerate the directory.
@@ -101,6 +101,7 @@ class CellRecord:
     params: dict[str, Any]
     checkpoint: Optional[str]
     checkpoint_source: str
+    input_convention: Optional[str]
     dataset_spec: str
     device: str
     device_name: str

@@ -174,6 +174,7 @@ class Sweep:
             metrics=plain(compute_metrics(per_image.sum(axis=0), self.convention).as_dict()),
             modality=settings["modality"], params=plain(settings["params"]),
             checkpoint=str(ref.checkpoint) if ref.checkpoint else None, checkpoint_source=ref.source,
+            input_convention=ref.input_convention,
             dataset_spec=self.dataset.spec, device=str(self.ctx.device), device_name=device_name(self.ctx.device),
             world_size=self.ctx.world_size, amp=self.amp_dtype is not None, batch_size=self.config.batch_size,
             elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4), pass_elapsed_s=round(pass_s, 4),

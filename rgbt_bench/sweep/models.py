@@ -38,10 +38,12 @@ class ModelRef:
     checkpoint: Optional[Path] = None
     source: str = "given"
     sha256: Optional[str] = None
+    input_convention: Optional[str] = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "spec": self.spec, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                "checkpoint_sha256": self.sha256, "checkpoint_source": self.source}
+                "checkpoint_sha256": self.sha256, "checkpoint_source": self.source,
+                "input_convention": self.input_convention}
 
 
 def parse_models(items: str | Sequence[str]) -> list[ModelRef]:
@@ -131,10 +133,12 @@ def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainC
 
 
 def load_models(refs: list[ModelRef], num_classes: int, preset: str, device) -> dict[str, nn.Module]:
-    """Every model on `device` in eval mode, weights loaded strictly; sha256 of each checkpoint recorded."""
+    """Every model on `device` in eval mode, weights loaded strictly; sha256 of each checkpoint and the input
+    convention each model expects (rgbt_bench.models.normalize; None for a user model that does not say) recorded."""
     models: dict[str, nn.Module] = {}
     for ref in refs:
         model, _ = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
         ref.sha256 = file_sha256(ref.checkpoint) if ref.checkpoint is not None else None
+        ref.input_convention = getattr(model, "input_convention", None)
         models[ref.name] = model.eval()
     return models

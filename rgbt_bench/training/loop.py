@@ -118,7 +118,7 @@ class Trainer:
         return {"model": self.config.model, "preset": self.config.preset, "num_classes": self.info.num_classes,
                 "class_names": list(self.info.class_names), "dataset": self.config.dataset,
                 "config": self.config.to_dict(), "metrics": metrics, "iteration": self.state.iteration,
-                "state_dict": self.model.state_dict()}
+                "input_convention": getattr(self.model, "input_convention", None), "state_dict": self.model.state_dict()}
 
     def _metrics(self) -> dict[str, Any]:
         """Val metrics of the weights being saved (None when they were not evaluated) and the history."""
