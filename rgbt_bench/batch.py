@@ -23,8 +23,12 @@ class SampleMeta:
 
     @property
     def key(self) -> str:
-        """Stable identity of the sample, used to seed per-sample randomness."""
-        return f"{self.dataset}/{self.split}/{self.name}"
+        """Identity of the image, "dataset/name", which corruptions derive their random numbers from.
+
+        The split is not part of it: an image listed by several splits (test and test_day) is corrupted the
+        same way in each. Sample names are unique within each supported dataset.
+        """
+        return f"{self.dataset}/{self.name}"
 
 
 @dataclass

@@ -6,7 +6,8 @@ import torch
 
 from rgbt_bench.batch import Batch, SampleMeta
 from rgbt_bench.corruptions import CORRUPTIONS, apply_corruption, get_corruption
-from rgbt_bench.corruptions.seeding import sample_seed
+from rgbt_bench.corruptions.plasma import CACHE
+from rgbt_bench.corruptions.stream import sample_words
 from rgbt_bench.errors import ConfigError
 
 NAMES = sorted(CORRUPTIONS)
@@ -62,16 +63,22 @@ def test_severity_zero_returns_the_batch_unchanged(name):
     assert apply_corruption(b, name, 0, 7) is b
 
 
+def fresh(batch: Batch, name: str, severity: int, seed: int) -> Batch:
+    """The corruption computed from scratch (plasma maps not taken from the cache)."""
+    CACHE.clear()
+    return apply_corruption(batch, name, severity, seed)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_deterministic_per_sample_whatever_the_batch_size(name):
     """Bit-identical per sample for batch sizes 8, 4 and 1, and reproducible across calls."""
     full = make_batch(8)
     for severity in (1, 3, 5):
-        ref = apply_corruption(full, name, severity, 1234)
-        again = apply_corruption(make_batch(8), name, severity, 1234)
+        ref = fresh(full, name, severity, 1234)
+        again = fresh(make_batch(8), name, severity, 1234)
         assert torch.equal(ref.rgb, again.rgb) and torch.equal(ref.thermal, again.thermal)
         for start, size in ((0, 4), (4, 4)) + tuple((i, 1) for i in range(8)):
-            part = apply_corruption(make_batch(size, first=start), name, severity, 1234)
+            part = fresh(make_batch(size, first=start), name, severity, 1234)
             assert torch.equal(part.rgb, ref.rgb[start:start + size]), (severity, start, size)
             assert torch.equal(part.thermal, ref.thermal[start:start + size]), (severity, start, size)
 
@@ -82,9 +89,9 @@ def test_seed_and_sample_key_change_the_draws(name):
     a = apply_corruption(b, name, 5 if "missing" not in name else 3, 1)
     c = apply_corruption(b, name, 5 if "missing" not in name else 3, 2)
     assert not (torch.equal(a.rgb, c.rgb) and torch.equal(a.thermal, c.thermal))
-    assert sample_seed(1, name, 3, "a/b/c") == sample_seed(1, name, 3, "a/b/c")
-    assert len({sample_seed(1, name, 3, "a/b/c"), sample_seed(2, name, 3, "a/b/c"),
-                sample_seed(1, name, 4, "a/b/c"), sample_seed(1, name, 3, "a/b/d")}) == 4
+    assert sample_words(1, name, "x", "a/c") == sample_words(1, name, "x", "a/c")
+    assert len({sample_words(1, name, "x", "a/c"), sample_words(2, name, "x", "a/c"),
+                sample_words(1, name, "y", "a/c"), sample_words(1, name, "x", "a/d")}) == 4
 
 
 @pytest.mark.parametrize("name", NAMES)

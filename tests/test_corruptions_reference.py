@@ -1,17 +1,18 @@
-"""Each corruption against a plain numpy version of its formula, fed the same random draws where they can
-be shared, and against known noise statistics where they cannot."""
+"""Each corruption against a plain numpy version of its formula, fed random numbers recomputed here from the
+documented counter-based stream (numpy_stream.py), and against known noise statistics."""
 import math
 
 import numpy as np
 import pytest
 import torch
+from numpy_stream import np_bits, np_normal, np_symmetric, np_uniform
 from scipy.ndimage import gaussian_filter
+from scipy.stats import poisson as scipy_poisson
 
 from rgbt_bench.batch import Batch, SampleMeta
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.corruptions.night import low_light
-from rgbt_bench.corruptions.plasma import next_power_of_2, plasma_map
-from rgbt_bench.corruptions.seeding import sample_seed
+from rgbt_bench.corruptions.plasma import CACHE, next_power_of_2, plasma_maps
 
 SEED = 31
 
@@ -23,9 +24,9 @@ def make_batch(n: int, h: int = 60, w: int = 80) -> Batch:
                  torch.zeros(n, h, w, dtype=torch.long), meta)
 
 
-def generator_for(name: str, severity: int, meta: SampleMeta) -> torch.Generator:
-    """The documented per-sample stream: a CPU generator seeded by sha256(seed|name|severity|key)."""
-    return torch.Generator().manual_seed(sample_seed(SEED, name, severity, meta.key))
+def smallest(name: str, meta: SampleMeta, n: int, k: int) -> np.ndarray:
+    """Indices of the k cells with the smallest keys of the sample's "cells" block."""
+    return np.argsort(np_bits(SEED, name, "cells", meta.key, n))[:k]
 
 
 RGB_MEAN = np.array([123.675, 116.28, 103.53]) / 255
@@ -42,7 +43,7 @@ def test_dropout_matches_reference(fill):
             out = getattr(apply_corruption(b, name, s, SEED, fill=fill), modality).numpy()
             x = getattr(b, modality).numpy()
             for i, m in enumerate(b.meta):
-                u = torch.rand((), generator=generator_for(name, s, m)).item()
+                u = np_uniform(SEED, name, "drop", m.key, 1)[0]
                 if u < s / 5:
                     colour = (RGB_MEAN if modality == "rgb" else np.array([THERMAL_MEAN])) if fill == "mean" else 0
                     expected = np.broadcast_to(np.reshape(colour, (-1, 1, 1)), x[i].shape)
@@ -53,9 +54,9 @@ def test_dropout_matches_reference(fill):
 
 # ---- patch and pixel masking -----------------------------------------------------------------------
 
-def numpy_cell_mask(perm: np.ndarray, k: int, grid: tuple, patch: int, size: tuple) -> np.ndarray:
+def numpy_cell_mask(chosen: np.ndarray, grid: tuple, patch: int, size: tuple) -> np.ndarray:
     cells = np.zeros(grid[0] * grid[1], dtype=bool)
-    cells[perm[:k]] = True
+    cells[chosen] = True
     full = np.kron(cells.reshape(grid), np.ones((patch, patch), dtype=bool))
     return full[:size[0], :size[1]]
 
@@ -71,8 +72,7 @@ def test_patch_masks_match_reference_and_count_exactly(patch):
         for name in ("rgb_patch_mask", "thermal_patch_mask", "complementary_patch_mask"):
             out = apply_corruption(b, name, s, SEED, patch=patch, fill="mean")
             for i, m in enumerate(b.meta):
-                perm = torch.randperm(n, generator=generator_for(name, s, m)).numpy()
-                mask = numpy_cell_mask(perm, k, grid, patch, (h, w))
+                mask = numpy_cell_mask(smallest(name, m, n, k), grid, patch, (h, w))
                 rgb_mask = mask if name != "thermal_patch_mask" else np.zeros_like(mask)
                 th_mask = {"rgb_patch_mask": np.zeros_like(mask), "thermal_patch_mask": mask,
                            "complementary_patch_mask": ~mask}[name]
@@ -106,8 +106,7 @@ def test_pixel_missing_masks_an_exact_pixel_count():
             missing = (out == 0).all(dim=1).flatten(1).sum(dim=1)
             assert missing.tolist() == [math.ceil(round(1200 * s / 10, 9))] * 3
             for i, m in enumerate(b.meta):
-                perm = torch.randperm(1200, generator=generator_for(name, s, m)).numpy()
-                mask = numpy_cell_mask(perm, len(perm) * s // 10, (30, 40), 1, (30, 40))
+                mask = numpy_cell_mask(smallest(name, m, 1200, 1200 * s // 10), (30, 40), 1, (30, 40))
                 np.testing.assert_array_equal((out[i] == 0).all(dim=0).numpy(), mask)
 
 
@@ -133,40 +132,46 @@ def numpy_plasma(draws: list, mapsize: int, wibbledecay: float) -> np.ndarray:
     return m / m.max()
 
 
-def plasma_draws(mapsize: int, generator: torch.Generator) -> list[np.ndarray]:
-    """The U(-1, 1) draws plasma_map takes from `generator`, in use order (see its docstring)."""
-    draws, step = [], mapsize
-    while step >= 2:
-        n = mapsize // step
-        draws.extend(torch.rand((3, n, n), generator=generator).mul(2).sub(1).double().numpy())
-        step //= 2
+def plasma_draws(name: str, meta: SampleMeta, mapsize: int) -> list[np.ndarray]:
+    """The documented U(-1, 1) draws of each plasma pass: [3, n, n] at flat indices 4^k - 1 .. 4^(k+1) - 2."""
+    flat = np_symmetric(SEED, name, "plasma", meta.key, mapsize * mapsize - 1)
+    draws, n = [], 1
+    while n < mapsize:
+        draws.extend(flat[n * n - 1:4 * n * n - 1].reshape(3, n, n))
+        n *= 2
     return draws
 
 
 def test_plasma_matches_numpy_recurrence():
-    for size, decay in ((64, 2.0), (128, 1.4)):
-        for seed in (3, 4):
-            ours = plasma_map(size, decay, torch.Generator().manual_seed(seed)).numpy()
-            ref = numpy_plasma(plasma_draws(size, torch.Generator().manual_seed(seed)), size, decay)
-            np.testing.assert_allclose(ours, ref, atol=2e-5)
-            assert ours.min() == 0 and ours.max() == 1
-            crop = plasma_map(size, decay, torch.Generator().manual_seed(seed), crop=(20, 30)).numpy()
-            assert np.array_equal(crop, ours[:20, :30])
+    meta = [SampleMeta("fixture", "test", f"plasma_{i}", i) for i in range(2)]
+    for size in (64, 128):
+        uniforms = torch.from_numpy(np.stack([np_symmetric(SEED, "plasma_fog", "plasma", m.key, size * size - 1)
+                                              for m in meta])).float()
+        maps = plasma_maps(uniforms, size, (2.0, 1.4)).numpy()
+        for i, m in enumerate(meta):
+            for d, decay in enumerate((2.0, 1.4)):
+                ref = numpy_plasma(plasma_draws("plasma_fog", m, size), size, decay)
+                np.testing.assert_allclose(maps[i, d], ref, atol=2e-5)
+                assert maps[i, d].min() == 0 and maps[i, d].max() == 1
+        crop = plasma_maps(uniforms, size, (2.0, 1.4), crop=(20, 30)).numpy()
+        assert np.array_equal(crop, maps[:, :, :20, :30])
     assert [next_power_of_2(n) for n in (1, 2, 3, 160, 256, 640)] == [1, 2, 4, 256, 256, 1024]
 
 
 def test_plasma_fog_matches_formula():
     b = make_batch(3, 50, 70)
     c0s, decays = (1.5, 2, 2.5, 2.5, 3), (2, 2, 1.7, 1.5, 1.4)
-    for s in (1, 4):
-        out = apply_corruption(b, "plasma_fog", s, SEED).rgb.numpy()
-        for i, m in enumerate(b.meta):
-            draws = plasma_draws(128, generator_for("plasma_fog", s, m))
-            plasma = numpy_plasma(draws, 128, decays[s - 1])[:50, :70]
-            x = b.rgb[i].double().numpy()
-            peak = x.max()
-            ref = np.clip((x + c0s[s - 1] * plasma) * peak / (peak + c0s[s - 1]), 0, 1)
-            np.testing.assert_allclose(out[i], ref, atol=2e-5)
+    for cached in (False, True):
+        if not cached:
+            CACHE.clear()
+        for s in (1, 4):
+            out = apply_corruption(b, "plasma_fog", s, SEED).rgb.numpy()
+            for i, m in enumerate(b.meta):
+                plasma = numpy_plasma(plasma_draws("plasma_fog", m, 128), 128, decays[s - 1])[:50, :70]
+                x = b.rgb[i].double().numpy()
+                peak = x.max()
+                ref = np.clip((x + c0s[s - 1] * plasma) * peak / (peak + c0s[s - 1]), 0, 1)
+                np.testing.assert_allclose(out[i], ref, atol=2e-5)
 
 
 def test_koschmieder_matches_formula():
@@ -203,16 +208,16 @@ def test_low_light_matches_imadjust():
 
 
 def test_night_matches_formula_with_the_same_draws():
+    """Counts are scipy's Poisson inverse CDF at the stream's uniforms; the read noise is the stream's normals."""
     b = make_batch(2, 20, 24)
-    s, c = 2, 0.5
-    out = apply_corruption(b, "night", s, SEED).rgb.numpy()
-    for i, m in enumerate(b.meta):
-        rates = low_light(b.rgb[i:i + 1], c)[0] * 120  # float32 rates as the corruption computes them
-        g = generator_for("night", s, m)
-        counts = torch.poisson(rates, generator=g).double().numpy()
-        normals = torch.randn(rates.shape, generator=g).double().numpy()
-        ref = np.clip(np.clip(counts / 120, 0, 1) + 0.018 * normals, 0, 1)
-        np.testing.assert_allclose(out[i], ref, atol=1e-5)
+    for s, c in ((2, 0.5), (5, 0.2)):
+        out = apply_corruption(b, "night", s, SEED).rgb.numpy()
+        for i, m in enumerate(b.meta):
+            rates = (low_light(b.rgb[i:i + 1], c)[0] * 120).double().numpy()  # float32 rates, as computed there
+            counts = scipy_poisson.ppf(np_uniform(SEED, "night", "shot", m.key, rates.size), rates.ravel())
+            normals = np_normal(SEED, "night", "read", m.key, rates.size)
+            ref = np.clip(np.clip(counts / 120, 0, 1) + 0.018 * normals, 0, 1).reshape(rates.shape)
+            np.testing.assert_allclose(out[i], ref, atol=1e-5)
 
 
 def test_night_noise_statistics():
@@ -240,7 +245,7 @@ def test_thermal_noise_matches_formula_and_sigma():
     for s, sigma in zip(range(1, 6), (0.01, 0.02, 0.04, 0.06, 0.08)):
         out = apply_corruption(b, "thermal_noise", s, SEED).thermal.numpy()
         for i, m in enumerate(b.meta):
-            noise = torch.randn((1, 40, 50), generator=generator_for("thermal_noise", s, m)).double().numpy()
+            noise = np_normal(SEED, "thermal_noise", "noise", m.key, 40 * 50).reshape(1, 40, 50)
             x = b.thermal[i].double().numpy()
             np.testing.assert_allclose(out[i], np.clip(x + sigma * noise, 0, 1), atol=1e-6)
     flat = Batch(b.rgb, torch.full_like(b.thermal, 0.5), b.label, b.meta)
@@ -253,7 +258,7 @@ def test_thermal_stripes_match_formula():
     for s, std in zip((1, 3, 5), (0.02, 0.05, 0.08)):
         out = apply_corruption(b, "thermal_stripes", s, SEED).thermal.numpy()
         for i, m in enumerate(b.meta):
-            draws = torch.randn((2, 40), generator=generator_for("thermal_stripes", s, m)).double().numpy()
+            draws = np_normal(SEED, "thermal_stripes", "columns", m.key, 80).reshape(2, 40)
             offset, gain = std * draws[0], std * draws[1]
             x = b.thermal[i].double().numpy()
             np.testing.assert_allclose(out[i], np.clip(x + offset + gain * x, 0, 1), atol=1e-6)

@@ -1,6 +1,5 @@
 """Same seed, same numbers: corrupted inputs are bit-identical whatever the batch size, and a sweep writes
 identical cells with batch sizes 1, 4 and 8 and with 1 or 2 processes (torchrun, gloo on CPU)."""
-import math
 import os
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import torch
 from rgbt_bench.batch import collate
 from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.corruptions import CORRUPTIONS, apply_corruption
-from rgbt_bench.corruptions.seeding import PARALLEL_MIN_ELEMENTS
+from rgbt_bench.corruptions.plasma import CACHE
 from rgbt_bench.datasets import open_dataset
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
@@ -38,7 +37,8 @@ entries:
 
 
 def corrupted(samples, name, severity, seed, batch_size):
-    """The whole split corrupted in batches of `batch_size`, concatenated back in dataset order."""
+    """The whole split corrupted in batches of `batch_size` (from scratch), concatenated back in dataset order."""
+    CACHE.clear()
     parts = [apply_corruption(collate(samples[i:i + batch_size]), name, severity, seed)
              for i in range(0, len(samples), batch_size)]
     return torch.cat([p.rgb for p in parts]), torch.cat([p.thermal for p in parts])
@@ -104,17 +104,17 @@ def test_sweep_cells_identical_across_batch_sizes_and_process_counts(tmp_path):
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
-def test_threaded_per_sample_draws_match_one_thread_under_inference_mode(name):
-    """Regression: per-sample draws run on worker threads (seeding.for_each_sample) once images are big enough;
-    inference mode is per thread in torch, so night failed inside the sweep's torch.inference_mode."""
-    side = math.isqrt(PARALLEL_MIN_ELEMENTS - 1) + 1
-    dataset = open_dataset("synthetic", "test", size=[side, side], counts=[2, 2, 3])
+def test_corruptions_match_across_thread_counts_under_inference_mode(name):
+    """1 and 2 torch threads give bit-identical corrupted images, under the sweep's torch.inference_mode
+    (images large enough for torch to split element-wise work over threads)."""
+    dataset = open_dataset("synthetic", "test", size=[256, 256], counts=[2, 2, 3])
     batch = collate([dataset[i] for i in range(3)])
     threads = torch.get_num_threads()
     try:
         outputs = []
         for n in (1, 2):
             torch.set_num_threads(n)
+            CACHE.clear()
             with torch.inference_mode():
                 out = apply_corruption(batch, name, 4, 7)
             outputs.append((out.rgb, out.thermal))

@@ -1,11 +1,12 @@
 """Separable Gaussian blur, one sample at a time.
 
 Matches scipy.ndimage.gaussian_filter / skimage.filters.gaussian as ImageNet-C calls them: kernel radius
-int(truncate * sigma + 0.5) with truncate 4, weights exp(-k^2 / (2 sigma^2)) normalised to 1, edges
-replicated ('nearest'). Each sample is convolved on its own (a row pass, then a column pass), so the
-convolution always sees the same [1, C, H, W] shape and a sample's result is bit-identical whatever the
-batch size; per sample this is ~5x the shifted-slice sum it replaces and faster than scipy
-(benchmarks/bench_corruptions.py).
+r = int(truncate * sigma + 0.5) with truncate 4, weights exp(-k^2 / (2 sigma^2)) normalised to 1, edges
+replicated ('nearest'). Each sample is padded and blurred along W, then along H, as a sum of shifted slices
+weighted by the symmetric kernel (w_0 x + sum_k w_k (x_{-k} + x_{+k})): r + 1 multiply-adds per pixel and
+axis on a sample-sized buffer that stays in cache. Measured (benchmarks/bench_corruptions.py) this is 2-3x
+faster than torch's conv2d with the same weights, and float32 FFT convolution is no faster below ~100 taps
+and less accurate. A sample's result does not depend on the batch it is in.
 """
 from __future__ import annotations
 
@@ -25,15 +26,23 @@ def gaussian_kernel(sigma: float) -> list[float]:
     return [w / total for w in weights]
 
 
+def _blur_axis(padded: torch.Tensor, weights: list[float], dim: int, length: int) -> torch.Tensor:
+    """sum_j weights[j] * padded shifted by j along `dim`, for the `length` valid positions."""
+    r = len(weights) // 2
+    out = padded.narrow(dim, r, length) * weights[r]
+    pair = torch.empty_like(out)
+    for k in range(r):
+        torch.add(padded.narrow(dim, k, length), padded.narrow(dim, 2 * r - k, length), out=pair)
+        out.add_(pair, alpha=weights[k])
+    return out
+
+
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Blur [B,C,H,W] with a Gaussian of `sigma` pixels along H and W (channels independently)."""
-    weights = torch.tensor(gaussian_kernel(sigma), dtype=x.dtype, device=x.device)
-    radius, channels = len(weights) // 2, x.shape[1]
-    along_w = weights.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    along_h = weights.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    weights = gaussian_kernel(sigma)
+    r, (h, w) = len(weights) // 2, x.shape[-2:]
     out = torch.empty_like(x)
     for i in range(x.shape[0]):
-        padded = F.pad(x[i:i + 1], (radius, radius, radius, radius), mode="replicate")
-        rows = F.conv2d(padded, along_w, groups=channels)
-        out[i:i + 1] = F.conv2d(rows, along_h, groups=channels)
+        padded = F.pad(x[i:i + 1], (r, r, r, r), mode="replicate")
+        out[i:i + 1] = _blur_axis(_blur_axis(padded, weights, -1, w), weights, -2, h)
     return out

@@ -15,12 +15,12 @@ import torch
 
 from ..batch import Batch
 from ..errors import ConfigError
-from .seeding import sample_generators
+from .stream import Draws
 
 SEVERITIES = (1, 2, 3, 4, 5)
 MODALITIES = ("rgb", "thermal", "both")
 
-ApplyFn = Callable[[Batch, dict[str, float], list[torch.Generator], dict[str, Any]], Batch]
+ApplyFn = Callable[[Batch, dict[str, float], Draws, dict[str, Any]], Batch]
 
 
 @dataclass(frozen=True)
@@ -73,8 +73,11 @@ class Corruption:
 
     `params` maps each parameter name to its five values for severities 1..5 (the documented table);
     `options` are the settings a user may change (e.g. the fill value of a dropped modality);
-    `apply(batch, params_at_severity, generators, options)` does the batched work, drawing each sample's
-    random numbers from its own generator, and returns images in [0,1]; `randomized` is False for deterministic corruptions.
+    `apply(batch, params_at_severity, draws, options)` does the batched work and returns images in [0,1]. Its
+    random numbers come from `draws` (stream.Draws: a function of seed, corruption, image and element, never of
+    the severity), and the severity only sets thresholds and scales, so severities share their random numbers:
+    what a mask hides at severity s it also hides at s + 1, and a noise field is the same at every severity.
+    `randomized` is False for deterministic corruptions.
     """
 
     name: str
@@ -122,7 +125,7 @@ class Corruption:
         return "\n".join(f"{key}: " + " ".join(f"{v:g}" for v in values) for key, values in self.params.items())
 
     def __call__(self, batch: Batch, severity: int, seed: int, **options: Any) -> Batch:
-        """Corrupt `batch` at `severity` with per-sample randomness derived from (seed, sample key)."""
+        """Corrupt `batch` at `severity` with random numbers derived from (seed, corruption, image)."""
         check_severity(self.name, severity)
         resolved = self.resolve_options(**options)
         if severity == 0:
@@ -131,5 +134,5 @@ class Corruption:
             raise ConfigError(
                 f"corruption '{self.name}': batch has {len(batch.meta)} SampleMeta for {len(batch)} samples; "
                 "one per sample is needed to seed it")
-        gens = sample_generators(batch.meta, seed, self.name, severity) if self.randomized else []
-        return self.apply(batch, self.severity_params(severity), gens, resolved)
+        draws = Draws(batch.meta, seed, self.name, batch.rgb.device)
+        return self.apply(batch, self.severity_params(severity), draws, resolved)

@@ -2,7 +2,8 @@
 
 plasma_fog (ImageNet-C `fog`): a plasma fractal on a map of side next_power_of_2(max(H, W)) cropped to
 the image, out = (x + c0 * plasma) * max / (max + c0), max = the image's maximum over all channels;
-(c0, wibbledecay) = (1.5, 2) (2, 2) (2.5, 1.7) (2.5, 1.5) (3, 1.4).
+(c0, wibbledecay) = (1.5, 2) (2, 2) (2.5, 1.7) (2.5, 1.5) (3, 1.4). The fractal's random numbers are the
+same at every severity (plasma.py); its maps for the four decays are built together and cached per image.
 
 koschmieder_fog (Foggy Cityscapes' optical model): I = J * t + A * (1 - t), t = exp(-beta * d), with a
 ground-plane depth proxy instead of a depth map. A camera at height h = 1.5 m with focal length
@@ -22,11 +23,12 @@ import torch
 
 from ..batch import Batch
 from .corruption import Corruption, Option
-from .plasma import next_power_of_2, plasma_map
-from .seeding import for_each_sample
+from .plasma import plasma_field
+from .stream import Draws
 
 PLASMA_C0 = (1.5, 2.0, 2.5, 2.5, 3.0)
 PLASMA_WIBBLEDECAY = (2.0, 2.0, 1.7, 1.5, 1.4)
+PLASMA_DECAYS = tuple(sorted(set(PLASMA_WIBBLEDECAY)))
 
 BETA = (0.005, 0.01, 0.02, 0.04, 0.08)
 CAMERA_HEIGHT_M = 1.5
@@ -34,16 +36,9 @@ FOCAL_PER_HEIGHT = 1.0
 MAX_DISTANCE_M = 200.0
 
 
-def _plasma_fog(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _plasma_fog(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     x = batch.rgb
-    h, w = x.shape[-2:]
-    size = next_power_of_2(max(h, w))
-    plasma = torch.empty(len(gens), 1, h, w)
-
-    def build(i: int) -> None:
-        plasma[i, 0] = plasma_map(size, p["wibbledecay"], gens[i], crop=(h, w))
-    for_each_sample(len(gens), build, size * size)
-    plasma = plasma.to(x.device)
+    plasma = plasma_field(draws, x.shape[-2:], PLASMA_DECAYS, p["wibbledecay"])
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     c0 = p["c0"]
     return batch.with_images(torch.add(x, plasma, alpha=c0).mul_(peak / (peak + c0)).clamp_(0.0, 1.0), batch.thermal)
@@ -57,7 +52,7 @@ def ground_distance(h: int, horizon: float, device: torch.device) -> torch.Tenso
     return torch.where(below > 0, d.clamp(max=MAX_DISTANCE_M), torch.full_like(d, MAX_DISTANCE_M))
 
 
-def _koschmieder(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _koschmieder(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     x = batch.rgb
     t = torch.exp(-p["beta"] * ground_distance(x.shape[-2], opts["horizon"], x.device)).view(1, 1, -1, 1)
     return batch.with_images(torch.addcmul(opts["airlight"] * (1 - t), x, t).clamp_(0.0, 1.0), batch.thermal)

@@ -2,14 +2,16 @@
 
 The image is cut into a grid of `patch` x `patch` cells (default 32 px, CRM's mask patch in
 CRM_RGBTSeg dataloaders/augmentation.py),
-ceil(H/patch) x ceil(W/patch) cells with partial cells at the right and bottom edges. Severity s masks
-exactly ceil(N * ratio_s) of the N cells of each sample, chosen by a random permutation from the
-sample's generator (ratio .1 .2 .3 .4 .5; .5 is CRM's training ratio).
+ceil(H/patch) x ceil(W/patch) cells with partial cells at the right and bottom edges. Each cell of a sample
+has a random 32-bit key (stream.Draws, distinct within the sample and the same at every severity); severity
+s masks the k = ceil(N * ratio_s) cells with the smallest keys (ratio .1 .2 .3 .4 .5; .5 is CRM's training
+ratio), so the cells masked at severity s are also masked at s + 1.
 
 - rgb_patch_mask / thermal_patch_mask: one modality loses the cells.
 - complementary_patch_mask: RGB loses ceil(N * ratio) cells and thermal loses exactly the others, so
   every cell is seen by one modality only (CRM's (M, 1-M) pair; at severity 5 the 50/50 split used in
-  training). Severity moves cells from the thermal side to the RGB side: s1 = RGB 10% / thermal 90%.
+  training). Severity moves cells from the thermal side to the RGB side: s1 = RGB 10% / thermal 90%;
+  RGB's masked set grows with severity and thermal's shrinks by exactly the same cells.
 - rgb_pixel_missing / thermal_pixel_missing: the same with 1-pixel cells (exactly ceil(H*W*ratio)
   dead pixels per sample).
 Missing pixels take the fill colour (option `fill`, see fill.py).
@@ -24,7 +26,7 @@ import torch
 from ..batch import Batch
 from .corruption import Corruption, Option, with_modality
 from .fill import FILL_OPTION, fill_where
-from .seeding import per_sample
+from .stream import Draws
 
 RATIO = (0.1, 0.2, 0.3, 0.4, 0.5)
 PATCH_OPTION = Option(default=32, kind=int, minimum=1, help="patch (grid cell) side in pixels; 32 as in CRM")
@@ -40,43 +42,38 @@ def masked_cell_count(cells: int, ratio: float) -> int:
     return math.ceil(round(cells * ratio, 9))
 
 
-def cell_masks(gens: list[torch.Generator], grid: tuple[int, int], ratio: float, device: torch.device) -> torch.Tensor:
-    """[B,1,gh,gw] bool grid, True on exactly ceil(N*ratio) cells per sample (a per-sample permutation)."""
+def cell_masks(draws: Draws, grid: tuple[int, int], ratio: float) -> torch.Tensor:
+    """[B,1,gh,gw] bool grid, True on the ceil(N*ratio) cells with the smallest keys of each sample."""
     gh, gw = grid
     n = gh * gw
-    k = masked_cell_count(n, ratio)
-
-    def draw(g: torch.Generator) -> torch.Tensor:
-        chosen = torch.zeros(n, dtype=torch.bool)
-        chosen[torch.randperm(n, generator=g)[:k]] = True
-        return chosen.view(1, gh, gw)
-
-    return per_sample(gens, draw, device)
+    return draws.smallest("cells", n, masked_cell_count(n, ratio)).view(-1, 1, gh, gw)
 
 
 def expand_cells(mask: torch.Tensor, patch: int, size: tuple[int, int]) -> torch.Tensor:
     """Nearest-upsample a [B,1,gh,gw] cell grid by `patch` and crop it to the image `size` (H, W)."""
-    h, w = size
-    return mask.repeat_interleave(patch, dim=2).repeat_interleave(patch, dim=3)[:, :, :h, :w]
+    if patch == 1:
+        return mask[:, :, :size[0], :size[1]]
+    b, _, gh, gw = mask.shape
+    full = mask[:, :, :, None, :, None].expand(b, 1, gh, patch, gw, patch).reshape(b, 1, gh * patch, gw * patch)
+    return full[:, :, :size[0], :size[1]]
 
 
-def pixel_masks(gens: list[torch.Generator], x: torch.Tensor, ratio: float, patch: int) -> torch.Tensor:
+def pixel_masks(draws: Draws, x: torch.Tensor, ratio: float, patch: int) -> torch.Tensor:
     """[B,1,H,W] bool pixel mask of exactly ceil(N*ratio) masked `patch`-sized cells per sample."""
     h, w = x.shape[-2:]
-    grid = grid_shape(h, w, patch)
-    return expand_cells(cell_masks(gens, grid, ratio, x.device), patch, (h, w))
+    return expand_cells(cell_masks(draws, grid_shape(h, w, patch), ratio), patch, (h, w))
 
 
 def _mask_one(modality: str, pixel: bool):
-    def apply(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+    def apply(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
         x = getattr(batch, modality)
-        missing = pixel_masks(gens, x, p["ratio"], 1 if pixel else opts["patch"])
+        missing = pixel_masks(draws, x, p["ratio"], 1 if pixel else opts["patch"])
         return with_modality(batch, modality, fill_where(x, missing, modality, opts["fill"]))
     return apply
 
 
-def _complementary(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
-    rgb_missing = pixel_masks(gens, batch.rgb, p["rgb_ratio"], opts["patch"])
+def _complementary(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
+    rgb_missing = pixel_masks(draws, batch.rgb, p["rgb_ratio"], opts["patch"])
     return batch.with_images(fill_where(batch.rgb, rgb_missing, "rgb", opts["fill"]),
                              fill_where(batch.thermal, ~rgb_missing, "thermal", opts["fill"]))
 

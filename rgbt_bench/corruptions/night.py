@@ -2,10 +2,11 @@
 
 Each image is stretched from its own [min, max] (over all channels) to [0, c] with gamma 2,
 y = ((x - min) / (max - min))^2 * c, c = .6 .5 .4 .3 .2; then Poisson-Gaussian sensor noise as 3DCC
-applies it: z = clip(Poisson(120 * y) / 120, 0, 1) + N(0, 0.018^2), clipped to [0, 1]. The Poisson
-counts are drawn on the CPU from each sample's generator (torch.poisson needs a CPU generator), then
-the Gaussian draws (both spread over torch's threads, sample by sample: seeding.for_each_sample); thermal
-is untouched (a thermal camera needs no light).
+applies it: z = clip(Poisson(120 * y) / 120, 0, 1) + 0.018 * g, clipped to [0, 1], g ~ N(0, 1).
+The Poisson counts are the inverse CDF at one uniform per pixel (poisson.py) and g one normal per pixel,
+both from stream.Draws and the same at every severity: a darker severity lowers the rates, and with the
+same uniform a lower rate never gives a higher count. Everything runs on the batch's device; thermal is
+untouched (a thermal camera needs no light).
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 
 from ..batch import Batch
 from .corruption import Corruption
-from .seeding import for_each_sample, normal
+from .poisson import poisson
+from .stream import Draws
 
 PEAK = (0.6, 0.5, 0.4, 0.3, 0.2)
 POISSON_SCALE = 120.0
@@ -30,21 +32,11 @@ def low_light(x: torch.Tensor, peak: float) -> torch.Tensor:
     return unit.square_().mul_(peak)
 
 
-def poisson_counts(rates: torch.Tensor, gens: list[torch.Generator]) -> torch.Tensor:
-    """Poisson(rates) per sample from its own generator, computed on the CPU, returned on rates' device."""
-    cpu = rates.detach().to("cpu", torch.float32)
-    counts = torch.empty_like(cpu)
-
-    def draw(i: int) -> None:
-        counts[i] = torch.poisson(cpu[i], generator=gens[i])
-    for_each_sample(len(gens), draw, cpu[0].numel() if len(gens) else 0)
-    return counts.to(rates.device, rates.dtype)
-
-
-def _night(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _night(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
+    shape = batch.rgb.shape[1:]
     rates = low_light(batch.rgb, p["peak"]).mul_(p["poisson_scale"])
-    shot = poisson_counts(rates, gens).div_(p["poisson_scale"]).clamp_(0.0, 1.0)
-    read = normal(gens, shot.shape[1:], shot.device).mul_(p["gauss_sigma"])
+    shot = poisson(rates, draws.symmetric("shot", shape)).div_(p["poisson_scale"]).clamp_(0.0, 1.0)
+    read = draws.normal("read", shape).mul_(p["gauss_sigma"])
     return batch.with_images(shot.add_(read).clamp_(0.0, 1.0), batch.thermal)
 
 

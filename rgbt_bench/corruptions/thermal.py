@@ -1,9 +1,10 @@
 """Thermal-camera degradations (sources per corruption below); RGB is untouched.
 
-- thermal_noise: temporal (white) noise, y = x + N(0, sigma^2), sigma = .01 .02 .04 .06 .08.
+- thermal_noise: temporal (white) noise, y = x + sigma * z with z ~ N(0, 1) per pixel, sigma = .01 .02
+  .04 .06 .08; z is the same field at every severity (stream.Draws), only its scale changes.
 - thermal_stripes: microbolometer column fixed-pattern noise (ASCNet model): each column gets an
-  offset A1 ~ N(0, b1^2) and a gain error A2 ~ N(0, b2^2), y = x + A1 + A2 * x, b1 = b2 = .02 .035
-  .05 .065 .08.
+  offset A1 = b1 * z1 and a gain error A2 = b2 * z2 (z1, z2 ~ N(0, 1) per column, the same at every
+  severity), y = x + A1 + A2 * x, b1 = b2 = .02 .035 .05 .065 .08.
 - thermal_crossover: thermal crossover (dawn / dusk, when objects and background reach the same
   temperature) as contrast loss toward the image mean, y = m + c (x - m), with ImageNet-C's contrast
   table c = .4 .3 .2 .1 .05.
@@ -15,12 +16,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
 from ..batch import Batch
 from .blur import gaussian_blur
 from .corruption import Corruption
-from .seeding import normal
+from .stream import Draws
 
 NOISE_SIGMA = (0.01, 0.02, 0.04, 0.06, 0.08)
 STRIPE_STD = (0.02, 0.035, 0.05, 0.065, 0.08)
@@ -29,20 +29,20 @@ BLUR_SIGMA_AT_224 = (1.0, 2.0, 3.0, 4.0, 6.0)
 BLUR_REFERENCE_HEIGHT = 224
 
 
-def _noise(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _noise(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     t = batch.thermal
-    return batch.with_images(batch.rgb, normal(gens, t.shape[1:], t.device).mul_(p["sigma"]).add_(t).clamp_(0.0, 1.0))
+    return batch.with_images(batch.rgb, draws.normal("noise", t.shape[1:]).mul_(p["sigma"]).add_(t).clamp_(0.0, 1.0))
 
 
-def _stripes(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _stripes(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     t = batch.thermal
-    draws = normal(gens, (2, t.shape[-1]), t.device)
-    offset = (p["offset_std"] * draws[:, 0]).view(-1, 1, 1, t.shape[-1])
-    gain = (p["gain_std"] * draws[:, 1]).view(-1, 1, 1, t.shape[-1])
+    z = draws.normal("columns", (2, t.shape[-1]))
+    offset = (p["offset_std"] * z[:, 0]).view(-1, 1, 1, t.shape[-1])
+    gain = (p["gain_std"] * z[:, 1]).view(-1, 1, 1, t.shape[-1])
     return batch.with_images(batch.rgb, (t + offset).add_(gain * t).clamp_(0.0, 1.0))
 
 
-def _crossover(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _crossover(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     t = batch.thermal
     mean = t.mean(dim=(1, 2, 3), keepdim=True)
     return batch.with_images(batch.rgb, (t - mean).mul_(p["contrast"]).add_(mean).clamp_(0.0, 1.0))
@@ -53,7 +53,7 @@ def blur_sigma(sigma_at_224: float, height: int) -> float:
     return sigma_at_224 * height / BLUR_REFERENCE_HEIGHT
 
 
-def _blur(batch: Batch, p: dict[str, float], gens: list[torch.Generator], opts: dict[str, Any]) -> Batch:
+def _blur(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     t = batch.thermal
     return batch.with_images(batch.rgb, gaussian_blur(t, blur_sigma(p["sigma_at_224"], t.shape[-2])).clamp_(0.0, 1.0))
 

@@ -1,0 +1,110 @@
+"""Poisson counts by exact inversion of given uniforms, vectorised for any device.
+
+`poisson(rate, v)` returns, element by element, the smallest k >= 0 with P(X <= k) >= u for X ~
+Poisson(rate) and u = (v + 1) / 2: the inverse CDF at u. A count is therefore a pure function of (rate, u)
+and, for a fixed u, never decreases when the rate grows: the same uniforms at two rates give coupled counts
+(common random numbers across severities).
+
+Fast path (most elements). The inverse is floor(x*) where x* solves Q(x*, rate) = u, Q the regularised upper
+incomplete gamma function (P(X <= n) = Q(n + 1, rate)). Inverting the Cornish-Fisher expansion of the
+gamma quantile (skewness 2/sqrt(a), excess kurtosis 6/a, fifth cumulant term) gives, with w = Phi^-1(u),
+    x ~ lam + sqrt(lam) w + (w^2 + 2)/6 - (w^3 + 2w)/(72 sqrt(lam)) + (3w^4 + 7w^2 - 16)/(810 lam),
+the same leading terms as M. Giles, "Algorithm 955: approximation of the inverse Poisson cumulative
+distribution function", ACM TOMS 42(1), 2016. Its error, measured against a root of Q (scipy, float64) on
+rates 0.5 .. 3e4 and |w| <= 5.4 (every u of the 2^23-point grid), stays below 0.0024 (1 + |w|)^5 / lam^1.5;
+`ERROR_SCALE` doubles that, and a float32 rounding term is added. Where x is farther than this bound from
+an integer, floor(x) is the exact inverse.
+
+Exact path (elements near an integer, in the far tails, or with rate < `FAST_MIN_RATE`). In float64, the CDF
+is summed upward with the pmf recurrence p(k) = p(k - 1) rate / k until it reaches u. Below `SUM_MAX_RATE`
+(every rate the corruptions use) the sum starts at k = 0, so the CDF is exact to float64 rounding (~1e-15)
+and a count can differ from the true inverse, or between devices, only where u lies that close to a CDF
+value. Above it (e^-rate would underflow) the sum starts just below the fast-path guess with P(X <= k)
+from `torch.special.gammaincc`, which is accurate to ~1e-10 only. The exact path costs O(rate) steps.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+ERROR_SCALE = 0.005
+ROUNDING = 1e-6
+FAST_MIN_RATE = 0.5
+SUM_MAX_RATE = 256.0
+STEPS_PER_ROUND = 4
+
+
+def _approximate_inverse(rate: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float32 (x, error bound) of the continuous inverse x* (rates >= FAST_MIN_RATE)."""
+    s = rate.sqrt()
+    w2 = w * w
+    x = (w2 + 2).div_(6).add_(rate).addcmul_(s, w)
+    x.sub_(w * (w2 + 2) / (72 * s)).add_((w2 * w2 * 3 + w2 * 7 - 16) / (810 * rate))
+    t = w.abs().add_(1)
+    t2 = t * t
+    bound = (t2 * t2 * t).mul_(ERROR_SCALE).div_(rate * s)
+    bound.add_((rate + s * t + t2).mul_(ROUNDING))
+    return x, bound
+
+
+def _walk_up(k: torch.Tensor, cdf: torch.Tensor, pmf: torch.Tensor, rate: torch.Tensor,
+             u: torch.Tensor) -> torch.Tensor:
+    """min{k' >= k : P(X <= k') >= u} given cdf = P(X <= k) and pmf = P(X = k), all float64 [N].
+
+    Steps are taken in rounds of STEPS_PER_ROUND on all still-active elements (an element that reached u stops
+    counting), and the active set is compacted between rounds.
+    """
+    out = k.clone()
+    index = torch.arange(len(k), device=k.device)
+    while True:
+        active = (cdf < u).nonzero().squeeze(1)
+        if not len(active):
+            return out
+        index, k, cdf, pmf, rate, u = (t.index_select(0, active) for t in (index, k, cdf, pmf, rate, u))
+        for _ in range(STEPS_PER_ROUND):
+            k = k + (cdf < u)
+            pmf = pmf * rate / k.clamp(min=1)
+            cdf = cdf + pmf
+        out[index] = k
+
+
+def _start_below(rate: torch.Tensor, u: torch.Tensor, guess: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(k, P(X <= k), P(X = k)) at a k <= guess with P(X <= k) < u, for rates >= SUM_MAX_RATE (float64)."""
+    k = guess.clamp(min=0)
+    while True:
+        cdf = torch.special.gammaincc(k + 1, rate)
+        high = cdf >= u  # the guess was above the answer (never seen in validation): step down
+        if not bool(high.any()):
+            pmf = torch.exp(k * torch.log(rate) - rate - torch.lgamma(k + 1))
+            return k, cdf, pmf
+        k = torch.where(high, (k - 10 * rate.sqrt() - 10).clamp(min=0), k)
+
+
+def _exact(rate: torch.Tensor, u: torch.Tensor, guess: torch.Tensor) -> torch.Tensor:
+    """float64 inverse CDF: summed from k = 0 below SUM_MAX_RATE, from below `guess` above it."""
+    k = torch.zeros_like(rate)
+    cdf = torch.exp(-rate)
+    pmf = cdf.clone()
+    large = (rate >= SUM_MAX_RATE).nonzero().squeeze(1)
+    if len(large):
+        k[large], cdf[large], pmf[large] = _start_below(rate[large], u[large], guess[large])
+    return _walk_up(k, cdf, pmf, rate, u)
+
+
+def poisson(rate: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Poisson(rate) counts as float32, by inversion at u = (v + 1) / 2; v uniform in (-1, 1) (Draws.symmetric)."""
+    rate = rate.to(torch.float32)
+    w = v.to(torch.float32).erfinv().mul_(math.sqrt(2.0))
+    fast_rate = rate.clamp(min=FAST_MIN_RATE)
+    x, bound = _approximate_inverse(fast_rate, w)
+    count = x.floor()
+    frac = x - count
+    sure = (frac > bound) & (frac < 1 - bound) & (rate >= FAST_MIN_RATE) & (count >= 0)
+    out = torch.where(sure, count, torch.zeros_like(count))
+    rest = (~sure).reshape(-1).nonzero().squeeze(1)
+    if len(rest):
+        start = (x - bound).floor().sub_(1).reshape(-1)[rest].double()
+        u = v.reshape(-1)[rest].double().add_(1).mul_(0.5)
+        out.view(-1)[rest] = _exact(rate.reshape(-1)[rest].double(), u, start).to(torch.float32)
+    return out
