@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..batch import Batch
 from .blur import gaussian_blur
 from .corruption import Corruption
