@@ -98,14 +98,14 @@ def test_random_numbers_do_not_depend_on_the_severity(name, monkeypatch):
     """Every number a corruption draws is a function of (seed, corruption, image): the same draws (names, shapes
     and values) at every severity. Covers any corruption added to the registry."""
     seen = []
-    original = Draws.bits
+    original = Draws._fill  # every draw (bits, uniform, normal, ...) is made here
 
-    def recording(self, draw, shape):
-        out = original(self, draw, shape)
+    def recording(self, draw, shape, dtype, convert):
+        out = original(self, draw, shape, dtype, convert)
         seen[-1].append((draw, tuple(shape), out.clone()))
         return out
 
-    monkeypatch.setattr(Draws, "bits", recording)
+    monkeypatch.setattr(Draws, "_fill", recording)
     batch = make_batch(3)
     for severity in range(1, 6):
         seen.append([])

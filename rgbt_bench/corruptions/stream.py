@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -31,6 +31,7 @@ from ..batch import SampleMeta
 
 MULTIPLIER_1 = 0x7FEB352D
 MULTIPLIER_2 = 0x846CA68B - (1 << 32)  # the same 32-bit pattern as a signed int32
+CHUNK = 1 << 16
 
 
 def sample_words(seed: int, corruption: str, draw: str, image: str) -> tuple[int, int]:
@@ -42,7 +43,7 @@ def sample_words(seed: int, corruption: str, draw: str, image: str) -> tuple[int
 
 def _shift_xor(x: torch.Tensor, shift: int) -> torch.Tensor:
     """x ^= x >>> shift (logical shift of the 32-bit pattern), in place."""
-    return x.bitwise_xor_(x.bitwise_right_shift(shift).bitwise_and_((1 << (32 - shift)) - 1))
+    return x.bitwise_xor_((x >> shift).bitwise_and_((1 << (32 - shift)) - 1))
 
 
 def lowbias32(x: torch.Tensor) -> torch.Tensor:
@@ -52,12 +53,19 @@ def lowbias32(x: torch.Tensor) -> torch.Tensor:
     return _shift_xor(x, 16)
 
 
+def _float_grid(h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out = ((h >> 9) + 0.5) / 2^22 (the symmetric uniform of each hash); h is overwritten."""
+    out.copy_(h.bitwise_right_shift_(9))
+    return out.add_(0.5).mul_(2.0 ** -22)
+
+
 class Draws:
     """The random numbers of one corruption call on one batch.
 
     Each method takes a draw name (which independent set of numbers) and the per-sample shape, and returns
     [B, *shape] on `device`. Asking again for the same name and shape gives the same numbers; a larger
-    shape extends the block (element i is the same number whatever the shape around it).
+    shape extends the block (element i is the same number whatever the shape around it). On the CPU the
+    hashes are computed in steps of about CHUNK elements, so that their int32 scratch stays in cache.
     """
 
     def __init__(self, meta: Sequence[SampleMeta], seed: int, corruption: str, device: torch.device):
@@ -71,25 +79,38 @@ class Draws:
         """The draws of the samples at `indices` (their numbers do not change)."""
         return Draws([self.meta[i] for i in indices], self.seed, self.corruption, self.device)
 
-    def bits(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
-        """int32 [B, *shape]: the hashes; distinct within each sample."""
+    def _fill(self, draw: str, shape: Sequence[int], dtype: torch.dtype,
+              convert: Callable[[torch.Tensor, torch.Tensor], object]) -> torch.Tensor:
+        """[B, *shape] of `dtype`: convert(hashes, out) for each step of columns of the flat [B, count] block."""
+        b, count = len(self.meta), math.prod(shape)
         words = [sample_words(self.seed, self.corruption, draw, m.key) for m in self.meta]
         m, c = torch.tensor(words, dtype=torch.int32, device=self.device).view(-1, 2, 1).unbind(1)
-        count = math.prod(shape)
-        index = torch.arange(count, dtype=torch.int32, device=self.device)
-        return lowbias32(index * m + c).view(len(self.meta), *shape)
+        out = torch.empty(b, count, dtype=dtype, device=self.device)
+        step = max(1, CHUNK // max(b, 1)) if self.device.type == "cpu" else max(count, 1)
+        scratch = torch.empty(b, min(step, count), dtype=torch.int32, device=self.device)
+        for start in range(0, count, step):
+            n = min(step, count - start)
+            index = torch.arange(start, start + n, dtype=torch.int32, device=self.device)
+            x = torch.mul(index, m, out=scratch[:, :n]).add_(c)
+            convert(lowbias32(x), out[:, start:start + n])
+        return out.view(b, *shape)
+
+    def bits(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
+        """int32 [B, *shape]: the hashes; distinct within each sample."""
+        return self._fill(draw, shape, torch.int32, lambda h, out: out.copy_(h))
 
     def symmetric(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
         """float32 [B, *shape] uniform in (-1, 1)."""
-        return self.bits(draw, shape).bitwise_right_shift_(9).to(torch.float32).add_(0.5).mul_(2.0 ** -22)
+        return self._fill(draw, shape, torch.float32, _float_grid)
 
     def uniform(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
         """float32 [B, *shape] uniform in (0, 1)."""
-        return self.symmetric(draw, shape).add_(1.0).mul_(0.5)
+        return self._fill(draw, shape, torch.float32, lambda h, out: _float_grid(h, out).add_(1.0).mul_(0.5))
 
     def normal(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
         """float32 [B, *shape] standard normal (by inversion of `uniform`)."""
-        return self.symmetric(draw, shape).erfinv_().mul_(math.sqrt(2.0))
+        return self._fill(draw, shape, torch.float32,
+                          lambda h, out: _float_grid(h, out).erfinv_().mul_(math.sqrt(2.0)))
 
     def smallest(self, draw: str, count: int, k: int) -> torch.Tensor:
         """bool [B, count], True on the k elements with the smallest hashes of each sample.
