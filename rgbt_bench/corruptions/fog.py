@@ -3,7 +3,7 @@
 plasma_fog (ImageNet-C `fog`): a plasma fractal on a map of side next_power_of_2(max(H, W)) cropped to
 the image, out = (x + c0 * plasma) * max / (max + c0), max = the image's maximum over all channels;
 (c0, wibbledecay) = (1.5, 2) (2, 2) (2.5, 1.7) (2.5, 1.5) (3, 1.4). The fractal's random numbers are the
-same at every severity (plasma.py); its maps for the four decays are built together and cached per image.
+same at every severity (plasma.py), and each image's numbers and maps are cached for the next severity.
 
 koschmieder_fog (Foggy Cityscapes' optical model): I = J * t + A * (1 - t), t = exp(-beta * d), with a
 ground-plane depth proxy instead of a depth map. A camera at height h = 1.5 m with focal length
@@ -28,7 +28,6 @@ from .stream import Draws
 
 PLASMA_C0 = (1.5, 2.0, 2.5, 2.5, 3.0)
 PLASMA_WIBBLEDECAY = (2.0, 2.0, 1.7, 1.5, 1.4)
-PLASMA_DECAYS = tuple(sorted(set(PLASMA_WIBBLEDECAY)))
 
 BETA = (0.005, 0.01, 0.02, 0.04, 0.08)
 CAMERA_HEIGHT_M = 1.5
@@ -38,7 +37,7 @@ MAX_DISTANCE_M = 200.0
 
 def _plasma_fog(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
     x = batch.rgb
-    plasma = plasma_field(draws, x.shape[-2:], PLASMA_DECAYS, p["wibbledecay"])
+    plasma = plasma_field(draws, x.shape[-2:], p["wibbledecay"])
     peak = x.amax(dim=(1, 2, 3), keepdim=True)
     c0 = p["c0"]
     return batch.with_images(torch.add(x, plasma, alpha=c0).mul_(peak / (peak + c0)).clamp_(0.0, 1.0), batch.thermal)
