@@ -7,20 +7,22 @@ and, for a fixed u, never decreases when the rate grows: the same uniforms at tw
 
 Fast path (most elements). The inverse is floor(x*) where x* solves Q(x*, rate) = u, Q the regularised upper
 incomplete gamma function (P(X <= n) = Q(n + 1, rate)). Inverting the Cornish-Fisher expansion of the
-gamma quantile (skewness 2/sqrt(a), excess kurtosis 6/a, fifth cumulant term) gives, with w = Phi^-1(u),
+gamma quantile to its third order (skewness, excess kurtosis and fifth-cumulant terms) gives, with
+w = Phi^-1(u),
     x ~ lam + sqrt(lam) w + (w^2 + 2)/6 - (w^3 + 2w)/(72 sqrt(lam)) + (3w^4 + 7w^2 - 16)/(810 lam),
 the same leading terms as M. Giles, "Algorithm 955: approximation of the inverse Poisson cumulative
-distribution function", ACM TOMS 42(1), 2016. Its error, measured against a root of Q (scipy, float64) on
-rates 0.5 .. 3e4 and |w| <= 5.4 (every u of the 2^23-point grid), stays below 0.0024 (1 + |w|)^5 / lam^1.5;
-`ERROR_SCALE` doubles that, and a float32 rounding term is added. Where x is farther than this bound from
-an integer, floor(x) is the exact inverse.
+distribution function", ACM TOMS 42(1), 2016. Its error, measured against roots of Q (scipy, float64) on a
+grid of rates 0.5 .. 3e4 and of w in [-5.4, 5.4] (the range the 2^23-point uniforms reach), stays below
+0.0024 (1 + |w|)^5 / lam^1.5; `ERROR_SCALE` doubles that, and a float32 rounding term is added. Where x is
+farther than this bound from an integer, floor(x) is the exact inverse.
 
 Exact path (elements near an integer, in the far tails, or with rate < `FAST_MIN_RATE`). In float64, the CDF
 is summed upward with the pmf recurrence p(k) = p(k - 1) rate / k until it reaches u. Below `SUM_MAX_RATE`
 (every rate the corruptions use) the sum starts at k = 0, so the CDF is exact to float64 rounding (~1e-15)
 and a count can differ from the true inverse, or between devices, only where u lies that close to a CDF
-value. Above it (e^-rate would underflow) the sum starts just below the fast-path guess with P(X <= k)
-from `torch.special.gammaincc`, which is accurate to ~1e-10 only. The exact path costs O(rate) steps.
+value. Above it (e^-rate would underflow) the sum starts at floor(x) - 2 (lower where that is already past
+u) with P(X <= k) from `torch.special.gammaincc`, which is accurate to ~1e-10 only. Summing from 0 costs
+O(rate) steps.
 """
 from __future__ import annotations
 
