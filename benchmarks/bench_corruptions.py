@@ -272,7 +272,8 @@ def bench(names: list[str], size: tuple[int, int], n: int, severity: int, repeat
             for r, t in zip(rgb_np, thermal_np):
                 numpy_fn(r, t, params, options, rng)
 
-        written = {"rgb": [batch.rgb], "thermal": [batch.thermal], "both": [batch.rgb, batch.thermal]}[corruption.modality]
+        written = {"rgb": [batch.rgb], "thermal": [batch.thermal],
+                   "both": [batch.rgb, batch.thermal]}[corruption.modality]
 
         def copy_run() -> None:
             torch.set_num_threads(1)

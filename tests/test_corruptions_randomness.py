@@ -260,14 +260,14 @@ def test_a_test_day_sweep_equals_the_day_rows_of_a_test_sweep(tmp_path):
         out = run_sweep(SweepConfig(models=[f"u={model}"], checkpoints={"u": checkpoint}, suite=str(suite),
                                     split=split, out=str(tmp_path / split), dataset_options=data, seeds=[0, 4],
                                     batch_size=3, device="cpu", progress=False))
-        cells[split] = {(c.record["corruption"], c.record["severity"], c.record["seed"]): c for c in read_cells(out)}
+        cells[split] = {(c.record.key.corruption, c.record.key.severity, c.record.key.seed): c for c in read_cells(out)}
     day = open_dataset("synthetic", "test_day", **data).names
     assert 0 < len(day) < len(open_dataset("synthetic", "test", **data).names)
     assert sorted(cells["test"]) == sorted(cells["test_day"]) and len(cells["test"]) == 1 + 7 * 2 * 2
     for key, cell in cells["test_day"].items():
         assert list(cell.names) == list(day)
         np.testing.assert_array_equal(cell.per_image, day_rows(cells["test"][key], day), err_msg=str(key))
-    assert len({c.record["metrics"]["miou"] for c in cells["test_day"].values()}) > 5  # the cells do differ
+    assert len({c.record.metrics["miou"] for c in cells["test_day"].values()}) > 5  # the cells do differ
 
 
 # ---- Poisson sampler ----------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ f = 1.0 * H pixels (vertical field of view ~53 deg) looks at flat ground, so the
 in pixels) below the horizon row v_h = horizon * H sees ground at d(v) = f * h / (v - v_h) metres;
 rows at or above the horizon (and very far ground) are clamped to d_max = 200 m, a typical distance of
 what a road scene shows above the horizon (buildings, trees; the sky is near the airlight anyway), so
-that low severities thin out rather than erase it. The model is resolution-free: d depends on v / H. beta = .005 .01 .02 .04 .08 per metre (meteorological
-visibility ~3/beta = 600 300 150 75 37.5 m; the first three are Foggy Cityscapes' levels). Airlight
+that low severities thin out rather than erase it. The model is resolution-free: d depends on v / H.
+beta = .005 .01 .02 .04 .08 per metre (meteorological visibility ~3/beta = 600 300 150 75 37.5 m; the first
+three are Foggy Cityscapes' levels). Airlight
 A = 0.8 (light grey) by default. Deterministic: the seed is not used.
 """
 from __future__ import annotations
