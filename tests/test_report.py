@@ -36,6 +36,7 @@ def cell_record(key: CellKey, per_image: np.ndarray, class_names=CLASSES, conven
     """A complete record for a hand-made cell: what reports read is real, the provenance is placeholder."""
     identity = CellIdentity(model_spec=key.model, preset="tiny", checkpoint_sha256=None, dataset_fingerprint="hand",
                             dataset_options={}, corruption_name=None if key.corruption == "clean" else key.corruption,
+                            corruption_version=None if key.corruption == "clean" else 2,
                             options={}, convention=convention, num_classes=len(class_names),
                             num_images=len(per_image))
     return CellRecord(key=key, identity=identity, class_names=tuple(class_names), ignore_index=255,

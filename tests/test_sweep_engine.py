@@ -155,6 +155,15 @@ def test_rerun_skips_finished_cells_and_extends_with_new_ones(setup):
         run_sweep(config(setup, convention="mmseg"))
 
 
+def test_cells_of_another_corruption_version_are_not_reused(setup, monkeypatch):
+    """A change to the corruption code (CORRUPTION_VERSION) must not resume into cells computed the old way."""
+    out = run_sweep(config(setup, models=[f"user={USER}"], checkpoints={"user": setup["ckpts"]["user"]}))
+    assert {c.record.identity.corruption_version for c in read_cells(out)} == {None, 2}
+    monkeypatch.setattr("rgbt_bench.sweep.engine.CORRUPTION_VERSION", 3)
+    with pytest.raises(ConfigError, match="computed with corruption_version=2, but this run has corruption_version=3"):
+        run_sweep(config(setup, models=[f"user={USER}"], checkpoints={"user": setup["ckpts"]["user"]}))
+
+
 def test_model_trained_on_the_fly_is_cached_and_reused(setup, capsys):
     cfg = config(setup, models=[USER], checkpoints={}, train_iterations=2,
                  suite=str(setup["tmp"] / "one.yaml"))

@@ -18,6 +18,9 @@ from ..errors import ConfigError
 from .stream import Draws
 
 SEVERITIES = (1, 2, 3, 4, 5)
+# Bumped whenever a corruption gives other pixels for the same inputs; sweep cells record it, so cells of
+# another version are never reused (2: counter-based draws shared across severities, docs/corruptions.md).
+CORRUPTION_VERSION = 2
 MODALITIES = ("rgb", "thermal", "both")
 
 ApplyFn = Callable[[Batch, dict[str, float], Draws, dict[str, Any]], Batch]

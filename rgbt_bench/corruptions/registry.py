@@ -21,5 +21,6 @@ def get_corruption(name: str) -> Corruption:
 
 
 def apply_corruption(batch: Batch, name: str, severity: int, seed: int, **options: Any) -> Batch:
-    """Corrupt `batch` with corruption `name` at `severity` (0 = unchanged) and per-sample seeds from `seed`."""
+    """Corrupt `batch` with corruption `name` at `severity` (0 = unchanged); its random numbers depend on
+    (`seed`, corruption, image identity) only (rgbt_bench.corruptions.stream)."""
     return get_corruption(name)(batch, severity, seed, **options)

@@ -77,6 +77,7 @@ class CellIdentity:
     dataset_fingerprint: str
     dataset_options: dict[str, Any]
     corruption_name: Optional[str]
+    corruption_version: Optional[int]
     options: dict[str, Any]
     convention: str
     num_classes: int

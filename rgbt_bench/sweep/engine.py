@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Subset
 
 from .. import __version__
 from ..batch import collate
-from ..corruptions import Suite, get_corruption, load_suite
+from ..corruptions import CORRUPTION_VERSION, Suite, get_corruption, load_suite
 from ..datasets import RGBTDataset, open_dataset
 from ..errors import ConfigError, writing
 from ..metrics import CONVENTIONS, compute_metrics
@@ -160,7 +160,8 @@ class Sweep:
         options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
         return CellIdentity(model_spec=ref.spec, preset=self.config.preset, checkpoint_sha256=ref.sha256,
                             dataset_fingerprint=self.fingerprint, dataset_options=self.config.dataset_options,
-                            corruption_name=s.corruption, options=options, convention=self.convention,
+                            corruption_name=s.corruption, corruption_version=None if s.clean else CORRUPTION_VERSION,
+                            options=options, convention=self.convention,
                             num_classes=self.info.num_classes, num_images=len(self.dataset))
 
     def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> CellRecord:
