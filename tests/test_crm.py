@@ -162,6 +162,14 @@ def test_options_are_validated():
         build_crm(4, "tiny", mask_patch=30)
     with pytest.raises(ConfigError, match=r"rgb \[B,3,H,W\]"):
         build_crm(4, "tiny")(torch.rand(1, 1, 32, 32), torch.rand(1, 1, 32, 32))
+    with pytest.raises(ConfigError, match="ignore_mode 'none'"):
+        build_crm(4, "tiny", ignore_mode="none")
+
+
+def test_ignore_mode_defaults_to_official_and_reaches_loss_and_matcher():
+    assert build_crm(4, "tiny").ignore_mode == "official"
+    criterion = build_crm(4, "tiny", ignore_mode="valid").objective.criterion
+    assert (criterion.ignore_mode, criterion.matcher.ignore_mode) == ("valid", "valid")
 
 
 def test_max_fusion_then_batchnorm_per_scale(crm):

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from rgbt_bench.errors import DataError
+from rgbt_bench.errors import ConfigError, DataError
 from rgbt_bench.models.mask2former import (HungarianMatcher, Mask2FormerHead, Mask2FormerLoss, MSDeformAttn,
                                            hungarian_assignment, ms_deform_attn_sample, semantic_inference,
                                            semantic_targets)
@@ -202,9 +202,10 @@ def test_loss_terms_and_reproducibility():
     assert torch.allclose(loss_value(criterion, no_aux, label, 255)["loss"], final)
 
 
-def test_ignore_pixels_do_not_affect_loss():
-    """Predictions under ignored pixels and the ignore value itself do not change the loss; valid ones do."""
-    criterion = Mask2FormerLoss(3, num_points=128)
+def test_ignore_pixels_do_not_affect_loss_in_valid_mode():
+    """ignore_mode="valid": predictions under ignored pixels and the ignore value itself do not change the
+    loss; valid ones do."""
+    criterion = Mask2FormerLoss(3, num_points=128, ignore_mode="valid")
     label = torch.zeros(1, 32, 40, dtype=torch.int64)
     label[:, :, 30:] = 1
     label[:, 16:, 30:] = 2
@@ -285,3 +286,39 @@ def test_semantic_inference_hand_computed():
     up = F.interpolate(masks, size=(24, 28), mode="bilinear", align_corners=False).sigmoid()
     reference = torch.einsum("bqc,bqhw->bchw", logits.softmax(-1)[..., :-1], up)
     assert torch.allclose(semantic_inference(logits, masks, (24, 28)), reference, atol=1e-6)
+
+
+def test_official_mode_counts_ignored_pixels_as_negatives():
+    """ignore_mode="official" (the default): a prediction under ignored pixels changes the mask terms, and
+    predicting "no mask" there lowers them."""
+    criterion = Mask2FormerLoss(3, num_points=256)
+    assert criterion.ignore_mode == "official" and criterion.matcher.ignore_mode == "official"
+    label = torch.zeros(1, 32, 40, dtype=torch.int64)
+    label[:, :, 20:] = 1
+    label[:, :, :12] = 255  # mask columns 0..2 of 10 lie under ignored pixels
+    outputs = random_outputs(2, aux=0)
+    base = loss_value(criterion, outputs, label, 255)
+    for shift, compare in ((20.0, "gt"), (-20.0, "lt")):
+        moved = random_outputs(2, aux=0)
+        moved["pred_masks"][..., :3] += shift
+        other = loss_value(criterion, moved, label, 255)
+        assert getattr(other["loss_mask"], compare)(base["loss_mask"])
+
+
+def test_valid_mode_keeps_weight_one_at_the_border():
+    """With nothing ignored, "valid" equals "official": a point near the image border keeps weight 1.
+
+    Before: the valid-pixel map was point-sampled with zero padding, so points within half a pixel of the
+    border got weights down to ~0.25 and the valid-mode loss differed from the plain mean.
+    """
+    label = block_label()
+    label[:, :4] = 0  # nothing ignored
+    outputs = random_outputs(3)
+    official = loss_value(Mask2FormerLoss(3, num_points=512), outputs, label, 255)
+    valid = loss_value(Mask2FormerLoss(3, num_points=512, ignore_mode="valid"), outputs, label, 255)
+    assert all(torch.allclose(official[k], valid[k], rtol=1e-6, atol=1e-7) for k in official)
+
+
+def test_ignore_mode_is_validated():
+    with pytest.raises(ConfigError, match="ignore_mode 'skip'.*official, valid"):
+        Mask2FormerLoss(3, ignore_mode="skip")

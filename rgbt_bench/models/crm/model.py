@@ -16,9 +16,12 @@ As published (official code UkcheolShin/CRM_RGBTSeg):
 - inference (`forward`): fused branch only, never masked; semantic map
   einsum(softmax(class)[..., :-1], sigmoid(mask)) at input resolution.
 
-Padding: labels are padded with the ignore index to the padded input size, so padded pixels are left
-out of the loss (the official code pads its ground-truth masks with zeros instead; the padded strip is
-cropped from every prediction either way).
+Ignored and padded pixels in the loss (`ignore_mode`, recorded with the model kwargs): labels are padded
+with the ignore index to the padded input size. With "official" (the default, as CRM_RGBTSeg's
+prepare_targets zero-pads the ground-truth masks) ignored and padded pixels are negatives of every mask
+in the BCE / dice and in the matching costs, so the official 240x320 MFNet crops padded to 256x320 train
+their 16 padded rows towards "no mask"; with "valid" both are left out of the mask terms. The padded strip
+is cropped from every prediction either way.
 
 Mask randomness is explicit: with `seed` the model owns a torch.Generator seeded with it (the trainer
 saves and restores its state for exact resume); without it masks draw from torch's global generator,
@@ -43,6 +46,7 @@ from torch import nn
 
 from ...errors import ConfigError
 from ..mask2former import Mask2FormerHead, Mask2FormerLoss, semantic_inference
+from ..mask2former.matcher import check_ignore_mode
 from ..masking import STRATEGIES, complementary_masks, grid_size
 from ..normalize import crop_to, normalize_rgb, normalize_thermal, pad_to_multiple
 from ..pretrained import load_swin_pretrained
@@ -79,7 +83,7 @@ PRESETS: dict[str, CRMPreset] = {
     "swin_b": CRMPreset(SWIN_PRESETS["swin_b"], _PAPER_HEAD),
 }
 OPTIONS = ("fusion", "w_mws", "w_sdc", "w_sdn", "mask_ratio", "mask_patch", "mask_strategy", "seed",
-           "pretrained", "drop_path")
+           "pretrained", "drop_path", "ignore_mode")
 
 
 def _split(outputs: dict, n: int) -> list[dict]:
@@ -103,7 +107,8 @@ class CRM(nn.Module):
 
     def __init__(self, num_classes: int, preset: CRMPreset, fusion: str = "max", w_mws: float = 1.0,
                  w_sdc: float = 1.0, w_sdn: float = 1.0, mask_ratio: float = 0.5, mask_patch: int = 32,
-                 mask_strategy: str = "rand_comp", seed: Optional[int] = None, drop_path: Optional[float] = None):
+                 mask_strategy: str = "rand_comp", seed: Optional[int] = None, drop_path: Optional[float] = None,
+                 ignore_mode: str = "official"):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"CRM needs num_classes >= 1, got {num_classes}")
@@ -117,13 +122,15 @@ class CRM(nn.Module):
                               f"pixels, got {mask_patch}")
         if mask_strategy not in STRATEGIES:
             raise ConfigError(f"unknown mask strategy '{mask_strategy}'; expected one of {', '.join(STRATEGIES)}")
+        self.ignore_mode = check_ignore_mode(ignore_mode)
         self.num_classes = num_classes
         self.mask_ratio, self.mask_patch, self.mask_strategy = mask_ratio, mask_patch, mask_strategy
         self.mask_generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
         self.backbone = RGBTSwinBackbone(preset.swin, fusion, drop_path)
         self.head = Mask2FormerHead(self.backbone.channels, num_classes, **preset.head)
-        self.objective = CRMLoss(Mask2FormerLoss(num_classes, num_points=preset.num_points), w_mws, w_sdc, w_sdn)
+        self.objective = CRMLoss(Mask2FormerLoss(num_classes, num_points=preset.num_points, ignore_mode=ignore_mode),
+                                 w_mws, w_sdc, w_sdn)
 
     def load_pretrained(self, path: str | Path) -> None:
         """Initialise both encoders from a Swin ImageNet .pth (thermal: channel-mean patch embedding)."""
@@ -186,6 +193,7 @@ class CRM(nn.Module):
             raise ConfigError(f"CRM label must be [B,H,W] = {(rgb.shape[0], *rgb.shape[-2:])}, got {tuple(label.shape)}")
         ignore = DEFAULT_IGNORE if ignore_index is None else ignore_index
         padded = tuple(x_rgb.shape[-2:])
+        # padded pixels take the ignore index: negatives of every mask ("official"), left out ("valid")
         label = nn.functional.pad(label, (0, padded[1] - label.shape[-1], 0, padded[0] - label.shape[-2]),
                                   value=ignore)
         generator = generator or self.mask_generator
@@ -202,7 +210,8 @@ def build_crm(num_classes: int, preset: str = "tiny", **kwargs) -> CRM:
 
     Options: fusion ("max" | "add"), w_mws / w_sdc / w_sdn (loss weights, 1.0), mask_ratio (0.5),
     mask_patch (32 px), mask_strategy ("rand_comp" | "comp" | "indiv"), seed (own mask generator),
-    pretrained (path to a Swin ImageNet .pth for both encoders), drop_path (override the preset's).
+    pretrained (path to a Swin ImageNet .pth for both encoders), drop_path (override the preset's),
+    ignore_mode ("official" | "valid": ignored and padded pixels as mask negatives, or left out).
     """
     if preset not in PRESETS:
         raise ConfigError(f"CRM has no preset '{preset}'; expected one of {', '.join(PRESETS)}")
