@@ -26,6 +26,12 @@ import yaml
 from ..errors import ConfigError
 from ..models.registry import DEFAULT_ITERATIONS, MODELS
 
+# Choices of the recipe-selected options (see TrainConfig).
+NO_DECAY_SETS = ("broad", "official")
+LR_STEPS = ("iteration", "epoch")
+PHOTOMETRIC = ("default", "ssd")
+SELECT_ON = ("val", "test")
+
 
 @dataclass
 class TrainConfig:
@@ -36,6 +42,26 @@ class TrainConfig:
     `iterations` None means the model's default (its registry entry's `iterations`, rgbt_bench.models;
     DEFAULT_ITERATIONS for a user model).
     `amp` None means on for CUDA, off for CPU. `save_every` None means every `eval_every` iterations.
+
+    Recipe-selected options (the defaults keep the built-in behaviour):
+    - `recipe`: the recipe the run was resolved from (name or YAML path; None: the values as given), and
+      `recipe_overrides`: {field: the recipe's value} for each field set explicitly to something else;
+    - `no_decay`: "broad" (norms, embeddings, every bias and 1-d parameter, position / query tables, mask
+      tokens) or "official" (Mask2Former's build_optimizer: norm layers, nn.Embedding, relative-position
+      and absolute position tables only);
+    - `lr_step`: poly LR stepped per "iteration" or once per "epoch" (the official code; the factor
+      (1 - epoch / iterations)^power then stays near 1); `warmup_iterations` counts those steps;
+    - `scale_choices`: short side x one of these factors (detectron2 ResizeShortestEdge "choice") instead of
+      a uniform factor in `scale_range`; `max_size` caps the longest side after scaling; `resize_antialias`
+      antialiases downscaling (the official resize does not);
+    - `photometric`: "default" (brightness / contrast / saturation, thermal contrast about the mean) or
+      "ssd" (the official SSD-style distortion in random order with hue, thermal gain); `flip_prob`;
+    - `eval_every_epochs`: evaluate every K epochs instead of every `eval_every` iterations;
+    - `select_on`: the split that selects the best checkpoint, "val" or "test" (the published CRM numbers
+      selected on test: optimistic, recorded and warned about);
+    - `ignore_mode`: the CRM loss's handling of ignored / padded pixels, passed as a model kwarg when set
+      (None: the model's default, CRM's "official"; checkpoints record the mode used as `ignore_mode`);
+    - `init` / `init_sha256`: the checkpoint whose weights the run starts from (fine-tuning).
     """
 
     model: str = "crm"
@@ -65,6 +91,21 @@ class TrainConfig:
     crm_training: bool = False
     progress: bool = True
     log_every: int = 10
+    # Options a recipe selects (recipes/*.yaml, docs/recipes.md); the defaults are the built-in behaviour.
+    recipe: Optional[str] = None
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)
+    no_decay: str = "broad"
+    lr_step: str = "iteration"
+    scale_choices: Optional[tuple[float, ...]] = None
+    max_size: Optional[int] = None
+    resize_antialias: bool = True
+    photometric: str = "default"
+    flip_prob: float = 0.5
+    eval_every_epochs: Optional[int] = None
+    select_on: str = "val"
+    ignore_mode: Optional[str] = None
+    init: Optional[str] = None
+    init_sha256: Optional[str] = None
 
     def __post_init__(self) -> None:
         if self.iterations is None:
@@ -72,8 +113,11 @@ class TrainConfig:
         if self.crop is not None:
             self.crop = tuple(int(v) for v in self.crop)
         self.scale_range = tuple(float(v) for v in self.scale_range)
-        if self.out is not None:
-            self.out = str(self.out)
+        if self.scale_choices is not None:
+            self.scale_choices = tuple(float(v) for v in self.scale_choices)
+        for name in ("out", "init"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
         self.validate()
 
     def validate(self) -> None:
@@ -101,6 +145,21 @@ class TrainConfig:
         lo, hi = self.scale_range
         if not 0 < lo <= hi:
             raise ConfigError(f"scale_range must satisfy 0 < min <= max, got {self.scale_range}")
+        self._validate_recipe_options()
+
+    def _validate_recipe_options(self) -> None:
+        choices = {"no_decay": NO_DECAY_SETS, "lr_step": LR_STEPS, "photometric": PHOTOMETRIC, "select_on": SELECT_ON}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.scale_choices is not None and (not self.scale_choices or min(self.scale_choices) <= 0):
+            raise ConfigError(f"scale_choices must be positive factors, got {list(self.scale_choices)}")
+        if self.max_size is not None and not self.max_size > 0:
+            raise ConfigError(f"max_size must be > 0 (or None for no cap), got {self.max_size}")
+        if not 0.0 <= self.flip_prob <= 1.0:
+            raise ConfigError(f"flip_prob must be in [0, 1], got {self.flip_prob}")
+        if self.eval_every_epochs is not None and not self.eval_every_epochs > 0:
+            raise ConfigError(f"eval_every_epochs must be > 0 (or None), got {self.eval_every_epochs}")
 
     @property
     def out_path(self) -> Path:
@@ -127,19 +186,23 @@ class TrainConfig:
         kwargs = dict(self.model_kwargs)
         if self.crm_training:
             kwargs["crm_training"] = True
+        if self.ignore_mode is not None:
+            kwargs["ignore_mode"] = self.ignore_mode
         return kwargs
 
     def resolved_backbone_lr_mult(self) -> float:
-        """0.1 (CRM recipe) for a pretrained backbone, 1.0 for one trained from scratch, unless set."""
+        """0.1 (CRM recipe) for a backbone that starts trained (ImageNet `pretrained` weights or an `init`
+        checkpoint), 1.0 for one trained from scratch, unless set."""
         if self.backbone_lr_mult is not None:
             return self.backbone_lr_mult
-        return 0.1 if self.model_kwargs.get("pretrained") else 1.0
+        return 0.1 if self.model_kwargs.get("pretrained") or self.init else 1.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values only (lists, not tuples), so the dict survives torch.load(weights_only=True) and JSON."""
         out = dataclasses.asdict(self)
         out["crop"] = list(self.crop) if self.crop is not None else None
         out["scale_range"] = list(self.scale_range)
+        out["scale_choices"] = list(self.scale_choices) if self.scale_choices is not None else None
         out["model_kwargs"] = self.effective_model_kwargs()
         return out
 

@@ -1,10 +1,13 @@
 """`train(config) -> Path`: the training loop, single-process or under torchrun.
 
-Per iteration: poly LR for this iteration, forward through the TrainingObjective (AMP on CUDA: bf16 where
-supported, else fp16 with a GradScaler), backward, gradient-norm clipping, AdamW step. Every `eval_every`
-iterations and at the end the model is evaluated on the VAL split (never test); the best val mIoU is
-written to `out`, the full state (model, optimiser, scaler, iteration, per-rank RNG states, best so far)
-to `<out stem>.last.pt` every `save_every` iterations and at the end. Only rank 0 writes files and shows
+Per iteration: poly LR for this iteration (or, with lr_step="epoch", for this epoch), forward through the
+TrainingObjective (AMP on CUDA: bf16 where supported, else fp16 with a GradScaler), backward,
+gradient-norm clipping, AdamW step. Every `eval_every` iterations (or `eval_every_epochs` epochs) and at the
+end the model is evaluated on the VAL split; the best val mIoU is written to `out`, the full state (model,
+optimiser, scaler, iteration, per-rank RNG states, best so far) to `<out stem>.last.pt` every `save_every`
+iterations and at the end. Only with select_on="test" (the published CRM behaviour, asked for explicitly)
+is the test split used, and then every start and end of the run prints selection.warning_for_test_selection.
+The run starts from the ImageNet weights the model kwargs name, or from an `init` checkpoint's weights. Only rank 0 writes files and shows
 progress (its own loss, not averaged over ranks). Under DDP, models with their own `loss` (CRM: several
 paths through one head) are wrapped with find_unused_parameters; plain models, whose every parameter feeds
 the logits, are not. A resumed run repeats exactly what the uninterrupted run would have done (data order and
@@ -36,15 +39,20 @@ from .augment import AugmentedDataset, AugmentParams
 from .config import TrainConfig, default_crop
 from .data import EpochSampler, train_loader
 from .evaluate import evaluate
+from .finetune import load_init_weights
 from .objective import TrainingObjective
-from .optim import build_optimizer, set_lr
+from .optim import build_optimizer, schedule_step, set_lr
+from .recipes import recipe_lines
 from .rng import capture_rng, restore_rng, seed_everything
+from .selection import warning_for_test_selection
 
 DEFAULT_IGNORE = 255
 VAL_SPLIT = "val"
 # Config fields whose change on resume alters the run's trajectory (a warning, not an error).
 TRAJECTORY_FIELDS = ("iterations", "batch_size", "lr", "weight_decay", "backbone_lr_mult", "grad_clip",
-                     "poly_power", "warmup_iterations", "crop", "scale_range", "seed", "amp", "dataset_options")
+                     "poly_power", "warmup_iterations", "crop", "scale_range", "seed", "amp", "dataset_options",
+                     "no_decay", "lr_step", "scale_choices", "max_size", "resize_antialias", "photometric",
+                     "flip_prob", "select_on", "ignore_mode", "init_sha256")
 
 
 @dataclass
@@ -69,6 +77,13 @@ def _amp_dtype(config: TrainConfig, device: torch.device) -> Optional[torch.dtyp
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
+def _augment_params(config: TrainConfig, crop: tuple[int, int], ignore_index: int) -> AugmentParams:
+    return AugmentParams(crop=crop, ignore_index=ignore_index, scale_range=config.scale_range,
+                         scale_choices=config.scale_choices, max_size=config.max_size,
+                         antialias=config.resize_antialias, photometric=config.photometric,
+                         flip_prob=config.flip_prob)
+
+
 def _build(config: TrainConfig, num_classes: int) -> nn.Module:
     kwargs = config.effective_model_kwargs()
     try:
@@ -88,25 +103,36 @@ class Trainer:
         opts = dict(config.dataset_options)
         self.train_set = open_dataset(config.dataset, "train", **opts)
         self.info = self.train_set.info
-        self.val_set = open_dataset(config.dataset, VAL_SPLIT, **opts) if VAL_SPLIT in self.info.splits else None
+        self.select_split = config.select_on
+        if self.select_split != VAL_SPLIT and self.select_split not in self.info.splits:
+            raise ConfigError(f"--select-on {self.select_split}: {config.dataset} has no {self.select_split} split "
+                              f"(splits: {', '.join(self.info.splits)})")
+        self.select_set = (open_dataset(config.dataset, self.select_split, **opts)
+                           if self.select_split in self.info.splits else None)
         self.ignore_index = self.info.ignore_index if self.info.ignore_index is not None else DEFAULT_IGNORE
         self.crop = config.crop or default_crop(self.info.name, tuple(self.train_set[0].label.shape))
         self.config = config = dataclasses.replace(config, crop=self.crop)
         if config.batch_size % ctx.world_size:
             raise ConfigError(f"batch size {config.batch_size} does not split evenly over {ctx.world_size} processes")
         self.per_rank = config.batch_size // ctx.world_size
-        augmented = AugmentedDataset(self.train_set, AugmentParams(crop=self.crop, ignore_index=self.ignore_index,
-                                                                   scale_range=config.scale_range), config.seed)
+        augmented = AugmentedDataset(self.train_set, _augment_params(config, self.crop, self.ignore_index), config.seed)
         self.sampler = EpochSampler(augmented, ctx.world_size, ctx.rank, config.seed)
         self.iters_per_epoch = self.sampler.num_samples // self.per_rank
         if self.iters_per_epoch == 0:
             raise ConfigError(f"the train split of {config.dataset} has {len(self.train_set)} samples, fewer than "
                               f"batch size {config.batch_size}; lower --batch-size")
+        self.eval_every = (config.eval_every_epochs * self.iters_per_epoch if config.eval_every_epochs
+                           else config.eval_every)
         self.loader = train_loader(augmented, self.sampler, self.per_rank, config.workers,
                                    config.seed + ctx.rank, ctx.device.type == "cuda")
         seed_everything(config.seed)
-        self.model = _build(config, self.info.num_classes).to(ctx.device)
-        self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, config.resolved_backbone_lr_mult())
+        self.model = _build(config, self.info.num_classes)
+        if config.init and not config.resume:
+            sha = load_init_weights(self.model, config.init, config.model, config.preset, self.info.num_classes)
+            self.config = config = dataclasses.replace(config, init_sha256=sha)
+        self.model.to(ctx.device)
+        self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, config.resolved_backbone_lr_mult(),
+                                         config.no_decay)
         self.amp_dtype = _amp_dtype(config, ctx.device)
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=self.amp_dtype == torch.float16)
         self.objective = TrainingObjective(self.model, self.ignore_index)
@@ -115,20 +141,25 @@ class Trainer:
 
     # ----- checkpoints -------------------------------------------------------------------------------
     def _payload(self, metrics: dict[str, Any]) -> dict[str, Any]:
-        return {"model": self.config.model, "preset": self.config.preset, "num_classes": self.info.num_classes,
-                "class_names": list(self.info.class_names), "dataset": self.config.dataset,
-                "config": self.config.to_dict(), "metrics": metrics, "iteration": self.state.iteration,
-                "input_convention": getattr(self.model, "input_convention", None), "state_dict": self.model.state_dict()}
+        payload = {"model": self.config.model, "preset": self.config.preset, "num_classes": self.info.num_classes,
+                   "class_names": list(self.info.class_names), "dataset": self.config.dataset,
+                   "config": self.config.to_dict(), "metrics": metrics, "iteration": self.state.iteration,
+                   "input_convention": getattr(self.model, "input_convention", None),
+                   "state_dict": self.model.state_dict()}
+        if isinstance(getattr(self.model, "ignore_mode", None), str):  # the loss's mode, also when defaulted
+            payload["ignore_mode"] = self.model.ignore_mode
+        return payload
 
     def _metrics(self) -> dict[str, Any]:
         """Val metrics of the weights being saved (None when they were not evaluated) and the history."""
         latest = self.state.history[-1] if self.state.history else None
         current = latest if latest and latest["iteration"] == self.state.iteration else None
-        return {"val": current, "history": list(self.state.history)}
+        return {self.select_split: current, "history": list(self.state.history)}
 
     def _save_selected(self) -> None:
-        """`out`: the best weights on val, or the last ones when the dataset has no val split."""
-        metrics = {**self._metrics(), "selected_on": VAL_SPLIT if self.val_set is not None else "last"}
+        """`out`: the best weights on the selection split (val; test only when asked for), or the last ones
+        when the dataset has no val split."""
+        metrics = {**self._metrics(), "selected_on": self.select_split if self.select_set is not None else "last"}
         save_checkpoint(self.config.out_path, self._payload(metrics))
 
     def _save_last(self, rng_states: list[dict[str, Any]]) -> None:
@@ -168,6 +199,8 @@ class Trainer:
             seed_everything(self.config.seed + self.ctx.rank + self.state.iteration)
             self._note(f"resuming with {self.ctx.world_size} processes from a {len(ckpt['rng'])}-process state: "
                        f"RNG streams re-seeded, so the run will not repeat the original exactly")
+        if self.config.init:  # the weights come from the saved state; the start they came from is recorded
+            self.config = dataclasses.replace(self.config, init_sha256=ckpt["config"].get("init_sha256"))
         changed = [k for k in TRAJECTORY_FIELDS if ckpt["config"].get(k) != self.config.to_dict()[k]]
         if changed:
             self._note(f"resuming with changed {', '.join(changed)}; the run differs from the interrupted one")
@@ -198,32 +231,32 @@ class Trainer:
             path.write_text("".join(line + "\n" for line in kept))
 
     def _evaluate(self) -> bool:
-        """Evaluate on val (all ranks, one model); record it; True when it is the best so far."""
+        """Evaluate on the selection split (all ranks, one model); record it; True when it is the best so far."""
         distributed.broadcast_buffers(self.model, self.ctx)
-        seg = evaluate(self.model, self.val_set, self.config.eval_batch_size, self.ctx.device,
+        seg = evaluate(self.model, self.select_set, self.config.eval_batch_size, self.ctx.device,
                        amp_dtype=self.amp_dtype)
-        record = {"iteration": self.state.iteration, "split": VAL_SPLIT, **seg.as_dict()}
+        record = {"iteration": self.state.iteration, "split": self.select_split, **seg.as_dict()}
         self.state.history.append(record)
         self._log(record)
         improved = seg.miou > self.state.best_miou
         if improved:
             self.state.best_miou, self.state.best_iteration = seg.miou, self.state.iteration
-        self._note(f"iteration {self.state.iteration}: val mIoU {100 * seg.miou:.2f} ({seg.convention}), "
+        self._note(f"iteration {self.state.iteration}: {self.select_split} mIoU {100 * seg.miou:.2f} ({seg.convention}), "
                    f"best {100 * self.state.best_miou:.2f} at iteration {self.state.best_iteration}")
         return improved
 
     def _checkpoint(self, force: bool = False) -> None:
         """Evaluate and save when the schedule (or the end of training) says so."""
         it, cfg = self.state.iteration, self.config
-        save_every = cfg.eval_every if cfg.save_every is None else cfg.save_every
-        do_eval = self.val_set is not None and (force or (cfg.eval_every and it % cfg.eval_every == 0))
+        save_every = self.eval_every if cfg.save_every is None else cfg.save_every
+        do_eval = self.select_set is not None and (force or (self.eval_every and it % self.eval_every == 0))
         do_save = force or (save_every and it % save_every == 0)
         improved = self._evaluate() if do_eval else False
         if not (do_save or improved):
             return
         rng_states = distributed.all_gather_objects(capture_rng(self.model), self.ctx)
         if self.ctx.is_main:
-            if improved or (force and self.val_set is None):
+            if improved or (force and self.select_set is None):
                 self._save_selected()
             self._save_last(rng_states)
         distributed.barrier(self.ctx)
@@ -231,8 +264,8 @@ class Trainer:
     # ----- training ----------------------------------------------------------------------------------
     def _step(self, net: nn.Module, batch) -> dict[str, float]:
         cfg = self.config
-        self.lr = cfg.lr * set_lr(self.optimizer, self.state.iteration, cfg.iterations, cfg.poly_power,
-                                  cfg.warmup_iterations)
+        step = schedule_step(self.state.iteration, self.iters_per_epoch, cfg.lr_step)
+        self.lr = cfg.lr * set_lr(self.optimizer, step, cfg.iterations, cfg.poly_power, cfg.warmup_iterations)
         batch = batch.to(self.ctx.device, non_blocking=True)
         with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
@@ -273,10 +306,13 @@ class Trainer:
                                           if self.ctx.device.type == "cuda" else None,
                                           find_unused_parameters=self.objective.uses_model_loss)
         self.model.train()
+        for line in recipe_lines(cfg):
+            self._note(line)
         self._note(f"training {cfg.model} ({cfg.preset}) on {cfg.dataset}: {len(self.train_set)} train images, "
                    f"crop {self.crop[0]}x{self.crop[1]}, batch {cfg.batch_size} over {self.ctx.world_size} "
-                   f"process(es) on {self.ctx.device}, {cfg.iterations} iterations, "
-                   f"{'val split' if self.val_set is not None else 'no val split: keeping the last weights'}")
+                   f"process(es) on {self.ctx.device}, {cfg.iterations} iterations ({self.iters_per_epoch} per epoch), "
+                   f"{self._selection_text()}")
+        self._warn_test_selection()
         window: dict[str, float] = {}
         window_n, window_t = 0, time.perf_counter()
         try:
@@ -308,10 +344,20 @@ class Trainer:
             self._note(f"interrupted at iteration {self.state.iteration}; {cfg.last_path} holds the last saved "
                        f"state: rerun with --resume to continue")
             raise
-        best = (f"best val mIoU {100 * self.state.best_miou:.2f} at iteration {self.state.best_iteration}"
-                if self.state.best_iteration is not None else "last weights (no val split)")
+        best = (f"best {self.select_split} mIoU {100 * self.state.best_miou:.2f} at iteration "
+                f"{self.state.best_iteration}" if self.state.best_iteration is not None else "last weights (no val split)")
         self._note(f"saved {cfg.out_path} ({best}); resumable state in {cfg.last_path}")
+        self._warn_test_selection()
         return cfg.out_path
+
+    def _selection_text(self) -> str:
+        if self.select_set is None:
+            return "no val split: keeping the last weights"
+        return f"best checkpoint selected on the {self.select_split} split"
+
+    def _warn_test_selection(self) -> None:
+        if self.select_split == "test":
+            self._note(warning_for_test_selection(str(self.config.out_path)))
 
 
 def _log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
