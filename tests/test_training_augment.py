@@ -1,11 +1,14 @@
 """Training augmentation and data stream: exact geometry, ignore-index padding, seeded determinism,
 photometric invariants, batches independent of worker count and resume position."""
+import numpy as np
+import pytest
 import torch
 
 from rgbt_bench.batch import Sample, SampleMeta
 from rgbt_bench.training.augment import (AugmentedDataset, AugmentParams, augment_sample, jitter_rgb,
-                                         jitter_thermal, sample_seed)
+                                         jitter_thermal, resized_size, sample_seed, shortest_edge_size)
 from rgbt_bench.training.data import EpochSampler, train_loader
+from rgbt_bench.training.photometric import hsv_to_rgb, rgb_to_hsv, ssd_distort
 
 H, W = 30, 40
 META = SampleMeta("test", "train", "img0", 0)
@@ -132,3 +135,108 @@ def test_data_stream_is_a_function_of_epoch_and_position_only():
     assert _names(_stream(ds, 0, epoch=2, skip=0)) != _names(plain)
     ranks = [_names(_stream(ds, 0, epoch=1, skip=0, replicas=2, rank=r)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 4 and len(set(ranks[0]) | set(ranks[1])) == 7
+
+
+def _blank(h, w) -> Sample:
+    return Sample(rgb=torch.zeros(3, h, w), thermal=torch.zeros(1, h, w), label=torch.zeros(h, w, dtype=torch.int64),
+                  meta=META)
+
+
+def test_scale_choices_follow_detectron2_shortest_edge_with_the_size_cap():
+    """crm_paper: short side = int(f x short side) for f in {0.5, ..., 2.0}, long side rounded, longest side
+    capped at 1920: MFNet 480x640 reaches 960x1280, PST900 720x1280 stops at 1080x1920 (1.5x)."""
+    choices = tuple(round(0.1 * x, 1) for x in range(5, 21))
+    params = AugmentParams(crop=(4, 4), scale_choices=choices, max_size=1920)
+    mfnet = {resized_size(480, 640, params, _g(s)) for s in range(400)}
+    assert mfnet == {(int(x * 0.1 * 480), round(int(x * 0.1 * 480) * 640 / 480)) for x in range(5, 21)}
+    pst = {resized_size(720, 1280, params, _g(s)) for s in range(400)}
+    assert max(pst) == (1080, 1920) and (360, 640) in pst and len(pst) == 11  # 1.5x .. 2.0x all capped
+    kp = {resized_size(512, 640, params, _g(s)) for s in range(400)}
+    assert (409, 511) in kp and (1024, 1280) in kp  # int(0.8 * 512) = 409 as the official int(x * 0.1 * 512)
+    assert shortest_edge_size(640, 480, 240, None) == (320, 240)
+
+
+def test_continuous_scale_keeps_todays_sizes_and_respects_the_cap():
+    params = AugmentParams(crop=(4, 4), scale_range=(2.0, 2.0))
+    assert resized_size(30, 40, params, _g(0)) == (60, 80)
+    assert resized_size(30, 40, AugmentParams(crop=(4, 4), scale_range=(2.0, 2.0), max_size=60), _g(0)) == (45, 60)
+
+
+def test_resize_antialias_option():
+    """Stripes two rows high, halved: plain bilinear (the official resize) keeps them at full contrast,
+    antialiasing blurs them towards grey."""
+    sample = _blank(40, 40)
+    sample.rgb[:, (torch.arange(40) // 2) % 2 == 0] = 1.0
+    geometry = dict(crop=(20, 20), scale_range=(0.5, 0.5), jitter_prob=0.0, flip_prob=0.0)
+    plain = augment_sample(sample, AugmentParams(**geometry, antialias=False), _g(0)).rgb[0, :, 0]
+    smooth = augment_sample(sample, AugmentParams(**geometry), _g(0)).rgb[0, 2:-2, 0]
+    assert torch.equal(plain, (torch.arange(20) % 2 == 0).float())
+    assert torch.allclose((smooth - 0.5).abs(), torch.full_like(smooth, 0.25))  # contrast halved
+
+
+def _hsv_cv2(rgb):
+    cv2 = pytest.importorskip("cv2")
+    return cv2.cvtColor(rgb.permute(1, 2, 0).numpy().astype(np.float32), cv2.COLOR_RGB2HSV)
+
+
+def test_hsv_conversion_matches_opencv():
+    """OpenCV on float images: H in degrees [0, 360), S and V in [0, 1]."""
+    rgb = torch.rand(3, 16, 20, generator=_g(3))
+    rgb[:, 0, :4] = torch.tensor([0.5, 0.5, 0.5])[:, None]  # grey: hue and saturation 0
+    rgb[:, 1, :2] = 0.0  # black
+    hsv = rgb_to_hsv(rgb)
+    expected = torch.from_numpy(_hsv_cv2(rgb)).permute(2, 0, 1)
+    assert torch.allclose(hsv[1:], expected[1:], atol=1e-5)
+    hue_diff = (hsv[0] * 360 - expected[0]).abs()
+    assert torch.minimum(hue_diff, 360 - hue_diff).max() < 1e-3
+    assert torch.allclose(hsv_to_rgb(hsv), rgb, atol=1e-5)
+
+
+def test_ssd_hue_and_saturation_steps_match_opencv():
+    """A hue shift of k OpenCV units (2 degrees each) and a saturation gain, done through cv2 on floats."""
+    cv2 = pytest.importorskip("cv2")
+    rgb = torch.rand(3, 8, 8, generator=_g(4))
+    hsv = rgb_to_hsv(rgb)
+    hsv[0] = torch.remainder(hsv[0] + 7 / 180, 1.0)
+    hsv[1] = (hsv[1] * 1.3).clamp(0, 1)
+    ref = _hsv_cv2(rgb)
+    ref[..., 0] = np.mod(ref[..., 0] + 14.0, 360.0)
+    ref[..., 1] = np.clip(ref[..., 1] * 1.3, 0, 1)
+    back = torch.from_numpy(cv2.cvtColor(ref, cv2.COLOR_HSV2RGB)).permute(2, 0, 1)
+    assert torch.allclose(hsv_to_rgb(hsv), back, atol=1e-5)
+
+
+def test_ssd_distortion_draws_the_published_ranges():
+    """Thermal: a gain x[0.5, 1.5] half the time; RGB: brightness +-32/255, each step half the time."""
+    rgb = torch.full((3, 4, 4), 0.4)
+    rgb[0] = 0.5
+    thermal = torch.full((1, 4, 4), 0.4)
+    gains, unchanged_rgb = [], 0
+    for seed in range(400):
+        out_rgb, out_thermal = ssd_distort(rgb.clone(), thermal.clone(), _g(seed))
+        gains.append(float(out_thermal[0, 0, 0]) / 0.4)
+        unchanged_rgb += torch.equal(out_rgb, rgb)
+        assert out_rgb.min() >= 0 and out_rgb.max() <= 1
+    ones = sum(abs(g - 1) < 1e-7 for g in gains)
+    assert 160 < ones < 240  # applied with probability 0.5
+    moved = [g for g in gains if abs(g - 1) >= 1e-7]
+    assert min(moved) >= 0.5 - 1e-6 and max(moved) <= 1.5 + 1e-6 and min(moved) < 0.6 and max(moved) > 1.4
+    assert 10 < unchanged_rgb < 45  # all four RGB steps skipped: 1/16 of the time
+    hues = set()
+    for seed in range(200):
+        out_rgb, _ = ssd_distort(rgb.clone(), thermal.clone(), _g(seed))
+        hues.add(round(float(rgb_to_hsv(out_rgb)[0, 0, 0]) * 180) % 180)
+    assert hues <= set(range(0, 19)) | set(range(162, 180)) and len(hues) > 20  # red (hue 0) +- 18 units
+
+
+def test_photometric_option_selects_the_distortion():
+    sample = _coded_sample()
+    sample.rgb.uniform_(0.2, 0.8, generator=_g(5))
+    geometry = dict(crop=(H, W), scale_range=(1.0, 1.0), flip_prob=0.0)
+    ssd = augment_sample(sample, AugmentParams(**geometry, photometric="ssd"), _g(9))
+    g = _g(9)
+    resized_size(H, W, AugmentParams(**geometry), g)
+    torch.randint(0, 1, (), generator=g), torch.randint(0, 1, (), generator=g)  # crop offsets
+    torch.rand((), generator=g)  # flip
+    expected_rgb, expected_thermal = ssd_distort(sample.rgb, sample.thermal, g)
+    assert torch.equal(ssd.rgb, expected_rgb) and torch.equal(ssd.thermal, expected_thermal)

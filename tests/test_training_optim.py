@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from rgbt_bench.training.optim import build_optimizer, param_groups, poly_factor, set_lr
+from rgbt_bench.models.crm import build_crm
+from rgbt_bench.training.optim import NORM_TYPES, build_optimizer, param_groups, poly_factor, schedule_step, set_lr
 from user_model_example import build
 
 
@@ -69,3 +70,38 @@ def test_set_lr_scales_each_group_from_its_base():
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
     assert lrs["head"] == pytest.approx(1e-3 * factor) and lrs["backbone"] == pytest.approx(1e-4 * factor)
     assert isinstance(opt, torch.optim.AdamW)
+
+
+def test_official_no_decay_set_on_crm_matches_mask2formers_build_optimizer():
+    """no_decay="official" (CRM_RGBTSeg models/Model_RGBT_Mask2Former.py build_optimizer): zero decay only for
+    parameters of norm modules and nn.Embedding, and relative_position_bias_table / absolute_pos_embed; the
+    backbone (lr x0.1) is every module path containing "backbone": both encoders, mask tokens, fusion BN."""
+    model = build_crm(4, "tiny")
+    groups = {g["name"]: set(g["param_names"]) for g in param_groups(model, 1e-4, 0.05, 0.1, no_decay="official")}
+    modules = dict(model.named_modules())
+    expected_exempt = {name for name, _ in model.named_parameters()
+                       if isinstance(modules[name.rpartition(".")[0]], NORM_TYPES)
+                       or name.endswith(("relative_position_bias_table", "absolute_pos_embed"))}
+    assert groups["backbone_no_decay"] | groups["head_no_decay"] == expected_exempt
+    decayed = groups["backbone"] | groups["head"]
+    for name in ("backbone.rgb_mask_token", "backbone.thermal_mask_token", "head.pixel_decoder.level_embed",
+                 "head.decoder.class_embed.bias"):
+        assert name in decayed, name
+    for name in ("head.decoder.query_feat.weight", "head.decoder.query_embed.weight",
+                 "head.decoder.level_embed.weight", "backbone.fusion_norms.0.weight",
+                 "backbone.rgb_encoder.layers.0.blocks.0.attn.relative_position_bias_table"):
+        assert name in expected_exempt, name
+    backbone = groups["backbone"] | groups["backbone_no_decay"]
+    assert {"backbone.rgb_mask_token", "backbone.fusion_norms.0.weight"} <= backbone
+    assert not any(n.startswith("head.") for n in backbone)
+    broad = {g["name"]: set(g["param_names"]) for g in param_groups(model, 1e-4, 0.05, 0.1)}
+    assert "backbone.rgb_mask_token" in broad["backbone_no_decay"] and "head.pixel_decoder.level_embed" in broad["head_no_decay"]
+
+
+def test_epoch_schedule_steps_once_per_epoch():
+    """lr_step="epoch": the factor changes only at epoch boundaries and stays near 1 over 35000 iterations of
+    56 per epoch (MFNet: 784 images, batch 14): (1 - 624/35000)^0.9 = 0.984 in the last epoch."""
+    assert [schedule_step(i, 56, "epoch") for i in (0, 55, 56, 111, 112)] == [0, 0, 1, 1, 2]
+    assert schedule_step(57, 56, "iteration") == 57
+    assert poly_factor(schedule_step(34999, 56, "epoch"), 35000) == pytest.approx((1 - 624 / 35000) ** 0.9)
+    assert poly_factor(schedule_step(34999, 56, "epoch"), 35000) > 0.98

@@ -1,10 +1,12 @@
 """TrainConfig: every knob of a training run, validated once, stored in each checkpoint.
 
-Defaults follow the CRM recipe (CRM_RGBTSeg configs) where it transfers to tiny models
-trained from scratch, and say so where they depart from it:
+The defaults are the `tiny_synthetic` recipe (recipes/tiny_synthetic.yaml; a test keeps the two equal);
+`recipes/crm_paper.yaml` sets every published value instead (training.recipes.apply_recipe, docs/recipes.md).
+The defaults follow the CRM recipe (CRM_RGBTSeg configs) where it transfers to tiny models trained from
+scratch, and say so where they depart from it:
 - AdamW, weight decay 0.05, poly LR (power 0.9) stepped per ITERATION (the official code steps per epoch);
-- backbone LR x0.1 only when the model starts from pretrained weights (model kwarg ``pretrained``): the
-  factor protects pretrained features and only slows a backbone trained from scratch;
+- backbone LR x0.1 only when the model starts from trained weights (model kwarg ``pretrained`` or ``init``):
+  the factor protects pretrained features and only slows a backbone trained from scratch;
 - crop: the paper's crop for MFNet/KP/PST900, half the native size elsewhere (MFNet's 240x320 is half of
   480x640), so the synthetic 120x160 dataset trains on 60x80 crops;
 - lr 3e-3 and gradient-norm clip 1.0 for tiny models trained from scratch (CRM: 1e-4 and 0.01 for

@@ -209,7 +209,7 @@ class Trainer:
     # ----- evaluation and logging ----------------------------------------------------------------------
     def _note(self, text: str) -> None:
         if self.ctx.is_main:
-            self.console.print(text, highlight=False)
+            self.console.print(text, highlight=False, soft_wrap=True)  # one line each in CI logs
 
     def _log(self, record: dict[str, Any]) -> None:
         if self.ctx.is_main:
