@@ -95,7 +95,8 @@ def test_official_no_decay_set_on_crm_matches_mask2formers_build_optimizer():
     assert {"backbone.rgb_mask_token", "backbone.fusion_norms.0.weight"} <= backbone
     assert not any(n.startswith("head.") for n in backbone)
     broad = {g["name"]: set(g["param_names"]) for g in param_groups(model, 1e-4, 0.05, 0.1)}
-    assert "backbone.rgb_mask_token" in broad["backbone_no_decay"] and "head.pixel_decoder.level_embed" in broad["head_no_decay"]
+    assert "backbone.rgb_mask_token" in broad["backbone_no_decay"]
+    assert "head.pixel_decoder.level_embed" in broad["head_no_decay"]
 
 
 def test_epoch_schedule_steps_once_per_epoch():

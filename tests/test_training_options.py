@@ -54,9 +54,10 @@ def test_selection_on_test_is_recorded_and_warned_about(tmp_path, capsys):
     assert selection_warning(load_checkpoint(train(_config(tmp_path / "v.pt", iterations=2))), "v.pt") is None
 
 
-def test_init_starts_from_a_checkpoints_weights_and_records_it(tmp_path):
-    source = train(_config(tmp_path / "a.pt", iterations=4))
-    config = _config(tmp_path / "b.pt", iterations=4, init=str(source))
+def test_init_starts_from_a_checkpoints_weights_and_records_it(tmp_path, capsys):
+    """The weights and the model kwargs they were built with (here with_loss, which adds a mask token)."""
+    source = train(_config(tmp_path / "a.pt", iterations=4, model_kwargs={"with_loss": True, "dropout": 0.0}))
+    config = _config(tmp_path / "b.pt", iterations=4, init=str(source), model_kwargs={"dropout": 0.2})
     ctx = distributed.setup("cpu")
     try:
         trainer = loop.Trainer(config, ctx)
@@ -66,11 +67,16 @@ def test_init_starts_from_a_checkpoints_weights_and_records_it(tmp_path):
     assert all(torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())
     lrs = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
     assert lrs["backbone"] == pytest.approx(1e-3) and lrs["head"] == pytest.approx(1e-2)  # x0.1: a trained start
+    assert trainer.config.model_kwargs == {"with_loss": True, "dropout": 0.2} and hasattr(trainer.model, "mask_token")
     out = load_checkpoint(train(config))
     assert out["config"]["init"] == str(source) and out["config"]["init_sha256"] == file_sha256(source)
+    assert out["config"]["model_kwargs"] == {"with_loss": True, "dropout": 0.2}
     assert out["iteration"] == 4  # a fresh run: the source's iteration and optimiser are not taken over
-    resumed = train(_config(tmp_path / "b.pt", iterations=6, init=str(source), resume=True))
+    capsys.readouterr()
+    resumed = train(_config(tmp_path / "b.pt", iterations=6, init=str(source), resume=True,
+                            model_kwargs={"dropout": 0.2}))
     assert load_checkpoint(resumed)["config"]["init_sha256"] == file_sha256(source)
+    assert "init_sha256" not in capsys.readouterr().err  # only the iterations changed
 
 
 @pytest.mark.parametrize("change, message", [

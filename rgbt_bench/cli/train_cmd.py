@@ -76,7 +76,8 @@ def _explicit(ctx: click.Context, params: dict) -> dict:
               help="Batch size of the val evaluation (full-resolution images).")
 @click.option("--select-on", type=click.Choice(SELECT_ON), default=_D["select_on"], show_default=True,
               help="Split that selects the best checkpoint. 'test' reproduces the published CRM numbers, which "
-                   "were selected on test (optimistic); it is recorded and warned about wherever the checkpoint is used.")
+                   "were selected on test (optimistic); it is recorded and warned about wherever the checkpoint "
+                   "is used.")
 @click.option("--ignore-mode", type=click.Choice(["official", "valid"]), default=None,
               help="CRM loss: ignored and padded pixels as negatives of every mask (official) or left out "
                    "(valid) [default: the model's, official].")
@@ -89,7 +90,8 @@ def _explicit(ctx: click.Context, params: dict) -> dict:
               help="Extra model builder argument (YAML value); repeatable.")
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Extra dataset argument, e.g. size=[60,80]; repeatable.")
-@click.option("--crm-training", is_flag=True, help="Train a two-stream baseline with CRM masking and self-distillation.")
+@click.option("--crm-training", is_flag=True,
+              help="Train a two-stream baseline with CRM masking and self-distillation.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the progress bar.")
 @click.option("--dry-run", is_flag=True, help="Print the resolved settings and exit without training.")
 @click.pass_context

@@ -7,10 +7,10 @@ end the model is evaluated on the VAL split; the best val mIoU is written to `ou
 optimiser, scaler, iteration, per-rank RNG states, best so far) to `<out stem>.last.pt` every `save_every`
 iterations and at the end. Only with select_on="test" (the published CRM behaviour, asked for explicitly)
 is the test split used, and then every start and end of the run prints selection.warning_for_test_selection.
-The run starts from the ImageNet weights the model kwargs name, or from an `init` checkpoint's weights. Only rank 0 writes files and shows
-progress (its own loss, not averaged over ranks). Under DDP, models with their own `loss` (CRM: several
-paths through one head) are wrapped with find_unused_parameters; plain models, whose every parameter feeds
-the logits, are not. A resumed run repeats exactly what the uninterrupted run would have done (data order and
+The run starts from the ImageNet weights the model kwargs name, or from an `init` checkpoint's weights.
+Only rank 0 writes files and shows progress (its own loss, not averaged over ranks). Under DDP, models with
+their own `loss` (CRM: several paths through one head) are wrapped with find_unused_parameters; plain
+models, whose every parameter feeds the logits, are not. A resumed run repeats exactly what the uninterrupted run would have done (data order and
 augmentation are functions of (seed, epoch, index); RNG states are restored), so on a deterministic
 device it ends with the same weights.
 """
@@ -39,7 +39,7 @@ from .augment import AugmentedDataset, AugmentParams
 from .config import TrainConfig, default_crop
 from .data import EpochSampler, train_loader
 from .evaluate import evaluate
-from .finetune import load_init_weights
+from .finetune import init_model_kwargs, load_init_weights, read_init
 from .objective import TrainingObjective
 from .optim import build_optimizer, schedule_step, set_lr
 from .recipes import recipe_lines
@@ -125,11 +125,15 @@ class Trainer:
                            else config.eval_every)
         self.loader = train_loader(augmented, self.sampler, self.per_rank, config.workers,
                                    config.seed + ctx.rank, ctx.device.type == "cuda")
+        init = read_init(config.init) if config.init else None
+        if init is not None:  # build as the init weights were built, unless this run says otherwise
+            self.config = config = dataclasses.replace(
+                config, model_kwargs={**init_model_kwargs(init[0]), **config.model_kwargs})
         seed_everything(config.seed)
         self.model = _build(config, self.info.num_classes)
-        if config.init and not config.resume:
-            sha = load_init_weights(self.model, config.init, config.model, config.preset, self.info.num_classes)
-            self.config = config = dataclasses.replace(config, init_sha256=sha)
+        if init is not None and not config.resume:
+            load_init_weights(self.model, init[0], config.init, config.model, config.preset, self.info.num_classes)
+            self.config = config = dataclasses.replace(config, init_sha256=init[1])
         self.model.to(ctx.device)
         self.optimizer = build_optimizer(self.model, config.lr, config.weight_decay, config.resolved_backbone_lr_mult(),
                                          config.no_decay)
@@ -241,7 +245,8 @@ class Trainer:
         improved = seg.miou > self.state.best_miou
         if improved:
             self.state.best_miou, self.state.best_iteration = seg.miou, self.state.iteration
-        self._note(f"iteration {self.state.iteration}: {self.select_split} mIoU {100 * seg.miou:.2f} ({seg.convention}), "
+        self._note(f"iteration {self.state.iteration}: {self.select_split} mIoU {100 * seg.miou:.2f} "
+                   f"({seg.convention}), "
                    f"best {100 * self.state.best_miou:.2f} at iteration {self.state.best_iteration}")
         return improved
 
@@ -306,7 +311,7 @@ class Trainer:
                                           if self.ctx.device.type == "cuda" else None,
                                           find_unused_parameters=self.objective.uses_model_loss)
         self.model.train()
-        for line in recipe_lines(cfg):
+        for line in recipe_lines(cfg) if cfg.recipe else ["no recipe: the settings given by the caller"]:
             self._note(line)
         self._note(f"training {cfg.model} ({cfg.preset}) on {cfg.dataset}: {len(self.train_set)} train images, "
                    f"crop {self.crop[0]}x{self.crop[1]}, batch {cfg.batch_size} over {self.ctx.world_size} "
@@ -344,8 +349,10 @@ class Trainer:
             self._note(f"interrupted at iteration {self.state.iteration}; {cfg.last_path} holds the last saved "
                        f"state: rerun with --resume to continue")
             raise
-        best = (f"best {self.select_split} mIoU {100 * self.state.best_miou:.2f} at iteration "
-                f"{self.state.best_iteration}" if self.state.best_iteration is not None else "last weights (no val split)")
+        best = "last weights (no val split)"
+        if self.state.best_iteration is not None:
+            best = (f"best {self.select_split} mIoU {100 * self.state.best_miou:.2f} at iteration "
+                    f"{self.state.best_iteration}")
         self._note(f"saved {cfg.out_path} ({best}); resumable state in {cfg.last_path}")
         self._warn_test_selection()
         return cfg.out_path

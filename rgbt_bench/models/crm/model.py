@@ -129,8 +129,8 @@ class CRM(nn.Module):
 
         self.backbone = RGBTSwinBackbone(preset.swin, fusion, drop_path)
         self.head = Mask2FormerHead(self.backbone.channels, num_classes, **preset.head)
-        self.objective = CRMLoss(Mask2FormerLoss(num_classes, num_points=preset.num_points, ignore_mode=ignore_mode),
-                                 w_mws, w_sdc, w_sdn)
+        criterion = Mask2FormerLoss(num_classes, num_points=preset.num_points, ignore_mode=ignore_mode)
+        self.objective = CRMLoss(criterion, w_mws, w_sdc, w_sdn)
 
     def load_pretrained(self, path: str | Path) -> None:
         """Initialise both encoders from a Swin ImageNet .pth (thermal: channel-mean patch embedding)."""
