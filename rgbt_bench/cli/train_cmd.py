@@ -15,7 +15,7 @@ from click.core import ParameterSource
 
 from ..models import MODELS
 from ..training.config import DEFAULT_ITERATIONS, SELECT_ON, TrainConfig, parse_crop, parse_key_values
-from ..training.recipes import DEFAULT_RECIPE
+from ..training.recipes import DEFAULT_RECIPE, available_recipes
 from .options import dataset_option, device_option, seed_option
 
 _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
@@ -45,7 +45,8 @@ def _explicit(ctx: click.Context, params: dict) -> dict:
 
 @click.command("train")
 @click.option("--recipe", default=DEFAULT_RECIPE, show_default=True,
-              help="Recipe name (recipes/NAME.yaml, e.g. crm_paper) or a recipe .yaml path; flags override it.")
+              help=f"Recipe: {', '.join(available_recipes())} (recipes/NAME.yaml) or a .yaml path; explicit flags "
+                   f"override it (see docs/recipes.md).")
 @click.option("--model", default=_D["model"], show_default=True,
               help="Registered model name (see `models list`) or 'package.module:build_fn'.")
 @click.option("--preset", default=None, help=f"Model size preset [default: the recipe's, else {_D['preset']}].")

@@ -10,9 +10,9 @@ is the test split used, and then every start and end of the run prints selection
 The run starts from the ImageNet weights the model kwargs name, or from an `init` checkpoint's weights.
 Only rank 0 writes files and shows progress (its own loss, not averaged over ranks). Under DDP, models with
 their own `loss` (CRM: several paths through one head) are wrapped with find_unused_parameters; plain
-models, whose every parameter feeds the logits, are not. A resumed run repeats exactly what the uninterrupted run would have done (data order and
-augmentation are functions of (seed, epoch, index); RNG states are restored), so on a deterministic
-device it ends with the same weights.
+models, whose every parameter feeds the logits, are not. A resumed run repeats exactly what the
+uninterrupted run would have done (data order and augmentation are functions of (seed, epoch, index); RNG
+states are restored), so on a deterministic device it ends with the same weights.
 """
 from __future__ import annotations
 
@@ -155,7 +155,7 @@ class Trainer:
         return payload
 
     def _metrics(self) -> dict[str, Any]:
-        """Val metrics of the weights being saved (None when they were not evaluated) and the history."""
+        """Selection-split metrics of the weights being saved (None when not evaluated) and the history."""
         latest = self.state.history[-1] if self.state.history else None
         current = latest if latest and latest["iteration"] == self.state.iteration else None
         return {self.select_split: current, "history": list(self.state.history)}
@@ -315,8 +315,8 @@ class Trainer:
             self._note(line)
         self._note(f"training {cfg.model} ({cfg.preset}) on {cfg.dataset}: {len(self.train_set)} train images, "
                    f"crop {self.crop[0]}x{self.crop[1]}, batch {cfg.batch_size} over {self.ctx.world_size} "
-                   f"process(es) on {self.ctx.device}, {cfg.iterations} iterations ({self.iters_per_epoch} per epoch), "
-                   f"{self._selection_text()}")
+                   f"process(es) on {self.ctx.device}, {cfg.iterations} iterations ({self.iters_per_epoch} per "
+                   f"epoch), {self._selection_text()}")
         self._warn_test_selection()
         window: dict[str, float] = {}
         window_n, window_t = 0, time.perf_counter()
