@@ -2,6 +2,7 @@
 warned about), fine-tuning with --init (strict, recorded), a recipe file end to end through the CLI."""
 import json
 
+import official_layouts as L
 import pytest
 import torch
 
@@ -123,3 +124,23 @@ datasets:
     ckpt = load_checkpoint(out)
     assert ckpt["config"]["recipe"] == str(recipe) and ckpt["config"]["model_kwargs"]["ignore_mode"] == "official"
     assert ckpt["ignore_mode"] == "official" and ckpt["iteration"] == 2
+
+
+def test_init_from_imported_published_weights_keeps_their_input_convention(tmp_path):
+    """`models import` of released MFNet weights (random, in the release layout) then `train --init`: the run
+    starts from those weights with the convention they expect (unit); an unimported file names the import."""
+    src = tmp_path / "final.pth"
+    torch.save(L.random_state(L.mfnet_shapes(7, (8, 24, 24, 48, 48), (8, 8, 8, 18, 18)), seed=2), src)
+    imported = tmp_path / "mfnet.pt"
+    main(["models", "import", "mfnet", str(src), "--preset", "tiny", "--dataset", "synthetic", "--out", str(imported)])
+    config = _config(tmp_path / "ft.pt", model="mfnet", preset="tiny", iterations=2, init=str(imported), lr=1e-4)
+    ctx = distributed.setup("cpu")
+    try:
+        trainer = loop.Trainer(config, ctx)
+    finally:
+        distributed.teardown(ctx)
+    assert trainer.config.model_kwargs == {"input_convention": "unit"}
+    weights = load_checkpoint(imported)["state_dict"]
+    assert all(torch.equal(v, weights[k]) for k, v in trainer.model.state_dict().items())
+    with pytest.raises(CheckpointError, match=r"is a published file .* rgbt-bench models import mfnet"):
+        train(_config(tmp_path / "raw.pt", model="mfnet", preset="tiny", iterations=1, init=str(src)))

@@ -2,8 +2,9 @@
 
 Unlike `resume`, nothing but the weights (and the model kwargs they were built with) is taken: optimiser,
 schedule, RNG and iteration start afresh. The checkpoint (one written by `train`, or by `models import` from
-published weights; a bare state dict is accepted too) must hold the same model and preset with the same
-class count; keys and shapes are checked strictly and any mismatch is one CheckpointError naming the file
+published weights, including an ImageNet initialisation checkpoint; a bare state dict is accepted too) must
+hold the same model and preset with the same class count; a published file that was not imported is named
+with the import command to run; keys and shapes are checked strictly and any mismatch is one CheckpointError naming the file
 and the first difference. Model kwargs the checkpoint records (e.g. an input convention) are used unless
 the run sets them itself; the file's SHA-256 is recorded in the new run's config (`init_sha256`).
 """
@@ -14,9 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from ..checkpoint import file_sha256, load_state_into
+from ..checkpoint import file_sha256
 from ..errors import CheckpointError
-from ..models.loading import BUILD_ONLY_KWARGS, read_weights
+from ..models.loading import BUILD_ONLY_KWARGS, _load_weights, read_weights
 
 
 def read_init(path: str | Path) -> tuple[dict[str, Any], str]:
@@ -45,7 +46,7 @@ def load_init_weights(model: nn.Module, ckpt: dict[str, Any], path: str | Path, 
     if ckpt.get("num_classes") not in (None, num_classes):
         raise CheckpointError(f"--init checkpoint {path} was trained for {ckpt['num_classes']} classes, but this "
                               f"dataset has {num_classes}")
-    load_state_into(model, ckpt["state_dict"], f"{path} (--init)", num_classes)
+    _load_weights(model, ckpt, Path(path), num_classes)
 
 
 __all__ = ["read_init", "init_model_kwargs", "load_init_weights"]
