@@ -41,7 +41,8 @@ def cell_record(key: CellKey, per_image: np.ndarray, class_names=CLASSES, conven
                             num_images=len(per_image))
     return CellRecord(key=key, identity=identity, class_names=tuple(class_names), ignore_index=255,
                       metrics=compute_metrics(per_image.sum(0), convention).as_dict(), modality=None, params={},
-                      checkpoint=None, checkpoint_source="given", input_convention="imagenet", dataset_spec=key.dataset, device="cpu",
+                      checkpoint=None, checkpoint_source="given", input_convention="imagenet", selected_on="val",
+                      dataset_spec=key.dataset, device="cpu",
                       device_name="test", world_size=1, amp=False, batch_size=1, elapsed_s=0.0, pass_elapsed_s=0.0,
                       finished_at="2026-01-01T00:00:00+00:00", rgbt_bench_version="test")
 

@@ -67,7 +67,7 @@ def _refuse_initialisation(ckpt: dict[str, Any], path: Path, allow: bool) -> Non
                               f"first (rgbt-bench train --init {path})")
 
 
-def _load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, num_classes: int) -> None:
+def load_weights(model: nn.Module, ckpt: dict[str, Any], path: Path, num_classes: int) -> None:
     """load_state_into, naming a published file that was not imported and the command that imports it."""
     try:
         load_state_into(model, ckpt["state_dict"], str(path), num_classes)
@@ -115,7 +115,7 @@ def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: st
     _check_fits(ckpt, path, spec, num_classes, preset)
     kwargs = {**_build_kwargs(ckpt), **{k: v for k, v in model_kwargs.items() if k not in BUILD_ONLY_KWARGS}}
     model = build_model(spec, num_classes, preset, **kwargs)
-    _load_weights(model, ckpt, path, num_classes)
+    load_weights(model, ckpt, path, num_classes)
     return model.to(device), ckpt
 
 

@@ -6,7 +6,8 @@ holds three kinds of fields, kept flat on disk:
 - the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
   data, corruption options, mIoU convention). `CellRecord.mismatch` is the one definition of "reusable",
   used by the sweep's resume check and by `rgbt-bench run`'s stale-cell handling;
-- what was measured and how (metrics, class names, the model's input convention, device, timing, versions).
+- what was measured and how (metrics, class names, the model's input convention, the split its weights were
+  selected on ("test" for a checkpoint reproducing the published selection), device, timing, versions).
 
 `schema` versions the layout. Records without one were written before the layout was versioned; reading
 them (or any other version) is a `StaleResultsError` saying how to regenerate the directory.
@@ -103,6 +104,7 @@ class CellRecord:
     checkpoint: Optional[str]
     checkpoint_source: str
     input_convention: Optional[str]
+    selected_on: Optional[str]
     dataset_spec: str
     device: str
     device_name: str

@@ -175,7 +175,7 @@ class Sweep:
             metrics=plain(compute_metrics(per_image.sum(axis=0), self.convention).as_dict()),
             modality=settings["modality"], params=plain(settings["params"]),
             checkpoint=str(ref.checkpoint) if ref.checkpoint else None, checkpoint_source=ref.source,
-            input_convention=ref.input_convention,
+            input_convention=ref.input_convention, selected_on=ref.selected_on,
             dataset_spec=self.dataset.spec, device=str(self.ctx.device), device_name=device_name(self.ctx.device),
             world_size=self.ctx.world_size, amp=self.amp_dtype is not None, batch_size=self.config.batch_size,
             elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4), pass_elapsed_s=round(pass_s, 4),
@@ -261,7 +261,8 @@ class Sweep:
     def _evaluate(self) -> Path:
         cfg, ctx = self.config, self.ctx
         train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
-        models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device)
+        models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
+                             lambda text: self.note(text, always=True))
         cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
         pending = [c for c in cells if c.key.cell_id in pending_ids]

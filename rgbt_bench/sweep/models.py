@@ -22,6 +22,7 @@ from ..models import resolve_builder
 from ..models.loading import load_model
 from ..training import cache
 from ..training.config import TrainConfig
+from ..training.selection import selected_on, selection_warning
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
 BUILT_IN_DATASET = "synthetic"
@@ -39,11 +40,12 @@ class ModelRef:
     source: str = "given"
     sha256: Optional[str] = None
     input_convention: Optional[str] = None
+    selected_on: Optional[str] = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "spec": self.spec, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
                 "checkpoint_sha256": self.sha256, "checkpoint_source": self.source,
-                "input_convention": self.input_convention}
+                "input_convention": self.input_convention, "selected_on": self.selected_on}
 
 
 def parse_models(items: str | Sequence[str]) -> list[ModelRef]:
@@ -132,13 +134,19 @@ def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainC
         ref.source = outcomes[ref.checkpoint]
 
 
-def load_models(refs: list[ModelRef], num_classes: int, preset: str, device) -> dict[str, nn.Module]:
-    """Every model on `device` in eval mode, weights loaded strictly; sha256 of each checkpoint and the input
-    convention each model expects (rgbt_bench.models.normalize; None for a user model that does not say) recorded."""
+def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
+                warn: Callable[[str], None] = print) -> dict[str, nn.Module]:
+    """Every model on `device` in eval mode, weights loaded strictly. Recorded on each ref: the checkpoint's
+    sha256, the input convention the model expects (rgbt_bench.models.normalize; None for a user model that
+    does not say) and the split its weights were selected on; a test-selected checkpoint is `warn`ed about."""
     models: dict[str, nn.Module] = {}
     for ref in refs:
-        model, _ = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
+        model, ckpt = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
         ref.sha256 = file_sha256(ref.checkpoint) if ref.checkpoint is not None else None
         ref.input_convention = getattr(model, "input_convention", None)
+        ref.selected_on = selected_on(ckpt)
+        warning = selection_warning(ckpt, f"checkpoint {ref.checkpoint} of model '{ref.name}'")
+        if warning:
+            warn(warning)
         models[ref.name] = model.eval()
     return models

@@ -17,7 +17,7 @@ from torch import nn
 
 from ..checkpoint import file_sha256
 from ..errors import CheckpointError
-from ..models.loading import BUILD_ONLY_KWARGS, _load_weights, read_weights
+from ..models.loading import BUILD_ONLY_KWARGS, load_weights, read_weights
 
 
 def read_init(path: str | Path) -> tuple[dict[str, Any], str]:
@@ -46,7 +46,7 @@ def load_init_weights(model: nn.Module, ckpt: dict[str, Any], path: str | Path, 
     if ckpt.get("num_classes") not in (None, num_classes):
         raise CheckpointError(f"--init checkpoint {path} was trained for {ckpt['num_classes']} classes, but this "
                               f"dataset has {num_classes}")
-    _load_weights(model, ckpt, Path(path), num_classes)
+    load_weights(model, ckpt, Path(path), num_classes)
 
 
 __all__ = ["read_init", "init_model_kwargs", "load_init_weights"]
