@@ -4,7 +4,9 @@ Rank r evaluates the images r, r + world, r + 2*world, ... (no DistributedSample
 would be counted; torch DistributedSampler pads with duplicates). Per-image results are gathered to rank 0 and
 interleaved back into dataset order, so a sharded sweep writes exactly the arrays one process would.
 A user error on any rank is shared with all ranks, so every process stops with the same message instead of
-waiting forever in a collective. Process-group setup is the training package's (gloo on CPU, nccl on CUDA).
+waiting forever in a collective; a process that dies makes the others stop with PeerLostError, and the cells
+rank 0 wrote before stay valid for a rerun with any number of processes. Process-group setup is the training
+package's (gloo on CPU, nccl on CUDA).
 """
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ import numpy as np
 import torch.distributed as dist
 
 from ..errors import RgbtBenchError
-from ..training.distributed import DistContext, all_gather_objects, barrier, setup, teardown
+from ..training.distributed import DistContext, PeerLostError, all_gather_objects, barrier, peers, setup, teardown
 
 T = TypeVar("T")
 
-__all__ = ["DistContext", "barrier", "collective", "interleave", "on_main", "setup", "shard_indices", "teardown"]
+__all__ = ["DistContext", "PeerLostError", "barrier", "collective", "interleave", "on_main", "setup", "shard_indices",
+           "teardown"]
 
 
 def shard_indices(n: int, ctx: DistContext) -> range:
@@ -71,7 +74,8 @@ def on_main(fn: Callable[[], T], ctx: DistContext) -> T:
             error = exc
     if ctx.enabled:
         box = [(error, result)]
-        dist.broadcast_object_list(box, src=0)
+        with peers("broadcast_object_list", ctx):
+            dist.broadcast_object_list(box, src=0)
         error, result = box[0]
     _raise_first([error])
     return result

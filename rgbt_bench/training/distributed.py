@@ -1,20 +1,24 @@
 """Process-group setup for torchrun (gloo on CPU, nccl on CUDA) and the few collectives training needs.
 
 torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; without them (or with WORLD_SIZE 1) training runs in one
-process and every helper here is a no-op.
+process and every helper here is a no-op. When another process of the job dies (a node lost, a worker killed),
+the collectives here raise PeerLostError, one line, instead of the backend's traceback (gloo: "Connection closed
+by peer"); a peer that vanishes without closing its connections is noticed at the process-group timeout.
 """
 from __future__ import annotations
 
 import os
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
 
 from ..device import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, RgbtBenchError
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,23 @@ def setup(device_name: str, timeout_s: float = 600.0) -> DistContext:
     return DistContext(rank, world_size, local_rank, device, owns_group)
 
 
+class PeerLostError(RgbtBenchError):
+    """Another process of the torchrun job died or became unreachable in the middle of a collective."""
+
+
+@contextmanager
+def peers(what: str, ctx: DistContext) -> Iterator[None]:
+    """Turn the backend's error in a collective (a RuntimeError) into one PeerLostError line naming `what`."""
+    try:
+        yield
+    except RuntimeError as exc:
+        # gloo: "[.../pair.cc:553] Connection closed by peer [host]:port. This is typically caused by ..."
+        reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split("\n")[0].split(". ")[0] or type(exc).__name__
+        raise PeerLostError(f"rank {ctx.rank} of {ctx.world_size} lost the other processes during {what} "
+                            f"({reason}): a node or process of this torchrun job died or the network "
+                            f"failed; results already written are kept, rerun to resume (docs/distributed.md)") from None
+
+
 def teardown(ctx: DistContext) -> None:
     """Leave the process group if `setup` created it (a caller's own group stays up)."""
     if ctx.owns_group and dist.is_initialized():
@@ -67,20 +88,23 @@ def all_gather_objects(obj: Any, ctx: DistContext) -> list[Any]:
     if not ctx.enabled:
         return [obj]
     out: list[Any] = [None] * ctx.world_size
-    dist.all_gather_object(out, obj)
+    with peers("all_gather_object", ctx):
+        dist.all_gather_object(out, obj)
     return out
 
 
 def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
     """Copy rank 0's buffers (BatchNorm running statistics) to every rank, so all ranks evaluate one model."""
     if ctx.enabled:
-        for buf in module.buffers():
-            dist.broadcast(buf, src=0)
+        with peers("broadcast of buffers", ctx):
+            for buf in module.buffers():
+                dist.broadcast(buf, src=0)
 
 
 def barrier(ctx: DistContext) -> None:
     if ctx.enabled:
-        dist.barrier()
+        with peers("barrier", ctx):
+            dist.barrier()
 
 
 def all_reduce_flag(flag: bool, ctx: DistContext) -> bool:
@@ -88,5 +112,6 @@ def all_reduce_flag(flag: bool, ctx: DistContext) -> bool:
     if not ctx.enabled:
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    with peers("all_reduce", ctx):
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
