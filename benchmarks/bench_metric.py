@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the benchmarks' helpers, and this checkout's rgbt_bench rather than an installed copy
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from common import interleaved, load_average, machine_line, markdown_table  # noqa: E402
 
 from rgbt_bench.metrics import ConfusionMatrix  # noqa: E402

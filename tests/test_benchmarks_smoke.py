@@ -16,12 +16,13 @@ import bench_metric  # noqa: E402
 import bench_scaling  # noqa: E402
 import bench_sweep_overhead  # noqa: E402
 import bench_training  # noqa: E402
+import bench_vs_naive  # noqa: E402
 
 
 def table_rows(text: str) -> list[list[str]]:
     """Data rows of the Markdown tables in `text` (header and rule lines dropped)."""
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
-    return [r for r in rows if not re.match(r"^(corruption|implementation|what|engine stage|variant|curve)$", r[0])]
+    return [r for r in rows if not re.match(r"^(corruption|implementation|what|engine stage|variant|curve|non-model part)$", r[0])]
 
 
 def test_corruptions_smoke(capsys):
@@ -81,3 +82,29 @@ def test_gpu_script_says_why_without_cuda(capsys):
     else:
         assert bench_gpu.main(["--smoke"]) == 2
         assert "no CUDA device available" in capsys.readouterr().err
+
+
+def test_vs_naive_smoke(capsys):
+    assert bench_vs_naive.main(["--smoke", "--models", "mfnet,mine=user_model_example:build"]) == 0
+    out = capsys.readouterr().out
+    rows = {r[0]: r[1:] for r in table_rows(out)}
+    for what in ("end to end, s", "model forward, s", "non-model, s"):
+        assert float(rows[what][0]) > 0 and float(rows[what][1]) > 0, what
+    assert float(rows["decode (PIL) / data"][0]) > 0 and float(rows["corrupt"][0]) > 0
+    assert out.rstrip().endswith("cells written per sweep: 6")  # 2 models x (clean + 2 corruptions at 1 severity)
+    assert "goal (harness non-model time >= 10x below the naive loop's)" in out
+
+
+def test_naive_loop_corrupts_like_the_harness_where_it_uses_imagecorruptions():
+    """imagecorruptions' contrast is thermal_crossover's formula; it returns uint8, so they agree within 1/255."""
+    batch = bench_corruptions.make_batch(2, (48, 64))
+    rgb8 = (batch.rgb * 255).round().to(torch.uint8)
+    thermal8 = (batch.thermal * 255).round().to(torch.uint8)
+    exact = batch.__class__(rgb=rgb8.float() / 255, thermal=thermal8.float() / 255, label=batch.label, meta=batch.meta)
+    for severity in (1, 5):
+        ours = bench_corruptions.apply_corruption(exact, "thermal_crossover", severity, seed=0)
+        naive = bench_vs_naive.naive_corruption(bench_vs_naive.Setting("thermal_crossover", severity))
+        for i in range(2):
+            rgb, thermal = naive(rgb8[i].permute(1, 2, 0).numpy(), thermal8[i, 0].numpy(), i)
+            assert torch.equal(torch.from_numpy(rgb), exact.rgb[i])
+            assert (torch.from_numpy(thermal) - ours.thermal[i]).abs().max() <= 1 / 255 + 1e-6

@@ -72,9 +72,9 @@ def peers(what: str, ctx: DistContext) -> Iterator[None]:
     except RuntimeError as exc:
         # gloo: "[.../pair.cc:553] Connection closed by peer [host]:port. This is typically caused by ..."
         reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split("\n")[0].split(". ")[0] or type(exc).__name__
-        raise PeerLostError(f"rank {ctx.rank} of {ctx.world_size} lost the other processes during {what} "
-                            f"({reason}): a node or process of this torchrun job died or the network "
-                            f"failed; results already written are kept, rerun to resume (docs/distributed.md)") from None
+        raise PeerLostError(f"rank {ctx.rank} of {ctx.world_size} lost the other processes during {what} ({reason}): "
+                            f"a node or process of this torchrun job died or the network failed; results already "
+                            f"written are kept, rerun to resume (docs/distributed.md)") from None
 
 
 def teardown(ctx: DistContext) -> None:
