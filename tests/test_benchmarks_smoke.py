@@ -5,6 +5,7 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -17,6 +18,9 @@ import bench_scaling  # noqa: E402
 import bench_sweep_overhead  # noqa: E402
 import bench_training  # noqa: E402
 import bench_vs_naive  # noqa: E402
+from sweep_fixture import write_checkpoint, write_mfnet_tree, write_suite  # noqa: E402
+
+from rgbt_bench.corruptions import CORRUPTIONS  # noqa: E402
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -73,6 +77,26 @@ def test_scaling_smoke(capsys):
     rows = table_rows(capsys.readouterr().out)
     assert [(r[0], r[1], r[2]) for r in rows] == [("images", "2", "2"), ("cells", "2", "3")]
     assert all(float(r[5]) > 50 for r in rows)  # peak RSS in MB of a process that imported torch
+
+
+def test_gpu_measurements_run_on_any_device(tmp_path):
+    """bench_gpu.py needs CUDA, but what it measures is device-agnostic: run each table on the CPU, tiny."""
+    checkpoints = {"mfnet": str(write_checkpoint(tmp_path / "mfnet.pt", "mfnet", 9))}
+    tree = write_mfnet_tree(tmp_path / "mfnet", 2, (32, 40))
+    suite = write_suite(tmp_path / "suite.yaml", ["thermal_noise"], [3])
+    [sweep] = bench_gpu.sweep_rows(tmp_path, tree, checkpoints, "tiny", suite, 2, 0, 2, "cpu", precisions=(False,))
+    assert sweep[0] == "fp32" and sweep[1] > 0 and sweep[2] == "-"
+    shares = dict(zip(bench_gpu.STAGES, sweep[3:]))
+    assert sum(shares.values()) == pytest.approx(100) and shares["model"] > 0 and shares["corrupt"] > 0
+
+    forwards = bench_gpu.model_rows(checkpoints, "tiny", (32, 40), 2, 1, "cpu")
+    assert [tuple(r[:3]) for r in forwards] == [("mfnet", p, layout) for layout in ("contiguous", "channels_last")
+                                                for p in ("fp32", "amp")]
+    assert all(r[3] > 0 for r in forwards)
+
+    corruptions = bench_gpu.corruption_rows(("mfnet", checkpoints["mfnet"]), "tiny", (32, 40), 2, 3, 1, "cpu")
+    assert [r[0] for r in corruptions] == list(CORRUPTIONS)
+    assert all(r[1] > 0 and r[2] > 0 for r in corruptions)
 
 
 def test_gpu_script_says_why_without_cuda(capsys):
