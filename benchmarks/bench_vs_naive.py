@@ -25,7 +25,8 @@ Goals (issue): the harness's non-model time at least 10x below the naive loop's,
 under 3% of its model time.
 
 Run: python benchmarks/bench_vs_naive.py [--models crm,mfnet,NAME=module:fn] [--images 8] [--size 480x640]
-     [--corruptions all|NAME,...] [--severities 1,2,3,4,5] [--batch 8] [--workers 0] [--repeats 3] [--smoke]
+     [--corruptions all|NAME,...] [--severities 1,2,3,4,5] [--batch 8] [--workers 0] [--repeats 3] [--threads N]
+     [--smoke]
 """
 from __future__ import annotations
 
@@ -234,8 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers, both sides")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (median reported)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads, both sides (0: torch's default)")
     ap.add_argument("--smoke", action="store_true", help="2 images of 32x40, two corruptions at severity 1")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     size = tuple(int(v) for v in args.size.split("x"))
     default_suite = [e.corruption for e in load_suite("default").entries]
     corruptions = default_suite if args.corruptions == "all" else [c for c in args.corruptions.split(",") if c]
