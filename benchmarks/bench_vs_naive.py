@@ -198,10 +198,10 @@ def run_harness(work: Path, run: str, tree: Path, models: dict[str, str], checkp
     wall = time.perf_counter() - start
     timing = json.loads((out / MANIFEST).read_text())["timing"]
     cells = list(read_cells(out))
-    iou = {(c.record["model"], "clean"): np.asarray(c.record["metrics"]["iou"], dtype=np.float64)
-           for c in cells if c.record["corruption"] == "clean"}
-    union = {(c.record["model"], "clean"): c.confusion.sum(0) + c.confusion.sum(1) - np.diag(c.confusion)
-             for c in cells if c.record["corruption"] == "clean"}
+    iou = {(c.record.key.model, "clean"): np.asarray(c.record.metrics["iou"], dtype=np.float64)
+           for c in cells if c.record.key.corruption == "clean"}
+    union = {(c.record.key.model, "clean"): c.confusion.sum(0) + c.confusion.sum(1) - np.diag(c.confusion)
+             for c in cells if c.record.key.corruption == "clean"}
     shutil.rmtree(out)
     return {"wall": wall, "model": timing["model_s"], "stages": timing, "cells": len(cells), "iou": iou,
             "union": union}

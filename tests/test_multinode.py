@@ -168,14 +168,14 @@ def one_process(ckpts: dict[str, str], suite: Path, out: Path) -> Path:
 
 
 def assert_same_cells(got_dir: Path, want_dir: Path) -> None:
-    got = {c.record["cell_id"]: c for c in read_cells(got_dir)}
-    want = {c.record["cell_id"]: c for c in read_cells(want_dir)}
+    got = {c.record.cell_id: c for c in read_cells(got_dir)}
+    want = {c.record.cell_id: c for c in read_cells(want_dir)}
     assert sorted(got) == sorted(want) and len(want) == 2 * (1 + 2 + 1)
     for cell_id, cell in want.items():
         assert got[cell_id].per_image.shape == (7, 7, 7)
         np.testing.assert_array_equal(got[cell_id].per_image, cell.per_image, err_msg=cell_id)
         assert list(got[cell_id].names) == list(cell.names)
-        assert got[cell_id].record["metrics"] == cell.record["metrics"], cell_id
+        assert got[cell_id].record.metrics == cell.record.metrics, cell_id
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_two_node_sweep_writes_the_cells_of_one_process(tmp_path, sweep_inputs):
     assert [rc for rc, _, _ in results] == [0, 0], "\n".join(err[-3000:] for _, _, err in results)
     assert sorted(out.strip() for _, out, _ in results) == ["", str(tmp_path / "two_nodes")]  # rank 0 prints
     assert_same_cells(tmp_path / "two_nodes", one_process(ckpts, suite, tmp_path / "one"))
-    assert {c.record["world_size"] for c in read_cells(tmp_path / "two_nodes")} == {2}
+    assert {c.record.world_size for c in read_cells(tmp_path / "two_nodes")} == {2}
 
 
 @pytest.mark.slow
