@@ -467,7 +467,7 @@ def test_disk_full_while_rewriting_the_leaderboard_keeps_the_old_one(world, tmp_
     main(args)
     capsys.readouterr()
     before = snapshot(board.parent)
-    assert set(before) == {"leaderboard.csv", "leaderboard.md"}
+    assert set(before) == {"leaderboard.csv", "leaderboard.json", "leaderboard.md"}
     FillingDisk(monkeypatch, board.parent, left)
     with pytest.raises(SystemExit) as exc:
         main([*args, "--rank-by", "clean"])

@@ -1,4 +1,9 @@
-"""`rgbt-bench leaderboard`: one row per model and results directory, ranked, CSV + Markdown."""
+"""`rgbt-bench leaderboard`: one row per model and results directory, ranked, CSV + JSON + Markdown."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from test_report import matrix, write_results
@@ -60,9 +65,10 @@ def test_cli_writes_csv_and_markdown_and_skips_non_results(dirs, tmp_path, capsy
     rows = [line.split("│")[1:3] for line in printed.splitlines() if line.startswith("│")]
     assert [(r.strip(), m.strip()) for r, m in rows] == [("1", "slow"), ("2", "robust"), ("3", "fast")]
     frame = pd.read_csv(out)
-    assert list(frame["model"]) == ["slow", "robust", "fast"] and frame["clean_low"].notna().all()
+    assert list(frame["model"]) == ["slow", "robust", "fast"] and frame["clean_low_pct"].notna().all()
     md = out.with_suffix(".md").read_text()
-    assert md.startswith("# Leaderboard") and "| 1 | slow | synthetic | test | 75.00 |" in md
+    assert md.startswith("| rank | model | dataset | split | clean mIoU (%) |")
+    assert "| 1 | slow | synthetic | test | 75.00 |" in md
 
 
 def test_no_results_is_one_line(tmp_path, capsys):
@@ -74,3 +80,17 @@ def test_no_results_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and "holds sweep results" in err
     assert not (tmp_path / "lb.csv").exists()
+
+
+def test_leaderboard_prints_under_an_ascii_locale(tmp_path):
+    """Regression: a missing value printed as an en dash crashed `leaderboard` with a traceback when stdout was
+    ASCII (UnicodeEncodeError); terminal cells are ASCII now."""
+    cells = {k: v for k, v in FIRST.items() if k != ("fast", "fog", 2, 0)}  # fast's mean corrupted is undefined
+    results = write_results(tmp_path / "r", cells)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-m", "rgbt_bench.cli", "leaderboard", str(results), "--out",
+                           str(tmp_path / "lb.csv"), "--bootstrap", "0"], capture_output=True, text=True, env=env,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = {cells[2].strip(): cells for line in done.stdout.splitlines() if len(cells := line.split("|")) > 4}
+    assert rows["fast"][4].strip() == "-" and rows["slow"][4].strip() == "65.0"

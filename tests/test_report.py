@@ -3,6 +3,7 @@
 Helpers here (`write_results`, `matrix`) build results directories with rgbt_bench.sweep.store.write_cell,
 so the other report tests (plots, leaderboard, check) import them.
 """
+import dataclasses
 import json
 import math
 
@@ -47,10 +48,19 @@ def cell_record(key: CellKey, per_image: np.ndarray, class_names=CLASSES, conven
                       finished_at="2026-01-01T00:00:00+00:00", rgbt_bench_version="test")
 
 
+def with_fields(rec: CellRecord, fields: dict) -> CellRecord:
+    """`rec` with some record or identity fields replaced (e.g. a checkpoint SHA-256)."""
+    names = {f.name for f in dataclasses.fields(CellIdentity)}
+    identity = dataclasses.replace(rec.identity, **{k: v for k, v in fields.items() if k in names})
+    return dataclasses.replace(rec, identity=identity, **{k: v for k, v in fields.items() if k not in names})
+
+
 def write_results(path, cells, *, images=4, names=None, is_night=None, class_names=CLASSES, convention="field",
-                  manifest=True, dataset="synthetic", split="test"):
+                  manifest=True, dataset="synthetic", split="test", record=None, run=None):
     """Write a results directory. `cells`: {(model, corruption, severity, seed): per-image [N,C,C] or a [C,C]
-    matrix repeated for every image}. A run.json lists the models in first-seen order when `manifest`."""
+    matrix repeated for every image}. A run.json lists the models in first-seen order when `manifest`.
+    `record(model)` sets fields of each cell's record (`CellRecord` or `CellIdentity` fields), `run` adds
+    fields to run.json."""
     stacked = [np.asarray(v) for v in cells.values() if np.ndim(v) == 3]
     names = names or [f"{i:05d}D" for i in range(len(stacked[0]) if stacked else images)]
     is_night = is_night if is_night is not None else [None] * len(names)
@@ -59,13 +69,14 @@ def write_results(path, cells, *, images=4, names=None, is_night=None, class_nam
         if per_image.ndim == 2:
             per_image = np.repeat(per_image[None], len(names), axis=0)
         key = CellKey(model, dataset, split, corruption, severity, seed)
-        write_cell(path, cell_record(key, per_image, class_names, convention), per_image, names, is_night)
+        rec = with_fields(cell_record(key, per_image, class_names, convention), record(model) if record else {})
+        write_cell(path, rec, per_image, names, is_night)
     if manifest:
         models = list(dict.fromkeys(k[0] for k in cells))
         corruptions = list(dict.fromkeys(k[1] for k in cells if k[1] != "clean"))
         write_json(path / "run.json", {"models": [{"name": m, "spec": m} for m in models],
                                        "suite": {"entries": [{"label": c, "corruption": c} for c in corruptions]},
-                                       "dataset": {"spec": dataset, "split": split}, "seeds": [0]})
+                                       "dataset": {"spec": dataset, "split": split}, "seeds": [0], **(run or {})})
     return path
 
 
@@ -256,10 +267,11 @@ def test_build_report_writes_tables_and_records_choices(hand):
     meta = json.loads((out / "report.json").read_text())
     assert meta["reference"] == "B" and meta["reference_chosen_by"] == "--reference"
     assert meta["convention"] == "field" and meta["bootstrap"]["resamples"] == 200
-    rows = json.loads((out / "miou.json").read_text())["rows"]
-    assert {(r["model"], r["corruption"], r["severity"]): round(r["miou"], 6) for r in rows}[("A", "noise", 2)] == 40
+    rows = json.loads((out / "miou.json").read_text())
+    by_cell = {(r["model"], r["corruption"], r["severity"]): r["miou_pct"] for r in rows}
+    assert by_cell[("A", "noise", 2)] == pytest.approx(40)
     md = (out / "miou.md").read_text()
-    assert "| corruption | severity | B | A |" in md and "| noise | 2 | 50.00 | 40.00 |" in md
+    assert md.startswith("| corruption | severity | B (%) | A (%) |\n") and "| noise | 2 | 50.00 | 40.00 |" in md
     assert report.summary.set_index("model").loc["A", "mce"] == pytest.approx(100 * (1.25 + 4 / 3) / 2)
 
 
@@ -295,6 +307,9 @@ def test_cli_errors_are_one_line(hand, tmp_path, capsys):
         (["report", str(hand.path), "--reference", "C"], "--reference model 'C' is not in"),
         (["report", str(hand.path), "--qualitative", "noise"], "invalid --qualitative 'noise'"),
         (["report", str(hand.path), "--qualitative", "fog:3"], "--qualitative 'fog:3' is not a setting"),
+        (["report", str(hand.path), "--qualitative", "fog@3"], "--qualitative 'fog@3' is not a setting"),
+        (["report", str(hand.path), "--per-class", "noise@x"], "invalid --per-class 'noise@x'; expected "
+                                                                "CORRUPTION@SEVERITY, e.g. noise@1, noise@2, blur@1"),
         (["report", str(hand.path), "--bootstrap", "-1"], "--bootstrap must be >= 0"),
     ]:
         code, out, err = _cli(argv, capsys)
@@ -320,7 +335,7 @@ def test_unfinished_sweep_leaves_dependent_metrics_empty_and_says_so(tmp_path):
     assert rows.loc["B", "mean_corrupted_miou"] == pytest.approx(65.0)
     assert report.notes == ["1 cell(s) missing (A noise@2): an unfinished sweep? means, RR and CE that need them "
                             "are left empty"]
-    assert json.loads((report.out_dir / "summary.json").read_text())["rows"][1]["mce"] is None
+    assert json.loads((report.out_dir / "summary.json").read_text())[1]["mce_pct"] is None
 
 
 def test_unreadable_cell_is_named(tmp_path):

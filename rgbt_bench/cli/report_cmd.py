@@ -13,6 +13,12 @@ CONFIDENCE = 0.95
 PIPE_WIDTH = 140
 
 
+def bootstrap_seed_option(f):
+    """--bootstrap-seed (alias --seed, its earlier name): the seed of the paired bootstrap's resampling."""
+    return click.option("--bootstrap-seed", "--seed", "seed", type=int, default=0, show_default=True,
+                        help="Seed of the bootstrap resampling (--seed is an alias).")(f)
+
+
 def _console() -> Console:
     """A console on stdout; when stdout is not a terminal, wide enough for the tables not to wrap."""
     return Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
@@ -24,17 +30,19 @@ def _console() -> Console:
               help="Model CE/mCE are measured against [default: run.json's reference, else the first model].")
 @click.option("--bootstrap", type=int, default=1000, show_default=True,
               help="Paired bootstrap resamples over images (0 skips the confidence intervals).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
-@click.option("--qualitative", default="worst", show_default=True, metavar="CORRUPTION:SEVERITY",
-              help="Setting of the qualitative grid: CORRUPTION:SEVERITY, clean, worst (lowest mean mIoU) or none.")
-@click.option("--per-class", "per_class", default=None, metavar="CORRUPTION:SEVERITY",
+@bootstrap_seed_option
+@click.option("--qualitative", default="worst", show_default=True, metavar="CORRUPTION@SEVERITY",
+              help="Setting of the qualitative grid: CORRUPTION@SEVERITY (e.g. thermal_missing@5), clean, worst "
+                   "(lowest mean mIoU) or none.")
+@click.option("--per-class", "per_class", default=None, metavar="CORRUPTION@SEVERITY",
               help="Setting of the per-class bar plot beside clean (or none) [default: the qualitative one].")
 @click.option("--images", type=click.IntRange(1, 16), default=3, show_default=True,
               help="Images in the qualitative grid.")
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the figures (PNG and SVG).")
+@click.option("--latex", is_flag=True, help="Also write booktabs table fragments into RESULTS_DIR/report/latex/.")
 @device_option
-def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, device):
-    """Write mIoU, per-class, day/night and robustness tables, bootstrap CIs and plots into RESULTS_DIR/report/."""
+def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, latex, device):
+    """Write tables (CSV, JSON, Markdown), bootstrap CIs, figures and index.html into RESULTS_DIR/report/."""
     from ..errors import writing
     from ..report.build import build_report, summary_frame
     from ..report.terminal import frame_table
@@ -42,7 +50,7 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     with writing(f"the report to {Path(results_dir) / 'report'}", "free space or make it writable, then rerun"):
         result = build_report(results_dir, reference=reference, bootstrap=bootstrap, seed=seed,
                               confidence=CONFIDENCE, qualitative=qualitative, per_class=per_class, plot=plots,
-                              images=images, device=resolve_device(device))
+                              images=images, latex=latex, device=resolve_device(device))
     console = _console()
     r = result.results
     title = f"{r.dataset}/{r.split}, {len(r.names)} images, {len(r.raw)} cells (mIoU %)"
@@ -53,19 +61,24 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     console.print(f"mIoU convention '{r.convention}'; mCE against '{result.reference.model}' "
                   f"({result.reference.chosen_by})", highlight=False)
     for note in result.notes:
-        console.print(f"note: {note}", highlight=False)
-    console.print(f"report written to {result.out_dir}", highlight=False)
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    if result.removed:
+        console.print(f"removed {len(result.removed)} file(s) of an earlier report that this one does not write: "
+                      + ", ".join(p.relative_to(result.out_dir).as_posix() for p in result.removed),
+                      highlight=False, soft_wrap=True)
+    console.print(f"report written to {result.out_dir} (open {result.out_dir / 'index.html'})", highlight=False,
+                  soft_wrap=True)
 
 
 @click.command("leaderboard")
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", default="leaderboard.csv", show_default=True,
-              help="CSV to write; a Markdown copy goes next to it (.md).")
+              help="CSV to write; the same records as JSON (.json) and a Markdown table (.md) go next to it.")
 @click.option("--rank-by", type=click.Choice(["mean_corrupted", "clean", "mce", "rr", "worst"]),
               default="mean_corrupted", show_default=True, help="Ranking column (mCE: lower is better).")
 @click.option("--bootstrap", type=int, default=1000, show_default=True,
               help="Paired bootstrap resamples for the CI bounds (0 skips them).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap resampling.")
+@bootstrap_seed_option
 def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
     """Rank models across sweep results (e.g. results/*): one row per model and results directory."""
     from ..errors import ConfigError, writing

@@ -1,7 +1,14 @@
-"""`build_report`: every table, robustness metric, confidence interval and plot of one sweep, written into
-`<results>/report/`, with `report.json` recording how they were computed (convention, reference, bootstrap)."""
+"""`build_report`: every table, robustness metric, confidence interval and figure of one sweep, written into
+`<results>/report/` with `report.json` (how they were computed), `provenance.json` (what produced the
+cells) and `index.html` (all of it in one self-contained page); LaTeX fragments on request.
+
+A rebuild removes the files an earlier build wrote that this one does not (e.g. bootstrap tables after
+`--bootstrap 0`), after the new files are in place; files of other origin in report/ are left alone.
+Output is deterministic: the same cells and options give byte-identical files.
+"""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -9,26 +16,33 @@ from typing import Optional
 import pandas as pd
 import torch
 
-from .. import __version__
 from ..errors import ConfigError
 from ..sweep.store import write_json
-from . import plots
+from . import latex as tex
 from .bootstrap import BootstrapResult, paired_bootstrap
+from .html import write_index
 from .load import CLEAN, Results, load_results
+from .notation import format_setting
+from .provenance import mixed_suites_note, provenance, provenance_columns, provenance_note
 from .qualitative import parse_setting, qualitative_grid
 from .robustness import Reference, choose_reference, robustness_tables
-from .tables import (
-    day_night_table,
-    miou_table,
-    miou_wide,
-    per_class_table,
-    records,
-    write_table,
-)
+from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, \
+    write_table
 
 REPORT_DIR = "report"
+LATEX_DIR = "latex"
 WORST = "worst"
 NONE = "none"
+INDEX = "index.html"
+PROVENANCE = "provenance.json"
+REPORT_JSON = "report.json"
+# Every file a report can write (besides those an earlier report.json lists): candidates for stale removal.
+TABLE_NAMES = ("miou", "per_class", "day_night", "robustness", "summary", "bootstrap_cells", "bootstrap_summary",
+               "bootstrap_differences")
+FIGURE_NAMES = ("heatmap", "curves", "class_heatmap", "per_class", "qualitative")
+LATEX_NAMES = ("per_class", "robustness", "day_night", "summary")
+CONVENTIONS = {"field": "every class counts, class 0 included; IoU 0 for a class absent from labels and predictions",
+               "mmseg": "IoU undefined for a class absent from labels and predictions; mean over the defined ones"}
 
 
 @dataclass
@@ -44,7 +58,10 @@ class Report:
     robustness: pd.DataFrame
     summary: pd.DataFrame
     bootstrap: Optional[BootstrapResult]
+    provenance: dict = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -66,16 +83,22 @@ def _setting(text: Optional[str], results: Results, miou: pd.DataFrame, flag: st
     return parse_setting(text, results, flag)
 
 
+def context(results: Results) -> str:
+    """'synthetic / test, 10 images, mIoU convention field': what every table and figure is about."""
+    return f"{results.dataset} / {results.split}, {len(results.names)} images, mIoU convention {results.convention}"
+
+
 def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bootstrap: int = 1000,
                  seed: int = 0, confidence: float = 0.95, qualitative: Optional[str] = WORST,
-                 per_class: Optional[str] = None, plot: bool = True, images: int = 3,
+                 per_class: Optional[str] = None, plot: bool = True, images: int = 3, latex: bool = False,
                  device: str | torch.device = "cpu") -> Report:
     """Compute and write the report of the sweep in `results_dir`.
 
     `reference`: model CE is measured against (default: run.json's "reference", else the first model).
     `bootstrap`: resamples for the paired bootstrap (0 skips it). `qualitative` / `per_class`:
-    'CORRUPTION:SEVERITY', 'clean', 'worst' (lowest mean mIoU over models) or 'none' (no such plot);
-    `per_class` defaults to the qualitative setting, else the worst. `plot=False` writes tables only. User errors are raised before anything is written.
+    'CORRUPTION@SEVERITY' (alias 'CORRUPTION:SEVERITY'), 'clean', 'worst' (lowest mean mIoU over models) or
+    'none' (no such plot); `per_class` defaults to the qualitative setting, else the worst. `plot=False`
+    writes tables only; `latex=True` adds report/latex/*.tex. User errors are raised before anything is written.
     """
     results = load_results(results_dir)
     ref = choose_reference(results, reference)
@@ -85,72 +108,193 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     qual_setting = _setting(qualitative, results, miou, "--qualitative")
     class_setting = _setting(per_class, results, miou, "--per-class") if per_class is not None else \
         (qual_setting or worst_setting(miou))
+    out = results.path / REPORT_DIR
+    previous = _previous_files(out)
+    (out / LATEX_DIR if latex else out).mkdir(parents=True, exist_ok=True)  # an unwritable place fails here
     per_cls = per_class_table(results)
     day_night = day_night_table(results)
     per_corruption, summary = robustness_tables(results, ref)
     boot = paired_bootstrap(results, ref, bootstrap, seed, confidence) if bootstrap else None
-    out = results.path / REPORT_DIR
-    report = Report(results, ref, out, miou, per_cls, day_night, per_corruption, summary, boot)
-    missing = results.missing()
-    if missing:
-        shown = ", ".join(f"{m} {c}@{s}" for m, c, s in missing[:3]) + (", ..." if len(missing) > 3 else "")
-        report.notes.append(f"{len(missing)} cell(s) missing ({shown}): an unfinished sweep? means, RR and CE that "
-                            "need them are left empty")
+    report = Report(results, ref, out, miou, per_cls, day_night, per_corruption, summary, boot,
+                    provenance(results))
+    report.notes += _notes(results)
+    report.tables = _tables(report)
+    _write_tables(report)
+    settings = [(CLEAN, 0)] + ([class_setting] if class_setting and class_setting[0] != CLEAN else [])
+    if latex:
+        report.files += tex.write_latex(out / LATEX_DIR, _latex(report, settings, confidence))
+    figures = _plots(report, class_setting, qual_setting, images, device, confidence) if plot else []
+    write_json(out / PROVENANCE, report.provenance)
+    report.files.append(out / PROVENANCE)
+    report.files.append(write_index(out / INDEX, f"rgbt-bench report: {results.dataset} / {results.split}",
+                                    _long_context(report), report.provenance, report.notes, figures, report.tables))
     meta = {"dataset": results.dataset, "split": results.split, "convention": results.convention,
-            "units": "percent", "reference": ref.model, "reference_chosen_by": ref.chosen_by}
-    files = report.files
-    files += write_table(miou, out / "miou", markdown=miou_wide(miou), title="mIoU (%) per corruption and severity",
-                         meta=meta)
-    files += write_table(per_cls, out / "per_class", title="IoU (%) per class", meta=meta)
-    if day_night is not None:
-        files += write_table(day_night, out / "day_night", title="mIoU (%) on day and night images", meta=meta)
-    files += write_table(per_corruption, out / "robustness", title="Robustness per corruption (mean mIoU, RR, CE; %)",
-                         meta=meta)
-    files += write_table(summary, out / "summary", title="Robustness per model (%)", meta=meta)
-    if boot is not None:
-        boot_meta = {**meta, **boot.meta()}
-        files += write_table(boot.cells, out / "bootstrap_cells", title="Bootstrap CIs of each cell's mIoU (%)",
-                             meta=boot_meta)
-        files += write_table(boot.summary, out / "bootstrap_summary", title="Bootstrap CIs per model (%)",
-                             meta=boot_meta)
-        if not boot.differences.empty:
-            files += write_table(boot.differences, out / "bootstrap_differences",
-                                 title=f"Paired bootstrap CIs of model minus {ref.model} (%)", meta=boot_meta)
-    if plot:
-        _plots(report, class_setting, qual_setting, images, device)
-    write_json(out / "report.json", {
-        **meta, "rgbt_bench_version": __version__, "results": str(results.path), "models": results.models,
-        "corruptions": results.corruptions, "images": len(results.names),
-        "cells": len(results.raw), "bootstrap": boot.meta() if boot is not None else None,
-        "per_class_setting": list(class_setting) if class_setting else None, "qualitative_setting": list(qual_setting) if qual_setting else None,
-        "summary": records(summary), "files": [str(p.relative_to(out)) for p in files], "notes": report.notes})
-    files.append(out / "report.json")
+            "convention_meaning": CONVENTIONS.get(results.convention, ""), "units": "percent",
+            "reference": ref.model, "reference_chosen_by": ref.chosen_by, "results": str(results.path),
+            "models": results.models, "corruptions": results.corruptions, "images": len(results.names),
+            "cells": len(results.raw), "bootstrap": boot.meta() if boot is not None else None,
+            "per_class_setting": format_setting(*class_setting) if class_setting else None,
+            "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
+            "provenance": report.provenance, "summary": records(report.tables[-1].file_frame())
+            if report.tables[-1].name == "summary" else None, "notes": report.notes}
+    report.files.append(out / REPORT_JSON)
+    write_json(out / REPORT_JSON, {**meta, "files": [_relative(p, out) for p in report.files]})
+    report.removed = _remove_stale(out, report.files, previous)
     return report
 
 
-def _plots(report: Report, class_setting: Optional[tuple[str, int]], qual_setting: Optional[tuple[str, int]],
-           images: int, device) -> None:
-    out, files = report.out_dir, report.files
-    has_corrupted = bool((report.miou["corruption"] != CLEAN).any())
-    if has_corrupted:
-        files += plots.heatmap(report.miou, out / "heatmap")
-        files += plots.curves(report.miou, out / "curves")
-    if class_setting is not None:
-        files += plots.per_class_bars(report.per_class, report.results.class_names, class_setting,
-                                      out / "per_class")
-    if qual_setting is not None:
-        paths, reason = qualitative_grid(report.results, qual_setting, out / "qualitative", images, device)
-        files += paths
-        if reason:
-            report.notes.append(f"qualitative grid skipped: {reason}")
+def _notes(results: Results) -> list[str]:
+    notes = []
+    missing = results.missing()
+    if missing:
+        shown = ", ".join(f"{m} {format_setting(c, s)}" for m, c, s in missing[:3])
+        shown += ", ..." if len(missing) > 3 else ""
+        notes.append(f"{len(missing)} cell(s) missing ({shown}): an unfinished sweep? means, RR and CE that "
+                     "need them are left empty")
+    mixed = mixed_suites_note(results)
+    if mixed:
+        notes.append(mixed)
+    return notes
+
+
+def _long_context(report: Report) -> str:
+    r = report.results
+    return (f"{context(r)} ({CONVENTIONS.get(r.convention, r.convention)}); {len(r.models)} models, "
+            f"{len(r.raw)} cells; mCE against {report.reference.model} ({report.reference.chosen_by})")
 
 
 def summary_frame(report: Report) -> pd.DataFrame:
-    """The per-model summary with the bootstrap interval of the mean corrupted mIoU when there is one."""
+    """The per-model summary with the bootstrap intervals of the clean and mean corrupted mIoU when there are."""
     frame = report.summary.copy()
-    if report.bootstrap is not None:
-        ci = report.bootstrap.summary
-        ci = ci[ci["statistic"] == "mean_corrupted"].set_index("model")
-        frame["mean_corrupted_low"] = frame["model"].map(ci["low"])
-        frame["mean_corrupted_high"] = frame["model"].map(ci["high"])
+    if report.bootstrap is None:
+        return frame
+    ci = report.bootstrap.summary.set_index(["statistic", "model"])
+    for stat, after in (("clean", "clean_miou"), ("mean_corrupted", "mean_corrupted_miou")):
+        at = frame.columns.get_loc(after) + 1
+        frame.insert(at, f"{stat}_low", frame["model"].map(ci.loc[stat]["low"]))
+        frame.insert(at + 1, f"{stat}_high", frame["model"].map(ci.loc[stat]["high"]))
     return frame
+
+
+def _tables(report: Report) -> list[Table]:
+    """Every table of the report, in the order index.html shows them (summary last: report.json reads it)."""
+    r, boot = report.results, report.bootstrap
+    models = list(dict.fromkeys(report.miou["model"]))
+    classes = list(r.class_names)
+    per_class = report.per_class.assign(miou=report.miou["miou"].to_numpy())  # both: one row per present cell
+    tables = [
+        Table("miou", "mIoU (%) per model, corruption and severity", report.miou,
+              percent_names(["miou", "pixel_acc", "mean_acc"]), miou_wide(report.miou), tuple(models)),
+        Table("per_class", "IoU (%) per class, and mIoU (%), per model, corruption and severity", per_class,
+              {**percent_names(classes, "_iou_pct"), "miou": "miou_pct"}),
+    ]
+    if report.day_night is not None:
+        tables.append(Table("day_night", "mIoU (%) on all, day and night images", report.day_night,
+                            percent_names(["miou", "miou_day", "miou_night"])))
+    tables.append(Table("robustness", "Robustness per model and corruption: mean mIoU over severities, RR and CE (%)",
+                        report.robustness, percent_names(["mean_miou", "rr", "ce"])))
+    if boot is not None:
+        level = f"{boot.confidence:.0%}"
+        tables += [
+            Table("bootstrap_cells", f"{level} CI of each cell's mIoU and of its difference to {boot.reference} (%)",
+                  boot.cells,
+                  percent_names(["miou", "low", "high", "diff_vs_reference_low", "diff_vs_reference_high"])),
+            Table("bootstrap_summary", f"{level} CI of each model's summary statistics (%)", boot.summary,
+                  percent_names(["estimate", "low", "high"]))]
+        if not boot.differences.empty:
+            tables.append(Table("bootstrap_differences", f"{level} CI of each model minus {boot.reference} (%)",
+                                boot.differences, percent_names(["difference", "low", "high"])))
+    summary = summary_frame(report)
+    shown = list(summary.columns)
+    columns = [c for c in shown if c not in ("model", "worst_setting", "reference")]
+    prov = pd.DataFrame([provenance_columns(report.provenance, m) for m in summary["model"]])
+    tables.append(Table("summary", "Robustness summary per model (%)", pd.concat([summary, prov], axis=1),
+                        percent_names(columns), summary[shown], tuple(columns)))
+    return tables
+
+
+def _write_tables(report: Report) -> None:
+    ctx = _long_context(report)
+    for table in report.tables:
+        note = f"{table.caption}. {ctx}."
+        if table.name == "summary":
+            note += "\n\nProvenance:\n\n" + provenance_note(report.provenance)
+        else:
+            note += " Provenance: provenance.json."
+        report.files += write_table(table, report.out_dir, note)
+
+
+def _latex(report: Report, settings: list[tuple[str, int]], confidence: float) -> dict[str, str]:
+    r, ctx = report.results, context(report.results)
+    texts = {"per_class": tex.per_class_latex(report.per_class, report.miou, r.class_names, settings, ctx)}
+    if r.corruptions:
+        texts["robustness"] = tex.robustness_latex(report.summary, report.robustness, r.corruptions, ctx,
+                                                   report.reference.model)
+    if report.day_night is not None:
+        texts["day_night"] = tex.day_night_latex(report.day_night, ctx)
+    texts["summary"] = tex.summary_latex(summary_frame(report), ctx, confidence, report.reference.model)
+    return texts
+
+
+def _plots(report: Report, class_setting: Optional[tuple[str, int]], qual_setting: Optional[tuple[str, int]],
+           images: int, device, confidence: float) -> list[tuple[str, str, Path]]:
+    """Draw the figures; returns (name, caption, PNG) of each, for index.html."""
+    from . import plots
+
+    out, files, r = report.out_dir, report.files, report.results
+    ctx = context(r)
+    figures: list[tuple[str, str, list[Path]]] = []
+    if r.corruptions:
+        ci = report.bootstrap.cells if report.bootstrap is not None else None
+        figures += [
+            ("heatmap", "mIoU (%) per corruption and severity, per model",
+             plots.heatmap(report.miou, out / "heatmap", ctx)),
+            ("curves", "mIoU (%) against severity" + (f" with {confidence:.0%} bootstrap CIs" if ci is not None else ""),
+             plots.curves(report.miou, out / "curves", ctx, ci, confidence)),
+            ("class_heatmap", "IoU (%) per class and corruption (mean over severities), per model",
+             plots.class_heatmap(report.per_class, r.class_names, out / "class_heatmap", ctx))]
+    if class_setting is not None:
+        figures.append(("per_class", f"IoU (%) per class, clean and {format_setting(*class_setting)}",
+                        plots.per_class_bars(report.per_class, r.class_names, class_setting, out / "per_class", ctx)))
+    if qual_setting is not None:
+        paths, reason = qualitative_grid(r, qual_setting, out / "qualitative", ctx, images, device)
+        if reason:
+            report.notes.append(f"qualitative grid skipped: {reason}")
+        else:
+            figures.append(("qualitative", f"Inputs, ground truth and predictions, clean and "
+                            f"{format_setting(*qual_setting)}", paths))
+    for _, _, paths in figures:
+        files += paths
+    return [(name, caption, paths[0]) for name, caption, paths in figures]
+
+
+def _relative(path: Path, out: Path) -> str:
+    return path.relative_to(out).as_posix()
+
+
+def _remove_stale(out: Path, written: list[Path], previous: list[str]) -> list[Path]:
+    """Delete the report files an earlier build wrote (`previous`: its report.json's list, or any name a
+    report writes) that this one did not; returns them."""
+    candidates = {out / f"{n}{s}" for n in TABLE_NAMES for s in (".csv", ".json", ".md")}
+    candidates |= {out / f"{n}{s}" for n in FIGURE_NAMES for s in (".png", ".svg")}
+    candidates |= {out / LATEX_DIR / f"{n}.tex" for n in LATEX_NAMES}
+    candidates |= {out / INDEX, out / PROVENANCE}
+    candidates |= {out / f for f in previous}
+    keep = {p.resolve() for p in written}
+    removed = sorted(p for p in candidates if p.is_file() and p.resolve() not in keep
+                     and p.resolve().is_relative_to(out.resolve()))
+    for path in removed:
+        path.unlink()
+    latex_dir = out / LATEX_DIR
+    if latex_dir.is_dir() and not any(latex_dir.iterdir()):
+        latex_dir.rmdir()
+    return removed
+
+
+def _previous_files(out: Path) -> list[str]:
+    """The files the report.json of an earlier build lists ([] when there is none or it is unreadable)."""
+    try:
+        listed = json.loads((out / REPORT_JSON).read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [f for f in listed if isinstance(f, str)]

@@ -1,6 +1,7 @@
 """Leaderboard across sweep results: one row per model and results directory, ranked within each
 (dataset, split) by mean corrupted mIoU (or another --rank-by column). mCE is relative to each directory's
-own reference model, named in the `reference` column; CI bounds come from the paired bootstrap."""
+own reference model, named in the `reference` column; CI bounds come from the paired bootstrap. Every row
+carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,15 +13,21 @@ from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from .bootstrap import paired_bootstrap
 from .load import is_results_dir, load_results
+from .provenance import COLUMNS as PROVENANCE_COLUMNS
+from .provenance import label, provenance, provenance_columns
 from .robustness import choose_reference, robustness_tables
-from .tables import to_markdown
+from .tables import Table, markdown_file, percent_names, records_json
 
 # --rank-by choice -> (column, higher is better)
 RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
            "mce": ("mce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
 COLUMNS = ["rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high", "mean_corrupted_miou",
            "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "worst_miou", "worst_setting", "reference",
-           "convention", "images", "results"]
+           "convention", "images", "results", *(c for c in PROVENANCE_COLUMNS if c != "convention")]
+PERCENT = ["clean_miou", "clean_low", "clean_high", "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high",
+           "rr", "mce", "worst_miou"]
+# The Markdown view: the ranking itself; provenance follows it as a note.
+SHOWN = ["rank", "model", "dataset", "split", *PERCENT, "worst_setting", "reference", "convention", "images"]
 
 
 def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -34,6 +41,7 @@ def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
 def _rows(path: Path, bootstrap: int, seed: int, confidence: float) -> list[dict]:
     results = load_results(path)
     reference = choose_reference(results)
+    block = provenance(results)
     _, summary = robustness_tables(results, reference)
     ci = {}
     if bootstrap:
@@ -43,7 +51,8 @@ def _rows(path: Path, bootstrap: int, seed: int, confidence: float) -> list[dict
     for r in summary.to_dict(orient="records"):
         nan = (float("nan"), float("nan"))
         clean_ci, corrupted_ci = ci.get((r["model"], "clean"), nan), ci.get((r["model"], "mean_corrupted"), nan)
-        rows.append({**r, "dataset": results.dataset, "split": results.split, "convention": results.convention,
+        rows.append({**r, **provenance_columns(block, r["model"]), "dataset": results.dataset,
+                     "split": results.split, "convention": results.convention,
                      "images": len(results.names), "results": str(path),
                      "clean_low": clean_ci[0], "clean_high": clean_ci[1],
                      "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1]})
@@ -68,13 +77,28 @@ def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupte
     return frame[COLUMNS].reset_index(drop=True), skipped
 
 
+def _note(frame: pd.DataFrame, rank_by: Optional[str]) -> str:
+    """What the table holds, then the provenance of each results directory and each row's checkpoint."""
+    ranked = f" Ranked by {rank_by} within each dataset and split." if rank_by else ""
+    lines = [f"Leaderboard: mIoU, RR and mCE in %; mCE against each results directory's reference model.{ranked}",
+             "", "Provenance:", ""]
+    for path, rows in frame.groupby("results", sort=False):
+        first = rows.iloc[0]
+        facts = "; ".join(f"{label(c)}: {first[c]}" for c in PROVENANCE_COLUMNS if c != "checkpoint_sha256")
+        lines.append(f"- {path}: {facts}")
+        lines += [f"  - checkpoint {row.model}: sha256 {row.checkpoint_sha256}" for row in rows.itertuples()]
+    return "\n".join(lines)
+
+
 def write_leaderboard(frame: pd.DataFrame, out: str | Path, rank_by: Optional[str] = None) -> list[Path]:
-    """Write `out` (CSV) and the same table as Markdown next to it (`out` with suffix .md), each atomically."""
+    """Write `out` (CSV; percent columns named `..._pct`), the same records as JSON and the ranking as
+    Markdown with a provenance note (`out` with suffixes .json and .md), each atomically."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, frame.to_csv(index=False, float_format="%.4f"))
-    md = out.with_suffix(".md")
-    ranked = f" Ranked by {rank_by} within each dataset and split." if rank_by else ""
-    atomic_write_text(md, "# Leaderboard\n\nmIoU, RR and mCE in %; mCE against each results directory's "
-                      f"reference model.{ranked}\n\n" + to_markdown(frame))
-    return [out, md]
+    table = Table(out.stem, "Leaderboard (%)", frame, percent_names(PERCENT), frame[SHOWN], tuple(PERCENT))
+    file_frame = table.file_frame()
+    js, md = out.with_suffix(".json"), out.with_suffix(".md")
+    atomic_write_text(out, file_frame.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(js, records_json(file_frame))
+    atomic_write_text(md, markdown_file(table, _note(frame, rank_by)))
+    return [out, js, md]

@@ -1,5 +1,7 @@
-"""Qualitative grid: corrupted RGB, corrupted thermal, ground truth and every model's prediction, in the
-dataset's palette, for a few images of a sweep under one (corruption, severity).
+"""Qualitative grid: RGB, thermal, ground truth and every model's prediction, in the dataset's palette, for a
+few images of a sweep: each image once clean and once under one (corruption, severity), so the change a
+corruption makes to the inputs and to each prediction is seen side by side. Thermal is drawn in a false
+colour map with its colour bar (normalised intensity 0-1).
 
 Models, checkpoints, dataset and corruption options are the ones the sweep recorded in run.json, and the
 corruption seed is the cell's first seed, so a grid shows what the sweep scored. A checkpoint that is gone
@@ -22,25 +24,22 @@ from ..datasets import open_dataset
 from ..errors import ConfigError, RgbtBenchError
 from ..models.loading import load_model
 from .load import CLEAN, Results
+from .notation import format_setting, split_setting
 
 IGNORE_CANDIDATES = ((255, 255, 255), (128, 128, 128), (255, 0, 255), (0, 255, 255))
 
 
 def parse_setting(text: str, results: Results, flag: str = "--qualitative") -> tuple[str, int]:
-    """'CORRUPTION:SEVERITY' (or 'clean') -> (corruption, severity) present in `results`, else ConfigError."""
-    name, sep, level = text.partition(":")
-    name = name.strip()
-    if name == CLEAN and not level.strip("0 "):
-        return CLEAN, 0
-    known = ", ".join(f"{c}:{s}" for c, s in results.settings()[1:4]) or "clean"
-    try:
-        severity = int(level)
-    except ValueError:
-        raise ConfigError(f"invalid {flag} '{text}'; expected CORRUPTION:SEVERITY, e.g. {known}, or clean") from None
-    if not sep or (name, severity) not in results.settings():
+    """'CORRUPTION@SEVERITY' (alias 'CORRUPTION:SEVERITY') or 'clean' -> (corruption, severity) present in
+    `results`, else ConfigError naming the settings it holds."""
+    known = ", ".join(format_setting(c, s) for c, s in results.settings()[1:4]) or "clean"
+    setting = split_setting(text)
+    if setting is None:
+        raise ConfigError(f"invalid {flag} '{text}'; expected CORRUPTION@SEVERITY, e.g. {known}, or clean")
+    if setting not in results.settings():
         raise ConfigError(f"{flag} '{text}' is not a setting of {results.path}; expected a corruption and "
                           f"severity it evaluated (e.g. {known})")
-    return name, severity
+    return setting
 
 
 def ignore_colour(palette: tuple[tuple[int, int, int], ...]) -> tuple[int, int, int]:
@@ -103,7 +102,7 @@ def pick_images(n_total: int, count: int) -> list[int]:
     return sorted(set(np.linspace(0, n_total - 1, num=min(count, n_total)).round().astype(int).tolist()))
 
 
-def qualitative_grid(results: Results, setting: tuple[str, int], base: Path, images: int = 3,
+def qualitative_grid(results: Results, setting: tuple[str, int], base: Path, context: str, images: int = 3,
                      device: str | torch.device = "cpu") -> tuple[list[Path], Optional[str]]:
     """Draw the grid into `base`.png/.svg. Returns (paths, None), or ([], reason) when it cannot be drawn."""
     if not results.manifest:
@@ -118,56 +117,68 @@ def qualitative_grid(results: Results, setting: tuple[str, int], base: Path, ima
         dataset = open_dataset(dataset_entry.get("spec", results.dataset), results.split,
                                **(dataset_entry.get("options") or {}))
         info = dataset.info
-        batch = collate([dataset[i] for i in pick_images(len(dataset), images)]).to(device)
+        clean = collate([dataset[i] for i in pick_images(len(dataset), images)]).to(device)
+        rows = [(CLEAN, clean)]
         corruption, severity = setting
         if corruption != CLEAN:
             name, options = _corruption(results, corruption)
             cell = next(c for (m, cn, s), c in results.cells.items() if cn == corruption and s == severity)
-            batch = apply_corruption(batch, name, severity, cell.seeds[0], **options)
-        predictions = {}
+            rows.append((format_setting(corruption, severity),
+                         apply_corruption(clean, name, severity, cell.seeds[0], **options)))
+        predictions: dict[str, list[np.ndarray]] = {}
         with torch.inference_mode():
             for model in models:
                 net, _ = load_model(model.spec, info.num_classes, model.preset, checkpoint=model.checkpoint,
                                     device=device)
-                predictions[model.name] = net.eval()(batch.rgb, batch.thermal).argmax(1).cpu().numpy()
+                net.eval()
+                predictions[model.name] = [net(b.rgb, b.thermal).argmax(1).cpu().numpy() for _, b in rows]
     except RgbtBenchError as exc:
         return [], str(exc)
-    return _draw(batch, predictions, info.palette, info.class_names, setting, base), None
+    return _draw(rows, predictions, info.palette, info.class_names, setting, base, context), None
 
 
-def _draw(batch, predictions: dict[str, np.ndarray], palette, class_names, setting, base: Path) -> list[Path]:
+def _draw(rows, predictions: dict[str, list[np.ndarray]], palette, class_names, setting, base: Path,
+          context: str) -> list[Path]:
+    """One grid row per (image, input): the clean row of an image, then its corrupted row."""
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
     from .plots import save
 
-    rgb = batch.rgb.permute(0, 2, 3, 1).clamp(0, 1).cpu().numpy()
-    thermal = batch.thermal[:, 0].clamp(0, 1).cpu().numpy()
-    labels = batch.label.cpu().numpy()
     columns = ["RGB", "thermal", "ground truth", *predictions]
-    n, (h, w) = rgb.shape[0], rgb.shape[1:3]
-    panel = 2.2
-    fig, axes = plt.subplots(n, len(columns), squeeze=False,
-                             figsize=(panel * len(columns), panel * h / w * n + 0.9))
+    first = rows[0][1]
+    n, (h, w) = first.rgb.shape[0], first.rgb.shape[2:4]
+    panel = 2.0
+    fig, axes = plt.subplots(n * len(rows), len(columns), squeeze=False, layout="constrained",
+                             figsize=(panel * len(columns), panel * h / w * n * len(rows) + 1.6))
+    labels = first.label.cpu().numpy()
+    thermal_image = None
     for i in range(n):
-        images = [rgb[i], thermal[i], colorize(labels[i], palette),
-                  *(colorize(p[i], palette) for p in predictions.values())]
-        for j, (title, image) in enumerate(zip(columns, images)):
-            ax = axes[i][j]
-            ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0:
-                ax.set_title(title, fontsize=9)
-        axes[i][0].set_ylabel(batch.meta[i].name, fontsize=8)
-    corruption, severity = setting
-    fig.suptitle("clean" if corruption == CLEAN else f"{corruption}, severity {severity}", fontsize=10)
+        for k, (label, batch) in enumerate(rows):
+            rgb = batch.rgb[i].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+            thermal = batch.thermal[i, 0].clamp(0, 1).cpu().numpy()
+            images = [rgb, thermal, colorize(labels[i], palette),
+                      *(colorize(p[k][i], palette) for p in predictions.values())]
+            r = i * len(rows) + k
+            for j, (title, image) in enumerate(zip(columns, images)):
+                ax = axes[r][j]
+                shown = ax.imshow(image, cmap="inferno" if image.ndim == 2 else None, vmin=0, vmax=1,
+                                  interpolation="nearest")
+                if j == 1:
+                    thermal_image = shown
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(title, fontsize=9)
+            axes[r][0].set_ylabel(f"{first.meta[i].name}\n{label}", fontsize=8)
+    fig.colorbar(thermal_image, ax=axes[:, 1], location="bottom", shrink=0.9, pad=0.01, aspect=12,
+                 label="thermal (normalised)")
+    what = "clean" if setting[0] == CLEAN else f"clean and {format_setting(*setting)}"
+    fig.suptitle(f"Inputs, ground truth and predictions, {what}\n{context}", fontsize=10)
     handles = [Patch(facecolor=np.array(c) / 255, edgecolor="black", linewidth=0.3, label=name)
                for name, c in zip(class_names, palette)]
     if ((labels < 0) | (labels >= len(palette))).any():
         handles.append(Patch(facecolor=np.array(ignore_colour(palette)) / 255, edgecolor="black", linewidth=0.3,
                              label="ignored"))
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     return save(fig, base)

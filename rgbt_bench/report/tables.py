@@ -1,20 +1,23 @@
-"""Report tables from the per-image confusion matrices: mIoU, per-class IoU, day/night; CSV/Markdown/JSON.
+"""Report tables from the per-image confusion matrices: mIoU, per-class IoU, day/night; CSV/JSON/Markdown.
 
 Every mIoU here comes from rgbt_bench.metrics.compute_metrics on a summed confusion matrix (the whole
-split, or its day or night images), under the convention the sweep recorded. Values are percentages.
+split, or its day or night images), under the convention the sweep recorded. Values are percentages; a
+written table names the unit in its column names (`miou_pct` in CSV and JSON, "mIoU (%)" in Markdown).
+Markdown files start with the table, so they paste as they are; what the numbers are follows in a note.
 """
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_text
 from ..metrics import compute_metrics
-from ..sweep.store import write_json
 from .load import Cell, Results
 
 PCT = 100.0
@@ -75,24 +78,73 @@ def day_night_table(results: Results) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)
 
 
-def _fmt(value: Any, digits: int) -> str:
+# Human headers of the Markdown, HTML and LaTeX views (CSV and JSON keep the column names).
+LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "miou_day": "mIoU day",
+          "miou_night": "mIoU night", "images_day": "day images", "images_night": "night images",
+          "mean_miou": "mean mIoU", "rr": "RR", "ce": "CE", "clean_miou": "clean mIoU",
+          "mean_corrupted_miou": "mean corrupted mIoU", "mean_corrupted_low": "mean corrupted CI low",
+          "mean_corrupted_high": "mean corrupted CI high", "clean_low": "clean CI low", "clean_high": "clean CI high",
+          "mce": "mCE", "worst_miou": "worst mIoU", "worst_setting": "worst at", "low": "CI low", "high": "CI high",
+          "diff_vs_reference_low": "diff. vs reference CI low", "diff_vs_reference_high": "diff. vs reference CI high",
+          "excludes_zero": "CI excludes 0"}
+PCT_SUFFIX = "_pct"
+
+
+@dataclass(frozen=True)
+class Table:
+    """One written table. `frame` holds machine column names and values in %; `percent` maps each percent
+    column to its file name (ending in `_pct`, so a CSV or JSON says its unit). `view` is the table a person
+    reads (Markdown, HTML; e.g. wide), `view_percent` its percent columns, headed "... (%)"."""
+
+    name: str
+    caption: str
+    frame: pd.DataFrame
+    percent: dict[str, str]
+    view: Optional[pd.DataFrame] = None
+    view_percent: tuple[str, ...] = ()
+
+    def file_frame(self) -> pd.DataFrame:
+        """The table as CSV and JSON hold it: percent columns renamed with their unit."""
+        return self.frame.rename(columns=self.percent)
+
+    def display_frame(self) -> tuple[pd.DataFrame, set[str]]:
+        """(the view with human headers, the set of its percent headers)."""
+        if self.view is None:
+            view, percent = self.frame, set(self.percent)
+        else:
+            view, percent = self.view, set(self.view_percent)
+        headers = {c: f"{LABELS.get(c, c)} (%)" if c in percent else LABELS.get(c, c) for c in view.columns}
+        return view.rename(columns=headers), {headers[c] for c in percent}
+
+
+def percent_names(columns: Iterable[str], suffix: str = PCT_SUFFIX) -> dict[str, str]:
+    """{column: column + suffix}: the file names of percent columns."""
+    return {c: f"{c}{suffix}" for c in columns}
+
+
+def fmt(value: Any, digits: int) -> str:
+    """A cell as text: floats to `digits` decimals, NaN / None as an en dash."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return "–"
     if isinstance(value, (float, np.floating)):
-        return "–" if math.isnan(value) else f"{value:.{digits}f}"
+        return f"{value:.{digits}f}"
     return str(value)
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
     """A GitHub Markdown table of `df` (floats to `digits` decimals, NaN as an en dash)."""
     head = [str(c) for c in df.columns]
-    numeric = [pd.api.types.is_numeric_dtype(df[c]) for c in df.columns]
-    lines = ["| " + " | ".join(head) + " |",
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    lines = ["| " + " | ".join(h.replace("|", "\\|") for h in head) + " |",
              "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
     for row in df.itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v, digits).replace("|", "\\|") for v in row) + " |")
+        lines.append("| " + " | ".join(fmt(v, digits).replace("|", "\\|") for v in row) + " |")
     return "\n".join(lines) + "\n"
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
     if isinstance(value, (np.integer,)):
         return int(value)
     if isinstance(value, (float, np.floating)):
@@ -105,22 +157,26 @@ def records(df: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
 
 
-def write_table(df: pd.DataFrame, base: Path, *, markdown: Optional[pd.DataFrame] = None, title: str = "",
-                meta: Optional[dict[str, Any]] = None, digits: int = 2) -> list[Path]:
-    """Write `base`.csv (and .md; .json when `meta` is given, holding meta + rows), each atomically.
-    Returns the paths.
+def records_json(df: pd.DataFrame) -> str:
+    """`df` as a JSON array of flat records, one per line (NaN -> null)."""
+    rows = [json.dumps(r, ensure_ascii=False, allow_nan=False) for r in records(df)]
+    return "[\n" + ",\n".join(rows) + "\n]\n"
 
-    `markdown` is an alternative (e.g. wide) view for the Markdown file; the CSV and JSON hold `df`.
-    """
-    base.parent.mkdir(parents=True, exist_ok=True)
-    csv, md = base.with_suffix(".csv"), base.with_suffix(".md")
-    atomic_write_text(csv, df.to_csv(index=False, float_format="%.4f"))
-    header = f"# {title}\n\n" if title else ""
-    note = "".join(f"- {k}: {v}\n" for k, v in (meta or {}).items() if not isinstance(v, (dict, list)))
-    atomic_write_text(md, header + (note + "\n" if note else "")
-                      + to_markdown(df if markdown is None else markdown, digits))
-    paths = [csv, md]
-    if meta is not None:
-        write_json(base.with_suffix(".json"), {**meta, "rows": records(df)})
-        paths.append(base.with_suffix(".json"))
-    return paths
+
+def markdown_file(table: Table, note: str, digits: int = 2) -> str:
+    """The Markdown table, pasteable as it is, then a blank line and `note` (caption and context)."""
+    view, _ = table.display_frame()
+    return to_markdown(view, digits) + (f"\n{note.rstrip()}\n" if note else "")
+
+
+def write_table(table: Table, out_dir: Path, note: str = "", digits: int = 2) -> list[Path]:
+    """Write `out_dir`/NAME.csv, NAME.json (flat records: `pandas.read_json(path, orient="records")` reads the
+    same table back) and NAME.md, each atomically. Returns the paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = out_dir / table.name
+    csv, js, md = (base.with_suffix(s) for s in (".csv", ".json", ".md"))
+    frame = table.file_frame()
+    atomic_write_text(csv, frame.to_csv(index=False, float_format="%.4f"))
+    atomic_write_text(js, records_json(frame))
+    atomic_write_text(md, markdown_file(table, note, digits))
+    return [csv, js, md]

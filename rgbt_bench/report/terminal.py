@@ -1,4 +1,7 @@
-"""Short rich tables for the terminal: a report's per-model summary, a leaderboard, a check's diff."""
+"""Short rich tables for the terminal: a report's per-model summary, a leaderboard, a check's diff.
+
+Cells are plain ASCII ('-' for a missing value), so a terminal or CI log with an ASCII locale prints them
+(rich draws the table borders in ASCII there by itself)."""
 from __future__ import annotations
 
 import math
@@ -8,14 +11,17 @@ import pandas as pd
 from rich.table import Table
 
 
+MISSING = "-"
+
+
 def fmt(value, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
+        return MISSING
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def interval(low, high) -> str:
-    return "–" if any(v is None or math.isnan(v) for v in (low, high)) else f"[{low:.1f}, {high:.1f}]"
+    return MISSING if any(v is None or math.isnan(v) for v in (low, high)) else f"[{low:.1f}, {high:.1f}]"
 
 
 def frame_table(frame: pd.DataFrame, columns: Iterable[tuple[str, str]], title: Optional[str] = None,
