@@ -36,7 +36,7 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
     res = tmp_path / "res"
     board = pd.read_csv(res / "leaderboard.csv")
     assert sorted(board["model"]) == sorted(DEFAULT_MODELS)
-    for column in ("clean_miou", "mean_corrupted_miou", "worst_miou"):
+    for column in ("clean_miou_pct", "mean_corrupted_miou_pct", "worst_miou_pct"):
         assert board[column].map(math.isfinite).all(), board[column]
         assert ((board[column] >= 0) & (board[column] <= 100)).all()
     assert (res / "leaderboard.md").is_file()
@@ -51,14 +51,14 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
     clean = {json.loads(p.read_text())["model"]: json.loads(p.read_text())["metrics"]["miou"]
              for p in cells if "__clean__" in p.name}
     for row in board.itertuples():
-        assert row.clean_miou == pytest.approx(100 * clean[row.model], abs=1e-3)
+        assert row.clean_miou_pct == pytest.approx(100 * clean[row.model], abs=1e-3)
 
     mtimes = {p: p.stat().st_mtime_ns for p in [*cells, *(tmp_path / "models").glob("*.pt")]}
     again = _run(tmp_path, "--jobs", "1")
     assert again.exit_code == 0, again.output
     assert again.output.count("reusing") == len(DEFAULT_MODELS)
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes  # nothing retrained, no cell recomputed
-    assert pd.read_csv(res / "leaderboard.csv")["clean_miou"].tolist() == board["clean_miou"].tolist()
+    assert pd.read_csv(res / "leaderboard.csv")["clean_miou_pct"].tolist() == board["clean_miou_pct"].tolist()
 
 
 def test_cache_key_reuse_resume_retrain(tmp_path):
