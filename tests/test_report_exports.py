@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -279,3 +280,11 @@ def test_latex_into_an_unwritable_place_is_one_line_and_writes_nothing(tmp_path,
     assert err.startswith(f"Error: cannot write the report to {path / 'report'} (File exists)")
     assert [p.name for p in (path / "report").iterdir()] == ["latex"]
 
+
+
+def test_results_readme_documents_every_file_a_report_writes(built):
+    readme = (Path(__file__).resolve().parents[1] / "results" / "README.md").read_text()
+    for path in built.files:
+        name = path.relative_to(built.out_dir).as_posix()
+        stem = name.rsplit(".", 1)[0]
+        assert f"`{name}`" in readme or f"`{stem}`" in readme or f"`{stem.split('/')[0]}/*.tex`" in readme, name

@@ -131,8 +131,8 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
     counts = outcome.counts()
     shown = outcome.diff if show_all else outcome.failures
     if not shown.empty:
-        console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU"), ("current", "current"),
-                                          ("delta", "delta"), ("status", "status")],
+        console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU %"), ("current", "current %"),
+                                          ("delta", "delta (points)"), ("status", "status")],
                                   title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
                                   styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)

@@ -64,6 +64,10 @@ class Report:
     removed: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def table(self, name: str) -> Table:
+        """The written table called `name`."""
+        return next(t for t in self.tables if t.name == name)
+
 
 def worst_setting(miou: pd.DataFrame) -> tuple[str, int]:
     """The corrupted (corruption, severity) with the lowest mIoU averaged over models (clean if none)."""
@@ -135,8 +139,8 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
             "cells": len(results.raw), "bootstrap": boot.meta() if boot is not None else None,
             "per_class_setting": format_setting(*class_setting) if class_setting else None,
             "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
-            "provenance": report.provenance, "summary": records(report.tables[-1].file_frame())
-            if report.tables[-1].name == "summary" else None, "notes": report.notes}
+            "provenance": report.provenance, "summary": records(report.table("summary").file_frame()),
+            "notes": report.notes}
     report.files.append(out / REPORT_JSON)
     write_json(out / REPORT_JSON, {**meta, "files": [_relative(p, out) for p in report.files]})
     report.removed = _remove_stale(out, report.files, previous)
@@ -177,16 +181,21 @@ def summary_frame(report: Report) -> pd.DataFrame:
 
 
 def _tables(report: Report) -> list[Table]:
-    """Every table of the report, in the order index.html shows them (summary last: report.json reads it)."""
+    """Every table of the report, in the order index.html shows them: the summary first."""
     r, boot = report.results, report.bootstrap
     models = list(dict.fromkeys(report.miou["model"]))
-    classes = list(r.class_names)
+    summary = summary_frame(report)
+    shown = list(summary.columns)
+    percent = [c for c in shown if c not in ("model", "worst_setting", "reference")]
+    prov = pd.DataFrame([provenance_columns(report.provenance, m) for m in summary["model"]])
     per_class = report.per_class.assign(miou=report.miou["miou"].to_numpy())  # both: one row per present cell
     tables = [
+        Table("summary", "Robustness summary per model (%)", pd.concat([summary, prov], axis=1),
+              percent_names(percent), summary[shown], tuple(percent)),
         Table("miou", "mIoU (%) per model, corruption and severity", report.miou,
               percent_names(["miou", "pixel_acc", "mean_acc"]), miou_wide(report.miou), tuple(models)),
         Table("per_class", "IoU (%) per class, and mIoU (%), per model, corruption and severity", per_class,
-              {**percent_names(classes, "_iou_pct"), "miou": "miou_pct"}),
+              {**percent_names(r.class_names, "_iou_pct"), "miou": "miou_pct"}),
     ]
     if report.day_night is not None:
         tables.append(Table("day_night", "mIoU (%) on all, day and night images", report.day_night,
@@ -204,12 +213,6 @@ def _tables(report: Report) -> list[Table]:
         if not boot.differences.empty:
             tables.append(Table("bootstrap_differences", f"{level} CI of each model minus {boot.reference} (%)",
                                 boot.differences, percent_names(["difference", "low", "high"])))
-    summary = summary_frame(report)
-    shown = list(summary.columns)
-    columns = [c for c in shown if c not in ("model", "worst_setting", "reference")]
-    prov = pd.DataFrame([provenance_columns(report.provenance, m) for m in summary["model"]])
-    tables.append(Table("summary", "Robustness summary per model (%)", pd.concat([summary, prov], axis=1),
-                        percent_names(columns), summary[shown], tuple(columns)))
     return tables
 
 
