@@ -2,7 +2,9 @@
 
 Everything is computed from the per-image confusion matrices a sweep stored (rgbt_bench.sweep.store).
 Entry points (imported on first use, so that `check` does not pay for matplotlib):
-- `build_report(results_dir, reference=None, bootstrap=1000, ...) -> Report` (build.py), writes `<dir>/report/`;
+- `build_report(results_dir, reference=None, bootstrap=1000, ..., latex=False) -> Report` (build.py), writes
+  `<dir>/report/`: tables (tables.py; CSV, JSON records, Markdown), LaTeX (latex.py), figures (plots.py,
+  qualitative.py), provenance (provenance.py), index.html (html.py);
 - `build_leaderboard(paths, rank_by="mean_corrupted") -> (DataFrame, skipped)`, `write_leaderboard(frame, out)`;
 - `load_results(dir) -> Results`; `read_baseline`, `write_baseline`, `current_table`, `compare` (check.py).
 """
