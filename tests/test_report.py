@@ -311,6 +311,7 @@ def test_cli_errors_are_one_line(hand, tmp_path, capsys):
         (["report", str(hand.path), "--per-class", "noise@x"], "invalid --per-class 'noise@x'; expected "
                                                                 "CORRUPTION@SEVERITY, e.g. noise@1, noise@2, blur@1"),
         (["report", str(hand.path), "--bootstrap", "-1"], "--bootstrap must be >= 0"),
+        (["report", str(hand.path), "--bootstrap", "1", "--latex"], "--bootstrap must be >= 2 resamples"),
     ]:
         code, out, err = _cli(argv, capsys)
         assert code == 2, argv

@@ -77,7 +77,7 @@ def test_zero_and_undefined_iou_are_labelled_differently(tmp_path):
                           bootstrap=0, qualitative="none", per_class="noise@1")
     texts = svg_texts(report.out_dir / "per_class")
     assert texts.count("n/a") == 2 and texts.count("0") >= 2  # one of each per panel (+ axis ticks "0")
-    assert "IoU undefined" in texts and "IoU exactly 0" in texts
+    assert "no IoU (class absent," in texts and "IoU exactly 0" in texts
     assert "grey: undefined, class absent" in " ".join(svg_texts(report.out_dir / "class_heatmap"))
 
 

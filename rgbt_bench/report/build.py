@@ -112,15 +112,13 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     qual_setting = _setting(qualitative, results, miou, "--qualitative")
     class_setting = _setting(per_class, results, miou, "--per-class") if per_class is not None else \
         (qual_setting or worst_setting(miou))
+    boot = paired_bootstrap(results, ref, bootstrap, seed, confidence) if bootstrap else None
     out = results.path / REPORT_DIR
     previous = _previous_files(out)
     (out / LATEX_DIR if latex else out).mkdir(parents=True, exist_ok=True)  # an unwritable place fails here
-    per_cls = per_class_table(results)
-    day_night = day_night_table(results)
     per_corruption, summary = robustness_tables(results, ref)
-    boot = paired_bootstrap(results, ref, bootstrap, seed, confidence) if bootstrap else None
-    report = Report(results, ref, out, miou, per_cls, day_night, per_corruption, summary, boot,
-                    provenance(results))
+    report = Report(results, ref, out, miou, per_class_table(results), day_night_table(results), per_corruption,
+                    summary, boot, provenance(results))
     report.notes += _notes(results)
     report.tables = _tables(report)
     _write_tables(report)
@@ -132,19 +130,24 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     report.files.append(out / PROVENANCE)
     report.files.append(write_index(out / INDEX, f"rgbt-bench report: {results.dataset} / {results.split}",
                                     _long_context(report), report.provenance, report.notes, figures, report.tables))
-    meta = {"dataset": results.dataset, "split": results.split, "convention": results.convention,
-            "convention_meaning": CONVENTIONS.get(results.convention, ""), "units": "percent",
-            "reference": ref.model, "reference_chosen_by": ref.chosen_by, "results": str(results.path),
-            "models": results.models, "corruptions": results.corruptions, "images": len(results.names),
-            "cells": len(results.raw), "bootstrap": boot.meta() if boot is not None else None,
+    report.files.append(out / REPORT_JSON)
+    write_json(out / REPORT_JSON, _meta(report, class_setting, qual_setting, latex))
+    report.removed = _remove_stale(out, report.files, previous)
+    return report
+
+
+def _meta(report: Report, class_setting, qual_setting, latex: bool) -> dict:
+    """report.json: how the report was computed, and what it wrote."""
+    r, boot = report.results, report.bootstrap
+    return {"dataset": r.dataset, "split": r.split, "convention": r.convention,
+            "convention_meaning": CONVENTIONS.get(r.convention, ""), "units": "percent",
+            "reference": report.reference.model, "reference_chosen_by": report.reference.chosen_by,
+            "results": str(r.path), "models": r.models, "corruptions": r.corruptions, "images": len(r.names),
+            "cells": len(r.raw), "bootstrap": boot.meta() if boot is not None else None,
             "per_class_setting": format_setting(*class_setting) if class_setting else None,
             "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
             "provenance": report.provenance, "summary": records(report.table("summary").file_frame()),
-            "notes": report.notes}
-    report.files.append(out / REPORT_JSON)
-    write_json(out / REPORT_JSON, {**meta, "files": [_relative(p, out) for p in report.files]})
-    report.removed = _remove_stale(out, report.files, previous)
-    return report
+            "notes": report.notes, "files": [_relative(p, report.out_dir) for p in report.files]}
 
 
 def _notes(results: Results) -> list[str]:

@@ -10,8 +10,8 @@ style, no two models alike (`model_styles`). Percent axes start at 0 and end at 
   confidence band per cell when the paired bootstrap ran;
 - class_heatmap: IoU per class x corruption (mean over the corruption's severities; clean first), per model;
 - per-class bars: IoU per class and model, clean and one corrupted setting; an IoU of exactly 0 is labelled
-  "0" and an undefined IoU (a class absent from labels and predictions, mmseg convention) "n/a", so neither
-  looks like the other.
+  "0" and a missing one (a class absent from labels and predictions under the mmseg convention, or a cell not
+  evaluated) "n/a", so neither looks like the other.
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ class Style:
 
     colour: str
     marker: str
-    linestyle: str | tuple
+    linestyle: str
 
 
 def model_styles(models: list[str]) -> dict[str, Style]:
@@ -261,7 +261,7 @@ def per_class_bars(per_class: pd.DataFrame, class_names: tuple[str, ...], settin
     handles, labels = axes[0][0].get_legend_handles_labels()
     handles += [Line2D([], [], linestyle="none", marker="$0$", color="black"),
                 Line2D([], [], linestyle="none", marker="$n/a$", color="dimgrey", markersize=14)]
-    labels += ["IoU exactly 0", "IoU undefined\n(class absent)"]
+    labels += ["IoU exactly 0", "no IoU (class absent,\nor not evaluated)"]
     fig.legend(handles, labels, loc="outside right center", fontsize=8, title="model", title_fontsize=9,
                frameon=False)
     _title(fig, "IoU (%) per class", context)
