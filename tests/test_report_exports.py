@@ -230,17 +230,21 @@ def test_a_rebuild_with_fewer_outputs_removes_the_stale_files_only(tmp_path):
 def test_cells_of_several_suites_are_noted(tmp_path):
     one = load_results(hand_results(tmp_path / "one"))
     assert suites(one) == ["hand"] and mixed_suites_note(one) is None
-    older = {**RUN["suite"], "name": "other"}
-    path = write_results(tmp_path / "two", HAND, record=record,
-                         run={**RUN, "history": [{**RUN, "suite": older}]})
-    note = mixed_suites_note(load_results(path))
-    assert note.startswith(f"{path} holds cells of suites other, hand:")
-    narrow = {**RUN, "suite": {"name": "noise-only", "entries": [RUN["suite"]["entries"][0]]}}
-    path = write_results(tmp_path / "three", HAND, record=record, run=narrow)
+    # an earlier invocation swept another suite, but every cell here belongs to the latest: nothing is mixed
+    older = {"name": "noise-only", "entries": [RUN["suite"]["entries"][0]]}
+    path = write_results(tmp_path / "two", HAND, record=record, run={**RUN, "history": [{**RUN, "suite": older}]})
+    two = load_results(path)
+    assert suites(two) == ["noise-only", "hand"] and mixed_suites_note(two) is None
     report = build_report(path, bootstrap=0, plot=False)
-    assert report.notes == [f"{path} holds cells of an earlier suite than noise-only (cells outside the latest "
-                            "suite: blur@1, blur@2): the mean corrupted mIoU, RR and mCE pool every corruption "
+    assert report.notes == [] and report.provenance["suite"] == "hand"
+    # the latest suite lacks blur: its cells are an earlier sweep's
+    path = write_results(tmp_path / "three", HAND, record=record,
+                         run={**RUN, "suite": older, "history": [RUN]})
+    report = build_report(path, bootstrap=0, plot=False)
+    assert report.notes == [f"{path} holds cells of several suites (hand, noise-only; cells outside the latest, "
+                            "noise-only: blur@1, blur@2): the mean corrupted mIoU, RR and mCE pool every corruption "
                             "found; write each suite to its own --out to compare like with like"]
+    assert report.provenance["suite"] == "hand, noise-only"
 
 
 def test_setting_notation_and_its_alias():

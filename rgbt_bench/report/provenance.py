@@ -49,7 +49,8 @@ def _suite_identity(manifest: dict[str, Any]) -> Optional[tuple[str, tuple]]:
 
 
 def suites(results: Results) -> list[str]:
-    """Names of the distinct suites the invocations recorded in run.json swept, oldest first."""
+    """Names of the distinct suites the invocations recorded in run.json swept, oldest first (a suite
+    changed under the same name is listed once per version)."""
     identities = list(dict.fromkeys(i for i in map(_suite_identity, _manifests(results)) if i is not None))
     names = [name for name, _ in identities]
     return [name if names.count(name) == 1 else f"{name} (version {names[:i + 1].count(name)})"
@@ -71,6 +72,7 @@ def provenance(results: Results) -> dict[str, Any]:
     records = [c.record for c in results.raw]
     manifests = _manifests(results)
     dataset = results.manifest.get("dataset") or {}
+    names = suites(results)  # every suite run.json recorded; the latest alone unless its cells are mixed
     return {
         "rgbt_bench_version": _joined([r.rgbt_bench_version for r in records]
                                       or [m.get("rgbt_bench_version") for m in manifests]),
@@ -82,7 +84,7 @@ def provenance(results: Results) -> dict[str, Any]:
         "images": len(results.names),
         "dataset_fingerprint": _joined([r.identity.dataset_fingerprint for r in records]
                                        or [dataset.get("fingerprint")]),
-        "suite": _joined(suites(results)),
+        "suite": _joined(names if outside_latest_suite(results) else names[-1:]),
         "seeds": ",".join(str(s) for s in sorted({r.key.seed for r in records})),
         "convention": results.convention,
         "checkpoints": model_checkpoints(results),
@@ -114,20 +116,25 @@ def provenance_note(block: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mixed_suites_note(results: Results) -> Optional[str]:
-    """A one-line note when the directory holds cells of several suites (several suite versions in run.json,
-    or cells at settings the latest suite does not have), else None."""
-    names = suites(results)
+def outside_latest_suite(results: Results) -> list[str]:
+    """Settings ('corruption@severity') of cells the latest suite in run.json does not have: cells an earlier
+    sweep with another suite left in the directory. [] when run.json records no suite."""
     latest = _suite_identity(results.manifest)
-    outside = []
-    if latest is not None:
-        planned = dict(latest[1])  # label -> severities (none recorded: any severity)
-        outside = [format_setting(c, s) for c in results.corruptions for s in results.severities(c)
-                   if c not in planned or (planned[c] and s not in planned[c])]
-    if len(names) < 2 and not outside:
+    if latest is None:
+        return []
+    planned = dict(latest[1])  # label -> severities (none recorded: any severity)
+    return [format_setting(c, s) for c in results.corruptions for s in results.severities(c)
+            if c not in planned or (planned[c] and s not in planned[c])]
+
+
+def mixed_suites_note(results: Results) -> Optional[str]:
+    """A one-line note when the directory holds cells of several suites, else None. Only cells count: earlier
+    invocations with other suites whose cells are gone (e.g. moved to stale/) mix nothing."""
+    outside = outside_latest_suite(results)
+    if not outside:
         return None
     shown = ", ".join(outside[:4]) + (", ..." if len(outside) > 4 else "")
-    what = f"suites {', '.join(names)}" if len(names) > 1 else f"an earlier suite than {names[-1]}"
-    where = f" (cells outside the latest suite: {shown})" if outside else ""
-    return (f"{results.path} holds cells of {what}{where}: the mean corrupted mIoU, RR and mCE pool every "
-            "corruption found; write each suite to its own --out to compare like with like")
+    names = suites(results)
+    return (f"{results.path} holds cells of several suites ({', '.join(names)}; cells outside the latest, "
+            f"{names[-1]}: {shown}): the mean corrupted mIoU, RR and mCE pool every corruption found; write each "
+            "suite to its own --out to compare like with like")
