@@ -255,7 +255,7 @@ def _plots(report: Report, class_setting: Optional[tuple[str, int]], qual_settin
         figures += [
             ("heatmap", "mIoU (%) per corruption and severity, per model",
              plots.heatmap(report.miou, out / "heatmap", ctx)),
-            ("curves", "mIoU (%) against severity" + (f" with {confidence:.0%} bootstrap CIs" if ci is not None else ""),
+            ("curves", "mIoU (%) against severity" + (f", {confidence:.0%} bootstrap CIs" if ci is not None else ""),
              plots.curves(report.miou, out / "curves", ctx, ci, confidence)),
             ("class_heatmap", "IoU (%) per class and corruption (mean over severities), per model",
              plots.class_heatmap(report.per_class, r.class_names, out / "class_heatmap", ctx))]
