@@ -1,7 +1,13 @@
-"""A checkpoint selected on the test split (the published CRM behaviour) is flagged wherever it is evaluated."""
+"""A checkpoint selected on the test split (the published CRM behaviour) is flagged wherever it is evaluated:
+sweep, report notes, leaderboard column and printout."""
+from click.testing import CliRunner
+
+from rgbt_bench.cli import cli
+from rgbt_bench.report import build_leaderboard, build_report
 from rgbt_bench.sweep import SweepConfig, run_sweep
 from rgbt_bench.sweep.store import read_cells
 from rgbt_bench.training import TrainConfig, train
+from rgbt_bench.training.selection import warning_for_test_selection
 
 OPTIONS = {"size": [32, 40], "counts": [8, 2, 2]}
 
@@ -21,3 +27,9 @@ def test_sweep_warns_about_and_records_a_test_selected_checkpoint(tmp_path, caps
     assert f"WARNING: checkpoint {chosen} of model 't' was selected on the TEST split" in err
     assert "model 'v'" not in err
     assert {c.record.key.model: c.record.selected_on for c in read_cells(out)} == {"t": "test", "v": "val"}
+    report = build_report(out, bootstrap=0, plot=False, qualitative=None)
+    assert [n for n in report.notes if "TEST split" in n] == [warning_for_test_selection("model 't'")]
+    frame, _ = build_leaderboard([out], bootstrap=0)
+    assert dict(zip(frame["model"], frame["selected_on"])) == {"t": "test", "v": "val"}
+    result = CliRunner().invoke(cli, ["leaderboard", str(out), "--bootstrap", "0", "--out", str(tmp_path / "lb.csv")])
+    assert result.exit_code == 0 and warning_for_test_selection(f"model 't' of {out}") in result.output

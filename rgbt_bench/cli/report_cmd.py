@@ -84,6 +84,7 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
     from ..errors import ConfigError, writing
     from ..report.leaderboard import build_leaderboard, write_leaderboard
     from ..report.terminal import frame_table
+    from ..training.selection import warning_for_test_selection
 
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
@@ -99,6 +100,9 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
         ("reference", "mCE ref")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
         + (f" on {groups.iloc[0]['dataset']}/{groups.iloc[0]['split']}" if len(groups) == 1 else ""),
         ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
+    for row in frame[frame["selected_on"].str.contains("test")].itertuples():
+        console.print(warning_for_test_selection(f"model '{row.model}' of {row.results}"), highlight=False,
+                      soft_wrap=True)
     if skipped:
         console.print(f"skipped (no sweep cells): {', '.join(map(str, skipped))}", highlight=False)
     console.print(f"wrote {', '.join(map(str, paths))}", highlight=False)

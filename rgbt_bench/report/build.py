@@ -18,12 +18,13 @@ import torch
 
 from ..errors import ConfigError
 from ..sweep.store import write_json
+from ..training.selection import warning_for_test_selection
 from . import latex as tex
 from .bootstrap import BootstrapResult, paired_bootstrap
 from .html import write_index
 from .load import CLEAN, Results, load_results
 from .notation import format_setting
-from .provenance import mixed_suites_note, provenance, provenance_columns, provenance_note
+from .provenance import mixed_suites_note, provenance, provenance_columns, provenance_note, test_selected
 from .qualitative import parse_setting, qualitative_grid
 from .robustness import Reference, choose_reference, robustness_tables
 from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, \
@@ -161,6 +162,7 @@ def _notes(results: Results) -> list[str]:
     mixed = mixed_suites_note(results)
     if mixed:
         notes.append(mixed)
+    notes += [warning_for_test_selection(f"model '{model}'") for model in test_selected(results)]
     return notes
 
 

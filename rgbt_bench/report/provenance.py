@@ -18,7 +18,7 @@ from .notation import format_setting
 UNKNOWN = "unknown"
 # Columns every summary / leaderboard row carries (model-independent ones first).
 COLUMNS = ("rgbt_bench_version", "git_commit", "torch_version", "device", "dataset_fingerprint", "suite", "seeds",
-           "convention", "checkpoint_sha256")
+           "convention", "checkpoint_sha256", "selected_on")
 
 
 def _joined(values: Iterable[Any]) -> str:
@@ -67,6 +67,17 @@ def model_checkpoints(results: Results) -> dict[str, str]:
     return out
 
 
+def model_selection(results: Results) -> dict[str, str]:
+    """The split each model's weights were selected on ("val", "test", "last"; 'unknown' when not recorded)."""
+    return {model: _joined(c.record.selected_on for c in results.raw if c.record.key.model == model)
+            for model in results.models}
+
+
+def test_selected(results: Results) -> list[str]:
+    """Models whose weights were selected on the test split: their test numbers are optimistically biased."""
+    return [model for model, split in model_selection(results).items() if "test" in split.split(", ")]
+
+
 def provenance(results: Results) -> dict[str, Any]:
     """The provenance block of a results directory (JSON-ready)."""
     records = [c.record for c in results.raw]
@@ -88,14 +99,16 @@ def provenance(results: Results) -> dict[str, Any]:
         "seeds": ",".join(str(s) for s in sorted({r.key.seed for r in records})),
         "convention": results.convention,
         "checkpoints": model_checkpoints(results),
+        "selected_on": model_selection(results),
         "report_rgbt_bench_version": __version__,
     }
 
 
 def provenance_columns(block: dict[str, Any], model: str) -> dict[str, str]:
     """The flat provenance columns of one model's summary or leaderboard row."""
-    return {**{k: block[k] for k in COLUMNS if k != "checkpoint_sha256"},
-            "checkpoint_sha256": block["checkpoints"].get(model, UNKNOWN)}
+    return {**{k: block[k] for k in COLUMNS if k not in ("checkpoint_sha256", "selected_on")},
+            "checkpoint_sha256": block["checkpoints"].get(model, UNKNOWN),
+            "selected_on": block["selected_on"].get(model, UNKNOWN)}
 
 
 LABELS = {"rgbt_bench_version": "rgbt-bench version (sweep)",
@@ -111,8 +124,9 @@ def label(key: str) -> str:
 
 def provenance_note(block: dict[str, Any]) -> str:
     """The block as Markdown lines (a trailing note under a table)."""
-    lines = [f"- {label(key)}: {value}" for key, value in block.items() if key != "checkpoints"]
-    lines += [f"- checkpoint {model}: sha256 {sha}" for model, sha in block["checkpoints"].items()]
+    lines = [f"- {label(key)}: {value}" for key, value in block.items() if key not in ("checkpoints", "selected_on")]
+    lines += [f"- checkpoint {model}: sha256 {sha}, selected on {block['selected_on'].get(model, UNKNOWN)}"
+              for model, sha in block["checkpoints"].items()]
     return "\n".join(lines) + "\n"
 
 
