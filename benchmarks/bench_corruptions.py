@@ -43,7 +43,7 @@ import numpy as np
 import scipy.ndimage
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from common import interleaved, load_average, machine_line, markdown_table  # noqa: E402
 
 from rgbt_bench.batch import Batch, SampleMeta  # noqa: E402

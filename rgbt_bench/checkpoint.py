@@ -6,7 +6,10 @@ Layout: {"format": "rgbt-bench/1", "model": registry name or 'module:fn', "prese
 "iteration": int (optional), "input_convention": "imagenet" | "unit" (rgbt_bench.models.normalize; None
 for a user model that does not say)}. Checkpoints written by `rgbt-bench models import` also hold "source"
 (the published file's path, SHA-256, layout, description) and, for an ImageNet backbone file,
-"initialisation" (a training start only: rgbt_bench.models.published.importer).
+"initialisation" (a training start only: rgbt_bench.models.published.importer). Checkpoints written by
+`train` also hold "ignore_mode" (models with a Mask2Former loss), and in their config: "recipe" and
+"recipe_overrides" (rgbt_bench.training.recipes), "select_on" (with metrics["selected_on"],
+rgbt_bench.training.selection) and "init" / "init_sha256" (`train --init`).
 """
 from __future__ import annotations
 
