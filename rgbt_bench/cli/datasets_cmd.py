@@ -38,7 +38,9 @@ def list_datasets() -> None:
 @click.argument("spec")
 @click.option("--split", "splits", multiple=True,
               help="Split to check (repeatable); default: every split of the dataset.")
-def verify(spec: str, splits: tuple[str, ...]) -> None:
+@click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
+              help="Extra dataset argument, e.g. thermal=thermal_raw for pst900; repeatable.")
+def verify(spec: str, splits: tuple[str, ...], dataset_options: tuple[str, ...]) -> None:
     """Check every file of SPEC (e.g. mfnet:/data/MFNet): exists, decodes, channel counts, sizes agree,
     label ids in range. Lists each problem with its file; exit code 1 if there is any, else 0."""
     from rich.console import Console
@@ -46,7 +48,9 @@ def verify(spec: str, splits: tuple[str, ...]) -> None:
     from rich.table import Table
 
     from ..datasets.verify import problems, verify_dataset
+    from ..training.config import parse_key_values
 
+    options = parse_key_values(dataset_options, "--dataset-option")
     tasks: dict[str, int] = {}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True)) as progress:
@@ -56,7 +60,7 @@ def verify(spec: str, splits: tuple[str, ...]) -> None:
                 tasks[split] = progress.add_task(f"verify {split}", total=total)
             progress.update(tasks[split], completed=done)
 
-        reports = verify_dataset(spec, splits, progress=advance)
+        reports = verify_dataset(spec, splits, options, progress=advance)
 
     found = problems(reports)
     for problem in found:

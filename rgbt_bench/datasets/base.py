@@ -10,6 +10,7 @@ from torch.utils.data import Dataset
 
 from ..batch import Sample
 from ..errors import ConfigError, DataError
+from .io import FileError, header_size
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,28 @@ class RGBTDataset(Dataset):
     def is_night(self, i: int) -> Optional[bool]:
         """Day/night flag of sample i without decoding it (None if unknown)."""
         return None
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """(H, W) of sample i from the header of its first file, without decoding it."""
+        return header_size(self.files(i)[0])
+
+    def check_one_size(self) -> Optional[tuple[int, int]]:
+        """The (H, W) every sample of the split shares (None for an empty split).
+
+        Evaluation stacks whole images into batches, so a split that mixes sizes cannot be batched; every
+        supported dataset has one size per split, so mixed sizes mean a damaged or mis-assembled dataset. It
+        is a FileError naming the first sample of another size, raised before any batch is built (reading
+        file headers only: ~0.25 ms a sample)."""
+        if not len(self):
+            return None
+        first = self.image_size(0)
+        for i in range(1, len(self)):
+            size = self.image_size(i)
+            if size != first:
+                raise FileError(self.files(i)[0], f"size {size[0]}x{size[1]} differs from {first[0]}x{first[1]} of "
+                                                  f"{self.files(0)[0]}; every image of split '{self.split}' must "
+                                                  "have one size")
+        return first
 
     @property
     def spec(self) -> str:

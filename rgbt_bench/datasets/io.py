@@ -50,9 +50,10 @@ def require_dir(path: Path, what: str) -> Path:
 
 
 def read_split_file(path: Path) -> list[str]:
-    """Names listed in a split file, one per line, blank lines skipped; at least one name required."""
+    """Names listed in a split file, one per line, blank lines skipped, a UTF-8 byte-order mark ignored;
+    at least one name required, and none listed twice (it would count that image twice)."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise FileError(path, "split file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -60,7 +61,32 @@ def read_split_file(path: Path) -> list[str]:
     names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names:
         raise FileError(path, "split file lists no images")
+    check_unique(names, path)
     return names
+
+
+def check_unique(names: list[str], path: Path) -> None:
+    """FileError naming the first name that `path` (a split file) lists twice."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise FileError(path, f"lists image '{name}' twice; expected each image once (it would be counted "
+                                  "twice)")
+        seen.add(name)
+
+
+def header_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file from its header, without decoding its pixels; FileError when unreadable."""
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except FileNotFoundError:
+        raise FileError(path, "file not found") from None
+    except UnidentifiedImageError:
+        raise FileError(path, "not a readable image file") from None
+    except DECODE_ERRORS as exc:
+        raise FileError(path, f"cannot read image header ({exc})") from None
+    return height, width
 
 
 def open_image(path: Path) -> Image.Image:

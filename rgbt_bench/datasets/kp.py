@@ -58,12 +58,17 @@ class KPDataset(RGBTDataset):
         base = split.rsplit("_", 1)[0] if split not in BASE_SPLITS else split
         self.night: list[bool] = []
         self._parts: list[tuple[str, str, str]] = []
+        listed: dict[str, Path] = {}
         for time in times:
             list_path = self.root / f"{base}_{time}.txt"
             for name in io.read_split_file(list_path):
                 match = NAME.match(name)
                 if match is None:
                     raise io.FileError(list_path, f"name '{name}' is not of the form setXX_VYYY_IZZZZZ.png")
+                if name in listed:
+                    raise io.FileError(list_path, f"lists image '{name}', already listed in {listed[name]}; "
+                                                  "expected each image once (it would be counted twice)")
+                listed[name] = list_path
                 self.names.append(name)
                 self.night.append(time == "night")
                 self._parts.append(match.group(1, 2, 3))

@@ -230,3 +230,7 @@ class SyntheticRGBT(RGBTDataset):
 
     def is_night(self, i: int) -> Optional[bool]:
         return self.names[i].endswith("N")
+
+    def image_size(self, i: int) -> tuple[int, int]:
+        """Every image of the synthetic dataset has its `size`."""
+        return self.size

@@ -4,7 +4,9 @@ Works for any registered dataset through the generic interface (files(i), load(i
 the loaders' own decoding: for each sample, each file listed by files(i) must exist (every missing file
 is reported), then load(i) must succeed (its DataError names the file: unreadable or truncated image,
 wrong channel count or bit depth, sizes that disagree, label ids out of range), and the decoded Sample
-must follow the tensor conventions of rgbt_bench.batch. A sample that appears in several splits
+must follow the tensor conventions of rgbt_bench.batch. Every sample of a split must have one size (evaluation
+batches whole images; RGBTDataset.check_one_size): each sample of another size than the split's first is a
+problem. Split files must list each image once (rgbt_bench.datasets.io.read_split_file). A sample that appears in several splits
 (MFNet test and test_day, KP train and train_day) is checked once. Problems found while loading a sample
 that cannot be pinned on one file are attributed to the last file of files(i), the label by convention.
 """
@@ -93,6 +95,7 @@ class Verifier:
         self._checked: set[tuple[str, tuple[Path, ...]]] = set()
         self._exists: dict[Path, bool] = {}
         self._reported: set[Problem] = set()
+        self._sizes: dict[tuple[str, tuple[Path, ...]], tuple[int, int]] = {}
 
     def _report(self, report: SplitReport, problem: Problem) -> None:
         if problem not in self._reported:
@@ -113,6 +116,7 @@ class Verifier:
             self._report(report, problem_from(exc, [self.root or Path(self.name)]))
             return report
         report.samples = len(dataset)
+        first: Optional[tuple[tuple[int, int], Path]] = None
         for i in range(len(dataset)):
             files = tuple(dataset.files(i))
             key = (dataset.names[i], files)
@@ -120,6 +124,13 @@ class Verifier:
                 self._checked.add(key)
                 report.checked += 1
                 self._verify_sample(dataset, i, files, report)
+            size = self._sizes.get(key)
+            if size is not None and first is None:
+                first = size, files[0]
+            elif size is not None and size != first[0]:
+                self._report(report, Problem(files[0], f"size {size[0]}x{size[1]} differs from {first[0][0]}x"
+                                                       f"{first[0][1]} of {first[1]}; every image of split "
+                                                       f"'{split}' must have one size"))
             if progress is not None:
                 progress(split, i + 1, report.samples)
         return report
@@ -132,9 +143,12 @@ class Verifier:
         if missing:
             return
         try:
-            check_sample(dataset.load(i), self.info, files[-1])
+            sample = dataset.load(i)
+            check_sample(sample, self.info, files[-1])
         except (DataError, OSError) as exc:
             self._report(report, problem_from(exc, files))
+            return
+        self._sizes[(dataset.names[i], files)] = tuple(sample.label.shape)
 
 
 def verify_dataset(spec: str, splits: Optional[Iterable[str]] = None, options: Optional[dict[str, Any]] = None,

@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from ..batch import collate
+from ..loader import Loader
 from .augment import AugmentedDataset
 
 
@@ -50,6 +51,6 @@ def train_loader(dataset: AugmentedDataset, sampler: EpochSampler, batch_size: i
 
     The loader owns its generator, so creating an iterator never consumes the global torch RNG (which
     the model's own randomness, e.g. masking or dropout, draws from)."""
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, collate_fn=collate,
-                      drop_last=True, pin_memory=pin_memory, worker_init_fn=seed_worker,
+    return Loader(dataset, collate, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                  drop_last=True, pin_memory=pin_memory, worker_init_fn=seed_worker,
                       generator=torch.Generator().manual_seed(seed), persistent_workers=workers > 0)

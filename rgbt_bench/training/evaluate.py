@@ -12,9 +12,10 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from ..batch import collate
+from ..loader import Loader
 from ..errors import ConfigError
 from ..metrics import ConfusionMatrix, SegMetrics, compute_metrics
 
@@ -32,9 +33,8 @@ def confusion_on(model: nn.Module, dataset: Dataset, batch_size: int = 8, device
     info = dataset.info
     device = torch.device(device)
     matrix = ConfusionMatrix(info.num_classes, info.ignore_index, device=device)
-    loader = DataLoader(_shard(dataset), batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=collate, pin_memory=device.type == "cuda",
-                        generator=torch.Generator())
+    loader = Loader(_shard(dataset), collate, batch_size=batch_size, shuffle=False, num_workers=workers,
+                    pin_memory=device.type == "cuda", generator=torch.Generator())
     was_training = model.training
     model.eval()
     try:
