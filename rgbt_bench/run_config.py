@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 from .corruptions.corruption import SEVERITIES
+from .device import resolve_device
 from .errors import ConfigError
 from .models import main_models, resolve_builder
 from .processes import plan_processes
@@ -67,6 +68,7 @@ class RunConfig:
             raise ConfigError("no models given; expected e.g. --models crm,rtfnet")
         if len(set(self.models)) != len(self.models):
             raise ConfigError(f"--models lists a model twice: {','.join(self.models)}")
+        resolve_device(self.device)
         for model in self.models:
             resolve_builder(model)
         bad = [s for s in self.severities if s not in SEVERITIES]
