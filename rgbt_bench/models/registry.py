@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 from torch import nn
 
 from ..errors import ConfigError
 from ..registry import Registry, import_target
+from .user_code import describe, is_user_spec, user_code
 
 # Training iterations of a model whose entry does not say otherwise (rgbt_bench.training.config).
 DEFAULT_ITERATIONS = 1000
@@ -95,6 +97,18 @@ def step_cost(spec: str) -> float:
     return MODELS[spec].step_cost if spec in MODELS else 1.0
 
 
+def _import_hint(module_name: str, exc: ImportError) -> str:
+    """For a module that is not found at all: where Python looks, and how to make it look in the right place."""
+    missing = getattr(exc, "name", None)
+    if not isinstance(exc, ModuleNotFoundError) or missing is None or \
+            not (module_name == missing or module_name.startswith(f"{missing}.")):
+        return f": {describe(exc)}"
+    file = Path(*module_name.split(".")).with_suffix(".py")
+    here = " (it is in the current directory, which is not on the import path)" if file.is_file() else ""
+    return (f": no module named '{missing}' on the import path{here}; add the directory that holds "
+            f"{file} to PYTHONPATH, e.g. PYTHONPATH=/path/to/dir rgbt-bench ...")
+
+
 def _import_target(target: str) -> Callable[..., nn.Module]:
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
@@ -102,9 +116,12 @@ def _import_target(target: str) -> Callable[..., nn.Module]:
     try:
         fn = import_target(target)
     except ImportError as exc:
-        raise ConfigError(f"cannot import module '{module_name}' for model '{target}': {exc}") from exc
+        raise ConfigError(f"cannot import module '{module_name}' for model '{target}'"
+                          f"{_import_hint(module_name, exc)}") from exc
     except AttributeError:
         fn = None
+    except Exception as exc:  # a SyntaxError or any exception raised while the module body runs
+        raise ConfigError(f"cannot import module '{module_name}' for model '{target}': {describe(exc)}") from exc
     if fn is None or not callable(fn):
         raise ConfigError(f"module '{module_name}' has no callable '{attr}' (model '{target}')")
     return fn
@@ -117,6 +134,21 @@ def resolve_builder(spec: str) -> Callable[..., nn.Module]:
     return _import_target(MODELS.lookup(spec).target)
 
 
+def _call(fn: Callable[..., nn.Module], num_classes: int, kwargs: dict) -> str:
+    """"build(num_classes=7, preset='tiny')": the call the harness makes, for messages."""
+    args = ", ".join(f"{k}={v!r}" for k, v in {"num_classes": num_classes, **kwargs}.items())
+    return f"{getattr(fn, '__name__', 'build_fn')}({args})"
+
+
+def _check_signature(spec: str, fn: Callable[..., nn.Module], num_classes: int, kwargs: dict) -> None:
+    """ConfigError when a user builder cannot be called with these arguments (before it runs)."""
+    try:
+        inspect.signature(fn).bind(num_classes=num_classes, **kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"model builder '{spec}' cannot be called as {_call(fn, num_classes, kwargs)}: {exc}; "
+                          "expected build_fn(num_classes, preset='tiny', **kwargs)") from None
+
+
 def build_model(spec: str, num_classes: int, preset: str = "tiny", **kwargs) -> nn.Module:
     """Build model `spec` for `num_classes` classes; user builders that take no preset get none."""
     if spec in MODELS and preset not in MODELS[spec].presets:
@@ -126,7 +158,10 @@ def build_model(spec: str, num_classes: int, preset: str = "tiny", **kwargs) -> 
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     if "preset" in params or takes_any:
         kwargs["preset"] = preset
-    model = fn(num_classes=num_classes, **kwargs)
+    if is_user_spec(spec):
+        _check_signature(spec, fn, num_classes, kwargs)
+    with user_code(spec, _call(fn, num_classes, kwargs)):
+        model = fn(num_classes=num_classes, **kwargs)
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model builder '{spec}' returned {type(model).__name__}, expected a torch.nn.Module")
     return model

@@ -19,6 +19,7 @@ from ..batch import Batch
 from ..corruptions import apply_corruption
 from ..datasets import DatasetInfo
 from ..errors import ConfigError, RgbtBenchError
+from ..models.user_code import user_code
 from .batch_confusion import LabelBins
 from .plan import PlannedCell, Setting, by_setting
 from .progress import SweepProgress
@@ -52,8 +53,9 @@ def corrupt(batch: Batch, s: Setting) -> Batch:
 
 def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: DataLoader, info: DatasetInfo,
              device: torch.device, amp_dtype: Optional[torch.dtype], timer: StageTimer,
-             progress: SweepProgress) -> dict[str, np.ndarray]:
-    """Evaluate every cell of `group` on this rank's images in one pass over `loader`.
+             progress: SweepProgress, specs: Optional[dict[str, str]] = None) -> dict[str, np.ndarray]:
+    """Evaluate every cell of `group` on this rank's images in one pass over `loader`. `specs`: model name ->
+    spec, so that an exception in a user model's forward is one line naming it (rgbt_bench.models.user_code).
 
     Returns each cell id's per-image matrices of this rank's images, int64 [n_local, C, C], in loader order.
     """
@@ -81,8 +83,10 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Dat
                     x = corrupt(batch, setting)
                 for cell in cells:
                     cell_id = cell.key.cell_id
+                    spec = (specs or {}).get(cell.key.model, cell.key.model)
                     with timer.device("model", cell_id), torch.autocast(
-                            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                            device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None), \
+                            user_code(spec, "forward"):
                         logits = models[cell.key.model](x.rgb, x.thermal)
                     logits = check_logits(logits, x, info, cell.key.model)
                     with timer.device("metric", cell_id):
