@@ -26,7 +26,7 @@ from rgbt_bench.datasets.io import FileError
 from rgbt_bench.errors import DataError
 from rgbt_bench.sweep import store
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
-from rgbt_bench.sweep.lock import OutputLock
+from rgbt_bench.lock import OutputLock
 from rgbt_bench.sweep.store import read_cells
 
 REPO = Path(__file__).resolve().parents[1]
@@ -325,7 +325,7 @@ def test_disk_full_while_rewriting_the_resumable_state_keeps_the_previous_one(tm
     assert err.rstrip("\n").rsplit("\n", 1)[-1] == (f"Error: cannot write checkpoint {tmp_path / 'm.last.pt'} "
                                                      f"(No space left on device); files written before are kept")
     monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.last.pt", "m.log.jsonl", "m.pt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.pt.lock", "m.last.pt", "m.log.jsonl", "m.pt"]
     assert load_checkpoint(tmp_path / "m.last.pt")["iteration"] == 2
     main([*TRAIN_ARGS, "--out", str(out), "--resume"])
     assert "resumed from" in capsys.readouterr().err
@@ -368,7 +368,8 @@ def test_disk_full_while_run_saves_a_checkpoint_is_one_line(tmp_path, capsys, mo
     assert err.rstrip("\n").rsplit("\n", 1)[-1] == (
         f"Error: cannot write checkpoint {models / 'rgb_only_tiny_synthetic.pt'} (No space left on device); "
         f"files written before are kept")
-    assert [p.name for p in models.iterdir()] == ["rgb_only_tiny_synthetic.log.jsonl"]
+    assert sorted(p.name for p in models.iterdir()) == [".rgb_only_tiny_synthetic.pt.lock",
+                                                         "rgb_only_tiny_synthetic.log.jsonl"]
 
 
 class FillingDisk:

@@ -224,6 +224,17 @@ def default_crop(dataset: str, image_size: tuple[int, int]) -> tuple[int, int]:
     return max(32, image_size[0] // 2), max(32, image_size[1] // 2)
 
 
+def check_crop(crop: tuple[int, int], image_size: tuple[int, int], max_scale: float) -> None:
+    """ConfigError when `crop` is larger than the largest augmented training image (`image_size` scaled by
+    `max_scale`, the largest of scale_range or scale_choices): beyond it a crop holds only padding, and a
+    mistyped size would exhaust memory."""
+    limit = (round(image_size[0] * max_scale), round(image_size[1] * max_scale))
+    if crop[0] > limit[0] or crop[1] > limit[1]:
+        raise ConfigError(f"crop {crop[0]}x{crop[1]} is larger than the largest augmented training image "
+                          f"({limit[0]}x{limit[1]}: {image_size[0]}x{image_size[1]} at scale {max_scale:g}); "
+                          f"expected at most {limit[0]}x{limit[1]}, e.g. {image_size[0] // 2}x{image_size[1] // 2}")
+
+
 def parse_crop(text: str) -> tuple[int, int]:
     """'240x320' -> (240, 320); anything else is a ConfigError naming the value."""
     parts = text.lower().replace("*", "x").split("x")

@@ -34,14 +34,16 @@ from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
 from ..datasets import open_dataset
 from ..errors import CheckpointError, ConfigError, RgbtBenchError, writing
 from ..models import build_model, resolve_builder
+from ..models.user_code import user_code
 from . import distributed
 from .augment import AugmentedDataset, AugmentParams
-from .config import TrainConfig, default_crop
+from .config import TrainConfig, check_crop, default_crop
 from .data import EpochSampler, train_loader
 from .evaluate import evaluate
 from .finetune import init_model_kwargs, load_init_weights, read_init
 from .objective import TrainingObjective
 from .optim import build_optimizer, schedule_step, set_lr
+from .outputs import check_outputs, locked_outputs
 from .recipes import recipe_lines
 from .rng import capture_rng, restore_rng, seed_everything
 from .selection import warning_for_test_selection
@@ -109,8 +111,13 @@ class Trainer:
                               f"(splits: {', '.join(self.info.splits)})")
         self.select_set = (open_dataset(config.dataset, self.select_split, **opts)
                            if self.select_split in self.info.splits else None)
+        image_size = self.train_set.check_one_size()
+        if self.select_set is not None:
+            self.select_set.check_one_size()
         self.ignore_index = self.info.ignore_index if self.info.ignore_index is not None else DEFAULT_IGNORE
-        self.crop = config.crop or default_crop(self.info.name, tuple(self.train_set[0].label.shape))
+        if config.crop is not None:
+            check_crop(config.crop, image_size, max(config.scale_choices or config.scale_range))
+        self.crop = config.crop or default_crop(self.info.name, image_size)
         self.config = config = dataclasses.replace(config, crop=self.crop)
         if config.batch_size % ctx.world_size:
             raise ConfigError(f"batch size {config.batch_size} does not split evenly over {ctx.world_size} processes")
@@ -237,8 +244,9 @@ class Trainer:
     def _evaluate(self) -> bool:
         """Evaluate on the selection split (all ranks, one model); record it; True when it is the best so far."""
         distributed.broadcast_buffers(self.model, self.ctx)
-        seg = evaluate(self.model, self.select_set, self.config.eval_batch_size, self.ctx.device,
-                       amp_dtype=self.amp_dtype)
+        with user_code(self.config.model, f"forward ({self.select_split} evaluation)"):
+            seg = evaluate(self.model, self.select_set, self.config.eval_batch_size, self.ctx.device,
+                           amp_dtype=self.amp_dtype)
         record = {"iteration": self.state.iteration, "split": self.select_split, **seg.as_dict()}
         self.state.history.append(record)
         self._log(record)
@@ -273,7 +281,7 @@ class Trainer:
         self.lr = cfg.lr * set_lr(self.optimizer, step, cfg.iterations, cfg.poly_power, cfg.warmup_iterations)
         batch = batch.to(self.ctx.device, non_blocking=True)
         with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
+                            enabled=self.amp_dtype is not None), user_code(cfg.model, "forward or loss"):
             terms = net(batch.rgb, batch.thermal, batch.label)
         loss = terms["loss"]
         values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
@@ -381,8 +389,11 @@ def _log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 def train(config: TrainConfig) -> Path:
     """Train `config.model` on `config.dataset`; returns the selected checkpoint's path (`config.out_path`)."""
+    check_outputs(config)
     ctx = distributed.setup(config.device)
     try:
-        return Trainer(config, ctx).run()
+        trainer = Trainer(config, ctx)
+        with locked_outputs(config, ctx):
+            return trainer.run()
     finally:
         distributed.teardown(ctx)
