@@ -35,17 +35,16 @@ def matrix(miou: float, total: int = 200) -> np.ndarray:
 
 def cell_record(key: CellKey, per_image: np.ndarray, class_names=CLASSES, convention="field") -> CellRecord:
     """A complete record for a hand-made cell: what reports read is real, the provenance is placeholder."""
-    identity = CellIdentity(model_spec=key.model, preset="tiny", checkpoint_sha256=None, dataset_fingerprint="hand",
+    identity = CellIdentity(model_spec=key.model, preset="tiny", model_kwargs={}, checkpoint_sha256=None,
+                            num_classes=len(class_names), num_images=len(per_image), dataset_fingerprint="hand",
                             dataset_options={}, corruption_name=None if key.corruption == "clean" else key.corruption,
                             corruption_version=None if key.corruption == "clean" else 2,
-                            options={}, convention=convention, num_classes=len(class_names),
-                            num_images=len(per_image))
+                            options={}, convention=convention, batch_size=1, amp=False)
     return CellRecord(key=key, identity=identity, class_names=tuple(class_names), ignore_index=255,
                       metrics=compute_metrics(per_image.sum(0), convention).as_dict(), modality=None, params={},
                       checkpoint=None, checkpoint_source="given", input_convention="imagenet", selected_on="val",
-                      dataset_spec=key.dataset, device="cpu",
-                      device_name="test", world_size=1, amp=False, batch_size=1, elapsed_s=0.0, pass_elapsed_s=0.0,
-                      finished_at="2026-01-01T00:00:00+00:00", rgbt_bench_version="test")
+                      dataset_spec=key.dataset, device="cpu", device_name="test", world_size=1, elapsed_s=0.0,
+                      pass_elapsed_s=0.0, finished_at="2026-01-01T00:00:00+00:00", rgbt_bench_version="test")
 
 
 def with_fields(rec: CellRecord, fields: dict) -> CellRecord:

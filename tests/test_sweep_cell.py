@@ -14,7 +14,7 @@ from rgbt_bench.report.load import load_results
 from rgbt_bench.sweep import SweepConfig, run_sweep
 from rgbt_bench.sweep.cell import SCHEMA_VERSION, CellKey, CellRecord, StaleResultsError, read_record
 from rgbt_bench.sweep.plan import plan_cells, settings_of
-from rgbt_bench.sweep.stale import move_aside, stale_cells
+from rgbt_bench.sweep.stale import RunCells, move_aside, stale_cells
 from rgbt_bench.sweep.store import read_cells, write_cell
 
 ONE_SETTING = "entries:\n  - corruption: thermal_missing\n    severities: [5]\n"
@@ -128,14 +128,20 @@ def test_stale_cells_are_those_the_run_would_not_reuse(tmp_path):
         write_cell(tmp_path, record, per_image, ["x", "y"], [None, None])
     planned = {r.cell_id: r.identity for n, r in records.items() if n in ("kept", "other_weights", "old", "torn")}
     planned[records["other_weights"].cell_id] = type(records["kept"].identity)(
-        **{**records["kept"].identity.__dict__, "checkpoint_sha256": "new"})
+        **{**records["other_weights"].identity.__dict__, "checkpoint_sha256": "new"})
+    keys = {r.cell_id: r.key for r in records.values() if r.cell_id in planned}
     _unversion(tmp_path / "cells" / f"{records['old'].cell_id}.json")
     (tmp_path / "cells" / f"{records['torn'].cell_id}.json").write_text('{"model": "a", "cor')
-    stale = stale_cells(tmp_path, planned, {"a", "b"})
-    assert sorted(p.stem for p in stale) == sorted(records[n].cell_id for n in ("unplanned", "other_weights", "old",
-                                                                                 "torn"))
-    target = move_aside(tmp_path, stale)
+    stale = stale_cells(tmp_path, RunCells("synthetic", "test", keys, planned))
+    # the torn record is one of the run's cells: recomputed, not stale; the other model's clean cell stays
+    assert sorted(p.stem for p, _ in stale) == sorted(records[n].cell_id for n in ("unplanned", "other_weights",
+                                                                                    "old"))
+    # before the weights are known, only data and settings are compared: other_weights is not yet stale
+    early = stale_cells(tmp_path, RunCells("synthetic", "test", keys, planned, models_known=False))
+    assert sorted(p.stem for p, _ in early) == sorted(records[n].cell_id for n in ("unplanned", "old"))
+    target = move_aside(tmp_path, [p for p, _ in stale])
     assert sorted(p.name for p in (tmp_path / "cells").iterdir()) == sorted(
-        f"{records[n].cell_id}{ext}" for n in ("kept", "other_model") for ext in (".json", ".npz"))
-    assert len(list(target.iterdir())) == 8 and move_aside(tmp_path, []) is None
+        [f"{records[n].cell_id}{ext}" for n in ("kept", "other_model") for ext in (".json", ".npz")]
+        + [f"{records['torn'].cell_id}{ext}" for ext in (".json", ".npz")])
+    assert len(list(target.iterdir())) == 6 and move_aside(tmp_path, []) is None
     assert read_record(tmp_path / "cells" / f"{records['kept'].cell_id}.json") == records["kept"]

@@ -19,7 +19,7 @@ from rgbt_bench.errors import CheckpointError, ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep import SweepConfig, run_sweep
-from rgbt_bench.sweep.manifest import dataset_fingerprint
+from rgbt_bench.datasets.fingerprint import dataset_fingerprint
 from rgbt_bench.sweep.store import read_cells
 
 SIZE = [32, 40]

@@ -53,7 +53,8 @@ def read_weights(path: str | Path) -> dict[str, Any]:
         return {"state_dict": bare}
 
 
-def _build_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
+def build_kwargs(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The model kwargs a checkpoint records (config["model_kwargs"]), minus build-only ones."""
     config = ckpt.get("config") or {}
     kwargs = dict(config.get("model_kwargs") or {}) if isinstance(config, dict) else {}
     return {k: v for k, v in kwargs.items() if k not in BUILD_ONLY_KWARGS}
@@ -113,7 +114,7 @@ def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: st
     ckpt = read_weights(path)
     _refuse_initialisation(ckpt, path, allow_initialisation)
     _check_fits(ckpt, path, spec, num_classes, preset)
-    kwargs = {**_build_kwargs(ckpt), **{k: v for k, v in model_kwargs.items() if k not in BUILD_ONLY_KWARGS}}
+    kwargs = {**build_kwargs(ckpt), **{k: v for k, v in model_kwargs.items() if k not in BUILD_ONLY_KWARGS}}
     model = build_model(spec, num_classes, preset, **kwargs)
     load_weights(model, ckpt, path, num_classes)
     return model.to(device), ckpt
@@ -129,6 +130,6 @@ def model_from_checkpoint(path: str | Path, device: str | torch.device = "cpu",
     if missing:
         raise CheckpointError(f"checkpoint {path} does not record {', '.join(missing)}; expected an rgbt-bench "
                               f"checkpoint (for a bare state dict pass --model, --preset and the dataset)")
-    model = build_model(ckpt["model"], int(ckpt["num_classes"]), ckpt["preset"], **_build_kwargs(ckpt))
+    model = build_model(ckpt["model"], int(ckpt["num_classes"]), ckpt["preset"], **build_kwargs(ckpt))
     load_state_into(model, ckpt["state_dict"], str(path), int(ckpt["num_classes"]))
     return model.to(device), ckpt

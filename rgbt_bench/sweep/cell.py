@@ -25,6 +25,8 @@ from typing import Any, Optional
 from ..errors import DataError
 
 SCHEMA_VERSION = 2  # 1: the unversioned records written before this module
+# Identity fields that are a model's own; the others are shared by every model of a sweep at one setting.
+MODEL_FIELDS = ("model_spec", "preset", "model_kwargs", "checkpoint_sha256")
 # A key field is written into the file name as it is when it is made of these characters with no "_" at
 # either end and no "__" inside, so that joining the fields with "__" can be read back unambiguously.
 _PLAIN_FIELD = re.compile(r"^[A-Za-z0-9.-]+(_[A-Za-z0-9.-]+)*$")
@@ -70,19 +72,28 @@ class CellKey:
 
 @dataclass(frozen=True)
 class CellIdentity:
-    """What a finished cell must share with a run to be reused by it. Values are stored as plain JSON values."""
+    """What a finished cell must share with a run to be reused by it. Values are stored as plain JSON values.
+
+    The model's own fields (MODEL_FIELDS: spec, preset, the kwargs it was built with, its weights) come first;
+    the rest describe the data and the setting, shared by every model of a sweep: the dataset's content
+    fingerprint (rgbt_bench.datasets.fingerprint), the corruption and its options, the mIoU convention, and
+    the batch size and mixed precision (a model's logits differ in the last bits between batch sizes, enough
+    to flip a pixel's argmax; AMP far more)."""
 
     model_spec: str
     preset: str
+    model_kwargs: dict[str, Any]
     checkpoint_sha256: Optional[str]
+    num_classes: int
+    num_images: int
     dataset_fingerprint: str
     dataset_options: dict[str, Any]
     corruption_name: Optional[str]
     corruption_version: Optional[int]
     options: dict[str, Any]
     convention: str
-    num_classes: int
-    num_images: int
+    batch_size: int
+    amp: bool
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -109,8 +120,6 @@ class CellRecord:
     device: str
     device_name: str
     world_size: int
-    amp: bool
-    batch_size: int
     elapsed_s: float
     pass_elapsed_s: float
     finished_at: str
@@ -121,10 +130,14 @@ class CellRecord:
     def cell_id(self) -> str:
         return self.key.cell_id
 
-    def mismatch(self, identity: CellIdentity) -> Optional[tuple[str, Any, Any]]:
+    def mismatch(self, identity: CellIdentity, model: bool = True) -> Optional[tuple[str, Any, Any]]:
         """None when this finished cell is reusable by a run whose cell has `identity`; else the first
-        differing field as (name, stored value, wanted value). The one definition of a reusable cell."""
+        differing field as (name, stored value, wanted value). The one definition of a reusable cell.
+        `model=False` compares only the data and setting fields (not MODEL_FIELDS): whether a cell of another
+        model (or of a model whose weights are not known yet) belongs with the run's cells at that setting."""
         for f in dataclasses.fields(CellIdentity):
+            if not model and f.name in MODEL_FIELDS:
+                continue
             stored, wanted = getattr(self.identity, f.name), getattr(identity, f.name)
             if stored != wanted:
                 return f.name, stored, wanted
@@ -160,6 +173,15 @@ class CellRecord:
         if data.get("cell_id") != key.cell_id:
             raise DataError(f"{where}: cell_id {data.get('cell_id')!r} does not match its key ({key.cell_id})")
         return record
+
+
+def difference(name: str, stored: Any, wanted: Any) -> str:
+    """"convention='field', but this run has convention='mmseg'" (a content fingerprint shortened and
+    explained)."""
+    if name == "dataset_fingerprint":
+        return (f"dataset_fingerprint={str(stored)[:12]}..., but this run has {str(wanted)[:12]}... (the "
+                "dataset's images or labels differ)")
+    return f"{name}={stored!r}, but this run has {name}={wanted!r}"
 
 
 def stale_error(where: Path | str, schema: Any) -> StaleResultsError:

@@ -1,15 +1,16 @@
 """`run_sweep(SweepConfig) -> Path`: evaluate every model under every corruption of a suite, resumably.
 
-Steps: check everything a user can get wrong (models, checkpoints, suite, dataset, output directory)
-before anything slow starts; reuse, resume or train the models cached on the synthetic dataset
-(rgbt_bench.training.cache); load all models onto the device; plan the cells not yet on disk (a re-run
-skips finished ones that are reusable, rgbt_bench.sweep.cell: other ones are an error, or with
-`replace_stale` moved aside, rgbt_bench.sweep.stale); then evaluate them in groups of `cells_per_pass` cells, one
+Steps: check everything a user can get wrong (models, checkpoints, suite, dataset and its image sizes,
+output directory, and that the finished cells already there belong with this run's data and settings:
+rgbt_bench.sweep.stale) before anything slow starts; reuse, resume or train the models cached on the
+synthetic dataset (rgbt_bench.training.cache); load all models onto the device; plan the cells not yet on
+disk (a re-run skips finished ones that are reusable, rgbt_bench.sweep.cell: other ones are an error, or with
+`replace_stale` moved aside; a torn or damaged cell is recomputed); then evaluate them in groups of `cells_per_pass` cells, one
 data pass per group (rgbt_bench.sweep.passes), writing every cell of a group atomically as soon as the
 pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight; nothing written is ever
 rewritten differently, since each cell depends only on its own (model, setting) and the images.
 Under torchrun the images are sharded over the processes and rank 0 writes (rgbt_bench.sweep.distributed).
-The sweep holds a lock on its output directory, so a second sweep there stops at once (rgbt_bench.sweep.lock).
+The sweep holds a lock on its output directory, so a second sweep there stops at once (rgbt_bench.lock).
 """
 from __future__ import annotations
 
@@ -27,24 +28,27 @@ from rich.console import Console
 from torch.utils.data import DataLoader, Subset
 
 from .. import __version__
+from ..atomic import remove_orphans
 from ..batch import collate
 from ..corruptions import CORRUPTION_VERSION, Suite, get_corruption, load_suite
 from ..datasets import RGBTDataset, open_dataset
+from ..datasets.fingerprint import dataset_fingerprint
 from ..errors import ConfigError, writing
+from ..loader import Loader
+from ..lock import OutputLock
 from ..metrics import CONVENTIONS, compute_metrics
 from ..training import train
 from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
-from .cell import CellIdentity, CellRecord, plain, read_record
-from .lock import OutputLock
-from .manifest import MANIFEST, build_manifest, dataset_fingerprint, device_name, merge_previous, now, update_manifest
+from .cell import CellIdentity, CellRecord, plain
+from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
 from .plan import PlannedCell, group_cells, plan_cells, settings_of
 from .progress import SweepProgress
-from .stale import move_aside, stale_cells
-from .store import cell_paths, is_done, write_cell, write_json
+from .stale import RunCells, move_aside, stale_cells
+from .store import CELL_DIR, cell_paths, is_done, write_cell, write_json
 from .timing import StageTimer
 
 
@@ -135,6 +139,7 @@ class Sweep:
                            config.models_dir)
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
+        self.dataset.check_one_size()
         self.fingerprint = dataset_fingerprint(self.dataset)
 
     # ----- notes ------------------------------------------------------------------------------------------
@@ -154,15 +159,18 @@ class Sweep:
 
     # ----- records ----------------------------------------------------------------------------------------
     def _identity(self, cell: PlannedCell) -> CellIdentity:
-        """What a finished cell must share with this run to be reused: weights, data, corruption, convention."""
+        """What a finished cell must share with this run to be reused: weights, data, corruption, convention,
+        batch size and precision (rgbt_bench.sweep.cell.CellIdentity)."""
         ref = self._ref(cell.key.model)
         s = cell.setting
         options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
-        return CellIdentity(model_spec=ref.spec, preset=self.config.preset, checkpoint_sha256=ref.sha256,
-                            dataset_fingerprint=self.fingerprint, dataset_options=self.config.dataset_options,
-                            corruption_name=s.corruption, corruption_version=None if s.clean else CORRUPTION_VERSION,
-                            options=options, convention=self.convention,
-                            num_classes=self.info.num_classes, num_images=len(self.dataset))
+        return CellIdentity(model_spec=ref.spec, preset=self.config.preset, model_kwargs=ref.model_kwargs or {},
+                            checkpoint_sha256=ref.sha256, num_classes=self.info.num_classes,
+                            num_images=len(self.dataset), dataset_fingerprint=self.fingerprint,
+                            dataset_options=self.config.dataset_options, corruption_name=s.corruption,
+                            corruption_version=None if s.clean else CORRUPTION_VERSION, options=options,
+                            convention=self.convention, batch_size=self.config.batch_size,
+                            amp=self.amp_dtype is not None)
 
     def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> CellRecord:
         """The finished cell's record."""
@@ -177,38 +185,37 @@ class Sweep:
             checkpoint=str(ref.checkpoint) if ref.checkpoint else None, checkpoint_source=ref.source,
             input_convention=ref.input_convention, selected_on=ref.selected_on,
             dataset_spec=self.dataset.spec, device=str(self.ctx.device), device_name=device_name(self.ctx.device),
-            world_size=self.ctx.world_size, amp=self.amp_dtype is not None, batch_size=self.config.batch_size,
-            elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4), pass_elapsed_s=round(pass_s, 4),
-            finished_at=now(), rgbt_bench_version=__version__)
+            world_size=self.ctx.world_size, elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4),
+            pass_elapsed_s=round(pass_s, 4), finished_at=now(), rgbt_bench_version=__version__)
 
     def _ref(self, name: str) -> ModelRef:
         return next(r for r in self.refs if r.name == name)
 
     # ----- planning ---------------------------------------------------------------------------------------
+    def _check_directory(self, cells: list[PlannedCell], models_known: bool) -> None:
+        """Refuse the first finished cell in the directory that cannot stay beside this run's cells (another
+        split, suite or seeds, data, settings or, once `models_known`, weights: rgbt_bench.sweep.stale), or with
+        `replace_stale` move every such cell aside."""
+        run = RunCells(self.info.name, self.config.split, {c.key.cell_id: c.key for c in cells},
+                       {c.key.cell_id: self._identity(c) for c in cells}, models_known)
+        stale = stale_cells(self.out, run)
+        if not stale:
+            return
+        if not self.config.replace_stale:
+            raise stale[0][1]
+        with self._writing():
+            target = move_aside(self.out, [path for path, _ in stale])
+        self.note(f"moved {len(stale)} cells computed with other weights, data or settings to {target}", always=True)
+
     def _pending(self, cells: list[PlannedCell]) -> list[str]:
-        """Ids of the cells still to compute. A finished cell that is not reusable (CellRecord.mismatch) is a
-        ConfigError, or with `replace_stale` moved aside with every other cell this run would not reuse."""
-        identities = {cell.key.cell_id: self._identity(cell) for cell in cells}
-        if self.config.replace_stale:
-            stale = stale_cells(self.out, identities, {r.name for r in self.refs})
-            with self._writing():
-                target = move_aside(self.out, stale)
-            if target is not None:
-                self.note(f"moved {len(stale)} cells computed with other weights, data or settings to {target}",
-                          always=True)
-        pending = []
-        for cell in cells:
-            if not is_done(self.out, cell.key):
-                pending.append(cell.key.cell_id)
-                continue
-            record = read_record(cell_paths(self.out, cell.key)[1])
-            difference = record.mismatch(identities[cell.key.cell_id])
-            if difference is not None:
-                name, stored, wanted = difference
-                raise ConfigError(
-                    f"{self.out} already holds cell {cell.key.cell_id} computed with {name}={stored!r}, "
-                    f"but this run has {name}={wanted!r}; use another --out, or delete that cell to recompute it")
-        return pending
+        """Ids of the cells still to compute: those without a record and arrays that both read (a cell torn
+        by a kill or damaged on disk is recomputed, never taken as done)."""
+        pending = [cell for cell in cells if not is_done(self.out, cell.key)]
+        torn = [c.key.cell_id for c in pending if any(p.exists() for p in cell_paths(self.out, c.key))]
+        if torn:
+            self.note(f"recomputing {len(torn)} cell(s) whose files do not read ({torn[0]}"
+                      f"{', ...' if len(torn) > 1 else ''}): an interrupted write or a damaged file", always=True)
+        return [cell.key.cell_id for cell in pending]
 
     def _start_manifest(self, extra: dict[str, Any]) -> None:
         path = self.out / MANIFEST
@@ -233,8 +240,8 @@ class Sweep:
     # ----- evaluation -------------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         shard = Subset(self.dataset, distributed.shard_indices(len(self.dataset), self.ctx))
-        return DataLoader(shard, batch_size=self.config.batch_size, shuffle=False, num_workers=self.config.workers,
-                          collate_fn=collate, pin_memory=self.ctx.device.type == "cuda")
+        return Loader(shard, collate, batch_size=self.config.batch_size, shuffle=False,
+                      num_workers=self.config.workers, pin_memory=self.ctx.device.type == "cuda")
 
     def _write_group(self, group: list[PlannedCell], parts: list[dict[str, np.ndarray]], pass_s: float) -> None:
         names = list(self.dataset.names)
@@ -249,26 +256,37 @@ class Sweep:
         return writing(f"results to {self.out}", "the cells written so far are kept, rerun to finish")
 
     def run(self) -> Path:
-        """Evaluate the pending cells while holding the output directory's lock (rank 0; sweep/lock.py)."""
+        """Evaluate the pending cells while holding the output directory's lock (rank 0; rgbt_bench.lock)."""
         distributed.on_main(lambda: check_writable(self.out), self.ctx)
         lock = OutputLock(self.out)
         distributed.on_main(lock.acquire, self.ctx)
         try:
+            distributed.on_main(self._remove_orphans, self.ctx)
             return self._evaluate()
         finally:
             lock.release()
 
+    def _remove_orphans(self) -> None:
+        """Remove the temporary files a killed sweep left (only the sweep writes there, and it holds the lock)."""
+        with self._writing():
+            remove_orphans(self.out, [MANIFEST])
+            remove_orphans(self.out / CELL_DIR)
+
     def _evaluate(self) -> Path:
         cfg, ctx = self.config, self.ctx
+        cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
+        distributed.on_main(lambda: self._check_directory(cells, models_known=False), ctx)
         train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
         models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
                              lambda text: self.note(text, always=True))
-        cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
+        distributed.on_main(lambda: self._check_directory(cells, models_known=True), ctx)
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
         pending = [c for c in cells if c.key.cell_id in pending_ids]
         groups = group_cells(pending, cfg.cells_per_pass)
+        plan = {"models": [r.name for r in self.refs],
+                "settings": list(dict.fromkeys((c.key.corruption, c.key.severity, c.key.seed) for c in cells))}
         distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
-                                                          "cells_pending": len(pending)}), ctx)
+                                                          "cells_pending": len(pending), "plan": plan}), ctx)
         self.note(f"sweep: {len(cells)} cells ({len(self.refs)} models x {len(cells) // len(self.refs)} settings), "
                   f"{len(cells) - len(pending)} already done, {len(pending)} to compute in {len(groups)} pass(es) "
                   f"over {len(self.dataset)} images of {self.dataset.spec}/{cfg.split} on {ctx.device}"
@@ -281,7 +299,7 @@ class Sweep:
                 pass_start = time.perf_counter()
                 parts = distributed.collective(
                     lambda: run_pass(group, models, self._loader(), self.info, ctx.device, self.amp_dtype,
-                                     self.timer, progress), ctx)
+                                     self.timer, progress, {r.name: r.spec for r in self.refs}), ctx)
                 pass_s = time.perf_counter() - pass_start
                 with self.timer.wall("write"):
                     distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)

@@ -2,12 +2,15 @@
 
 It records the rgbt-bench, torch, numpy and Python versions, the git commit of the rgbt-bench checkout
 (and whether it had uncommitted changes), the device, the command line, the suite (parsed entries and the
-file's text), the models with their checkpoint SHA-256, the seeds and the start time. A resumed sweep
+file's text), the models with their checkpoint SHA-256, the dataset's content fingerprint
+(rgbt_bench.datasets.fingerprint), the seeds and the start time; the engine adds the planned cells ("plan":
+model names and (label, severity, seed) settings; "cells_total") and "status" ("running" until the sweep
+finishes), which report, leaderboard and check use to tell a finished sweep from an interrupted one
+(rgbt_bench.report.completeness). A resumed sweep
 keeps the earlier invocations under "history", newest last.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import shlex
@@ -22,7 +25,6 @@ import torch
 
 from .. import __version__
 from ..corruptions import Suite
-from ..datasets import RGBTDataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MANIFEST = "run.json"
@@ -62,27 +64,6 @@ def suite_record(suite: Suite) -> dict[str, Any]:
             "entries": [{"label": e.label, "corruption": e.corruption, "severities": list(e.severities),
                          "options": dict(e.options)} for e in suite.entries],
             "text": text}
-
-
-def dataset_fingerprint(dataset: RGBTDataset) -> str:
-    """SHA-256 over the sample names and the name and size of every file they are read from.
-
-    Files are named relative to the dataset root (for the synthetic dataset: with their cache folder, whose
-    name holds the generator version, seed and size), so a moved dataset keeps its fingerprint while a
-    regenerated or re-labelled one does not. It guards a resumed sweep against mixing cells of other data.
-    """
-    h = hashlib.sha256()
-    seen: set[Path] = set()
-    for i, name in enumerate(dataset.names):
-        h.update(f"{name}\n".encode())
-        for path in dataset.files(i):
-            if path in seen:
-                continue
-            seen.add(path)
-            shown = path.relative_to(dataset.root) if dataset.root and path.is_relative_to(dataset.root) \
-                else Path(path.parent.name, path.name)
-            h.update(f"{shown}:{path.stat().st_size if path.is_file() else -1}\n".encode())
-    return h.hexdigest()
 
 
 def now() -> str:

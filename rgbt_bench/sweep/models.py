@@ -19,7 +19,7 @@ from torch import nn
 from ..checkpoint import file_sha256
 from ..errors import CheckpointError, ConfigError
 from ..models import resolve_builder
-from ..models.loading import load_model
+from ..models.loading import build_kwargs, load_model
 from ..training import cache
 from ..training.config import TrainConfig
 from ..training.selection import selected_on, selection_warning
@@ -41,6 +41,7 @@ class ModelRef:
     sha256: Optional[str] = None
     input_convention: Optional[str] = None
     selected_on: Optional[str] = None
+    model_kwargs: Optional[dict[str, Any]] = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "spec": self.spec, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
@@ -101,7 +102,8 @@ def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], datase
         if ref.name in checkpoints:
             path = Path(checkpoints[ref.name]).expanduser()
             if not path.is_file():
-                raise CheckpointError(f"checkpoint {path} for model '{ref.name}' does not exist")
+                state = "is a directory; expected a checkpoint file" if path.is_dir() else "does not exist"
+                raise CheckpointError(f"checkpoint {path} for model '{ref.name}' {state}")
             ref.checkpoint, ref.source = path, "given"
         elif dataset_name == BUILT_IN_DATASET:
             ref.checkpoint = cache.cache_path(models_dir, ref.spec, preset, BUILT_IN_DATASET)
@@ -137,12 +139,14 @@ def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainC
 def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
                 warn: Callable[[str], None] = print) -> dict[str, nn.Module]:
     """Every model on `device` in eval mode, weights loaded strictly. Recorded on each ref: the checkpoint's
-    sha256, the input convention the model expects (rgbt_bench.models.normalize; None for a user model that
-    does not say) and the split its weights were selected on; a test-selected checkpoint is `warn`ed about."""
+    sha256, the kwargs the model was built with, the input convention it expects (rgbt_bench.models.normalize;
+    None for a user model that does not say) and the split its weights were selected on; a test-selected
+    checkpoint is `warn`ed about."""
     models: dict[str, nn.Module] = {}
     for ref in refs:
         model, ckpt = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
         ref.sha256 = file_sha256(ref.checkpoint) if ref.checkpoint is not None else None
+        ref.model_kwargs = build_kwargs(ckpt)
         ref.input_convention = getattr(model, "input_convention", None)
         ref.selected_on = selected_on(ckpt)
         warning = selection_warning(ckpt, f"checkpoint {ref.checkpoint} of model '{ref.name}'")

@@ -10,6 +10,7 @@ Layout of ``results/NAME/``:
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,9 +18,12 @@ from typing import Any, Iterator
 import numpy as np
 
 from ..atomic import atomic_write
+from ..errors import DataError
 from .cell import CellKey, CellRecord, read_record
 
 CELL_DIR = "cells"
+# What numpy raises for a missing, truncated or foreign .npz file.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 __all__ = ["CELL_DIR", "CellKey", "CellRecord", "CellResult", "cell_paths", "is_done", "read_cells", "write_cell",
            "write_json"]
@@ -51,8 +55,16 @@ def cell_paths(out_dir: Path, key: CellKey) -> tuple[Path, Path]:
 
 
 def is_done(out_dir: Path, key: CellKey) -> bool:
-    """Whether both files of the cell exist (the record is read and checked by the caller)."""
-    return all(path.is_file() for path in cell_paths(out_dir, key))
+    """Whether the cell is finished: its record reads (rgbt_bench.sweep.cell.read_record) and its arrays load.
+    A torn or damaged file (a kill during a write before atomic writes, a disk error, a hand edit) is not."""
+    npz_path, json_path = cell_paths(out_dir, key)
+    try:
+        read_record(json_path)
+        with np.load(npz_path) as z:
+            z["per_image"], z["names"], z["is_night"]
+    except (DataError, *UNREADABLE):
+        return False
+    return True
 
 
 def write_cell(out_dir: Path, record: CellRecord, per_image: np.ndarray, names: list[str],
