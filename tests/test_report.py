@@ -326,16 +326,23 @@ def test_cli_report_prints_summary(hand, capsys):
     assert "80.0" in line and "55.0" in line and "129.2" in line and "noise@2" in line
 
 
-def test_unfinished_sweep_leaves_dependent_metrics_empty_and_says_so(tmp_path):
-    cells = {k: v for k, v in HAND.items() if k != ("A", "noise", 2, 0)}
-    report = build_report(write_results(tmp_path / "r", cells), bootstrap=50, plot=False)
+def test_unfinished_sweep_is_refused_or_summarised_over_its_complete_corruptions(tmp_path):
+    """Issue 13 item 3: means over whatever subset exists were presented as complete."""
+    path = write_results(tmp_path / "r", {k: v for k, v in HAND.items() if k != ("A", "noise", 2, 0)})
+    with pytest.raises(DataError, match=r"holds 9 of 10 planned cells \(an interrupted sweep\?\): incomplete noise; "
+                                        r"rerun the sweep to finish it, or pass --allow-partial"):
+        build_report(path, bootstrap=50, plot=False)
+    report = build_report(path, bootstrap=50, plot=False, allow_partial=True)
     rows = report.summary.set_index("model")
-    assert math.isnan(rows.loc["A", "mean_corrupted_miou"]) and math.isnan(rows.loc["A", "mce"])
+    assert rows.loc["A", "mean_corrupted_miou"] == pytest.approx(60.0)  # blur only: (70 + 50) / 2
+    assert rows.loc["B", "mean_corrupted_miou"] == pytest.approx(70.0)
     assert rows.loc["A", "worst_miou"] == pytest.approx(50.0) and rows.loc["A", "worst_setting"] == "blur@2"
-    assert rows.loc["B", "mean_corrupted_miou"] == pytest.approx(65.0)
-    assert report.notes == ["1 cell(s) missing (A noise@2): an unfinished sweep? means, RR and CE that need them "
-                            "are left empty"]
-    assert json.loads((report.out_dir / "summary.json").read_text())[1]["mce_pct"] is None
+    note = ("partial results: 9 of 10 planned cells (an interrupted sweep?); mean corrupted, RR, mCE and worst are "
+            "over the complete corruptions only (blur); incomplete: noise")
+    assert report.notes == [note]
+    assert json.loads((report.out_dir / "report.json").read_text())["notes"] == [note]
+    for table in ("summary", "miou", "robustness"):
+        assert note in " ".join((report.out_dir / f"{table}.md").read_text().split()), table
 
 
 def test_unreadable_cell_is_named(tmp_path):

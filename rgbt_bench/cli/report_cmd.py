@@ -41,7 +41,10 @@ def _console() -> Console:
 @click.option("--plots/--no-plots", default=True, show_default=True, help="Draw the figures (PNG and SVG).")
 @click.option("--latex", is_flag=True, help="Also write booktabs table fragments into RESULTS_DIR/report/latex/.")
 @device_option
-def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, latex, device):
+@click.option("--allow-partial", is_flag=True,
+              help="Summarise an unfinished sweep over its complete corruptions instead of refusing it.")
+def report(results_dir, reference, bootstrap, seed, qualitative, per_class, images, plots, latex, device,
+           allow_partial):
     """Write tables (CSV, JSON, Markdown), bootstrap CIs, figures and index.html into RESULTS_DIR/report/."""
     from ..errors import writing
     from ..report.build import build_report, summary_frame
@@ -50,10 +53,11 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     with writing(f"the report to {Path(results_dir) / 'report'}", "free space or make it writable, then rerun"):
         result = build_report(results_dir, reference=reference, bootstrap=bootstrap, seed=seed,
                               confidence=CONFIDENCE, qualitative=qualitative, per_class=per_class, plot=plots,
-                              images=images, latex=latex, device=resolve_device(device))
+                              images=images, latex=latex, device=resolve_device(device),
+                              allow_partial=allow_partial)
     console = _console()
     r = result.results
-    title = f"{r.dataset}/{r.split}, {len(r.names)} images, {len(r.raw)} cells (mIoU %)"
+    title = f"{r.dataset}/{r.split}, {len(r.names)} images, {result.completeness.cells} planned cells (mIoU %)"
     console.print(frame_table(summary_frame(result), [
         ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"),
         ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at")], title=title,
@@ -79,16 +83,18 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
 @click.option("--bootstrap", type=int, default=1000, show_default=True,
               help="Paired bootstrap resamples for the CI bounds (0 skips them).")
 @bootstrap_seed_option
-def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
+@click.option("--allow-partial", is_flag=True,
+              help="Summarise an unfinished sweep over its complete corruptions instead of refusing it.")
+def leaderboard(results_dirs, out, rank_by, bootstrap, seed, allow_partial):
     """Rank models across sweep results (e.g. results/*): one row per model and results directory."""
     from ..errors import ConfigError, writing
-    from ..report.leaderboard import build_leaderboard, write_leaderboard
+    from ..report.leaderboard import build_leaderboard, partial_note, write_leaderboard
     from ..report.terminal import frame_table
     from ..training.selection import warning_for_test_selection
 
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
-    frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE)
+    frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE, allow_partial)
     with writing(f"the leaderboard {out}", "choose a writable --out"):
         paths = write_leaderboard(frame, out, rank_by)
     console = _console()
@@ -97,7 +103,7 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
     console.print(frame_table(frame, [
         ("rank", "#"), ("model", "model"), *where, ("clean_miou", "clean"),
         ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"), ("mce", "mCE %"), ("worst_miou", "worst"),
-        ("reference", "mCE ref")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
+        ("reference", "mCE ref"), ("cells", "cells")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
         + (f" on {groups.iloc[0]['dataset']}/{groups.iloc[0]['split']}" if len(groups) == 1 else ""),
         ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
     for row in frame[frame["selected_on"].str.contains("test")].itertuples():
@@ -105,6 +111,9 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
                       soft_wrap=True)
     if skipped:
         console.print(f"skipped (no sweep cells): {', '.join(map(str, skipped))}", highlight=False)
+    partial = partial_note(frame)
+    if partial:
+        console.print(f"note: {partial}", highlight=False, soft_wrap=True)
     console.print(f"wrote {', '.join(map(str, paths))}", highlight=False)
 
 
@@ -116,20 +125,27 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed):
               help="Largest tolerated fall of a cell's mIoU, in percentage points.")
 @click.option("--update-baseline", is_flag=True, help="Write the baseline from these results instead of checking.")
 @click.option("--all", "show_all", is_flag=True, help="List every cell, not only the failing ones.")
+@click.option("--allow-partial", is_flag=True, help="Write a baseline from an unfinished sweep instead of refusing.")
 @click.pass_context
-def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
+def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all, allow_partial):
     """Compare each cell's mIoU with a stored baseline; exit 1 when any fell by more than --max-drop or is missing."""
     from ..errors import writing
     from ..report.check import compare, current_table, read_baseline, write_baseline
+    from ..report.completeness import completeness
     from ..report.load import load_results
     from ..report.terminal import frame_table
 
     console = _console()
     results = load_results(results_dir)
+    done = completeness(results)
+    if update_baseline:
+        done.require(allow_partial)
+    if done.note():
+        console.print(f"note: {done.note()}", highlight=False, soft_wrap=True)
     if update_baseline:
         with writing(f"baseline {baseline}", "choose a writable --baseline path"):
             path = write_baseline(results, baseline)
-        console.print(f"baseline {path} written from {results.path} ({len(results.raw)} cells)", highlight=False)
+        console.print(f"baseline {path} written from {results.path} ({done.cells} planned cells)", highlight=False)
         return
     outcome = compare(read_baseline(baseline), current_table(results), max_drop, where=f"baseline {baseline}")
     counts = outcome.counts()
@@ -141,6 +157,7 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all):
                                   styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "PASS" if outcome.passed else "FAIL"
-    console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points)", highlight=False)
+    console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points; results hold {done.cells} planned "
+                  "cells)", highlight=False)
     if not outcome.passed:
         ctx.exit(1)

@@ -21,6 +21,7 @@ from ..sweep.store import write_json
 from ..training.selection import warning_for_test_selection
 from . import latex as tex
 from .bootstrap import BootstrapResult, paired_bootstrap
+from .completeness import Completeness, completeness
 from .html import write_index
 from .load import CLEAN, Results, load_results
 from .notation import format_setting
@@ -60,6 +61,7 @@ class Report:
     summary: pd.DataFrame
     bootstrap: Optional[BootstrapResult]
     provenance: dict = field(default_factory=dict)
+    completeness: Optional[Completeness] = None
     tables: list[Table] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
@@ -96,7 +98,7 @@ def context(results: Results) -> str:
 def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bootstrap: int = 1000,
                  seed: int = 0, confidence: float = 0.95, qualitative: Optional[str] = WORST,
                  per_class: Optional[str] = None, plot: bool = True, images: int = 3, latex: bool = False,
-                 device: str | torch.device = "cpu") -> Report:
+                 device: str | torch.device = "cpu", allow_partial: bool = False) -> Report:
     """Compute and write the report of the sweep in `results_dir`.
 
     `reference`: model CE is measured against (default: run.json's "reference", else the first model).
@@ -104,8 +106,12 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     'CORRUPTION@SEVERITY' (alias 'CORRUPTION:SEVERITY'), 'clean', 'worst' (lowest mean mIoU over models) or
     'none' (no such plot); `per_class` defaults to the qualitative setting, else the worst. `plot=False`
     writes tables only; `latex=True` adds report/latex/*.tex. User errors are raised before anything is written.
+    Partial results (an interrupted sweep) are refused unless `allow_partial`, which summarises them over
+    their complete corruptions only (rgbt_bench.report.completeness).
     """
     results = load_results(results_dir)
+    done = completeness(results)
+    done.require(allow_partial)
     ref = choose_reference(results, reference)
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
@@ -113,14 +119,15 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     qual_setting = _setting(qualitative, results, miou, "--qualitative")
     class_setting = _setting(per_class, results, miou, "--per-class") if per_class is not None else \
         (qual_setting or worst_setting(miou))
-    boot = paired_bootstrap(results, ref, bootstrap, seed, confidence) if bootstrap else None
+    summarised = results.restricted(done.complete)
+    boot = paired_bootstrap(summarised, ref, bootstrap, seed, confidence) if bootstrap else None
     out = results.path / REPORT_DIR
     previous = _previous_files(out)
     (out / LATEX_DIR if latex else out).mkdir(parents=True, exist_ok=True)  # an unwritable place fails here
-    per_corruption, summary = robustness_tables(results, ref)
+    per_corruption, summary = robustness_tables(summarised, ref)
     report = Report(results, ref, out, miou, per_class_table(results), day_night_table(results), per_corruption,
-                    summary, boot, provenance(results))
-    report.notes += _notes(results)
+                    summary, boot, provenance(results), done)
+    report.notes += _notes(results, done)
     report.tables = _tables(report)
     _write_tables(report)
     settings = [(CLEAN, 0)] + ([class_setting] if class_setting and class_setting[0] != CLEAN else [])
@@ -144,21 +151,21 @@ def _meta(report: Report, class_setting, qual_setting, latex: bool) -> dict:
             "convention_meaning": CONVENTIONS.get(r.convention, ""), "units": "percent",
             "reference": report.reference.model, "reference_chosen_by": report.reference.chosen_by,
             "results": str(r.path), "models": r.models, "corruptions": r.corruptions, "images": len(r.names),
-            "cells": len(r.raw), "bootstrap": boot.meta() if boot is not None else None,
+            "cells": len(r.raw), "cells_planned": report.completeness.total,
+            "cells_present": report.completeness.present,
+            "summarised_corruptions": [c for c in report.completeness.complete if c != CLEAN],
+            "bootstrap": boot.meta() if boot is not None else None,
             "per_class_setting": format_setting(*class_setting) if class_setting else None,
             "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
             "provenance": report.provenance, "summary": records(report.table("summary").file_frame()),
             "notes": report.notes, "files": [_relative(p, report.out_dir) for p in report.files]}
 
 
-def _notes(results: Results) -> list[str]:
+def _notes(results: Results, done: Completeness) -> list[str]:
     notes = []
-    missing = results.missing()
-    if missing:
-        shown = ", ".join(f"{m} {format_setting(c, s)}" for m, c, s in missing[:3])
-        shown += ", ..." if len(missing) > 3 else ""
-        notes.append(f"{len(missing)} cell(s) missing ({shown}): an unfinished sweep? means, RR and CE that "
-                     "need them are left empty")
+    partial = done.note()
+    if partial:
+        notes.append(partial)
     mixed = mixed_suites_note(results)
     if mixed:
         notes.append(mixed)
@@ -168,8 +175,11 @@ def _notes(results: Results) -> list[str]:
 
 def _long_context(report: Report) -> str:
     r = report.results
+    done = report.completeness
+    partial = f"; {done.note()}" if done.note() else ""
     return (f"{context(r)} ({CONVENTIONS.get(r.convention, r.convention)}); {len(r.models)} models, "
-            f"{len(r.raw)} cells; mCE against {report.reference.model} ({report.reference.chosen_by})")
+            f"{done.cells} planned cells; mCE against {report.reference.model} ({report.reference.chosen_by})"
+            f"{partial}")
 
 
 def summary_frame(report: Report) -> pd.DataFrame:
@@ -236,7 +246,8 @@ def _latex(report: Report, settings: list[tuple[str, int]], confidence: float) -
     r, ctx = report.results, context(report.results)
     texts = {"per_class": tex.per_class_latex(report.per_class, report.miou, r.class_names, settings, ctx)}
     if r.corruptions:
-        texts["robustness"] = tex.robustness_latex(report.summary, report.robustness, r.corruptions, ctx,
+        summarised = [c for c in r.corruptions if c in report.completeness.complete]
+        texts["robustness"] = tex.robustness_latex(report.summary, report.robustness, summarised, ctx,
                                                    report.reference.model)
     if report.day_night is not None:
         texts["day_night"] = tex.day_night_latex(report.day_night, ctx)

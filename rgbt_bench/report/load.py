@@ -7,17 +7,17 @@ paired bootstrap resamples) and its mIoU is that of all seeds' pixels together.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..metrics import compute_metrics
-from ..sweep.store import CELL_DIR, CellResult, read_cells
+from ..sweep.store import CELL_DIR, UNREADABLE, CellResult, read_cells
 
 CLEAN = "clean"
 MANIFEST = "run.json"
@@ -83,9 +83,11 @@ class Results:
         out = [(CLEAN, 0)] if any(c == CLEAN for (_, c, _) in self.cells) else []
         return out + [(c, s) for c in self.corruptions for s in self.severities(c)]
 
-    def missing(self) -> list[tuple[str, str, int]]:
-        """(model, corruption, severity) evaluated for some model but not for this one (an unfinished sweep)."""
-        return [(m, c, s) for m in self.models for c, s in self.settings() if (m, c, s) not in self.cells]
+    def restricted(self, corruptions: Iterable[str]) -> "Results":
+        """These results with only `corruptions` among the corrupted settings (all cells kept): what summary
+        statistics average over when some corruptions are incomplete (rgbt_bench.report.completeness)."""
+        keep = set(corruptions)
+        return dataclasses.replace(self, corruptions=[c for c in self.corruptions if c in keep])
 
     def miou(self, model: str, corruption: str, severity: int) -> float:
         """mIoU (fraction) of a cell's summed matrix under the results' convention; NaN if absent."""
@@ -118,9 +120,6 @@ def _one(values: set, what: str, path: Path):
         raise DataError(f"{path} mixes {what} {sorted(map(str, values))}; expected one per results directory "
                         "(write each sweep to its own --out)")
     return next(iter(values))
-
-
-UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _unreadable_file(path: Path) -> Path:

@@ -123,8 +123,8 @@ def percent_names(columns: Iterable[str], suffix: str = PCT_SUFFIX) -> dict[str,
 
 
 def fmt(value: Any, digits: int) -> str:
-    """A cell as text: floats to `digits` decimals, NaN / None as an en dash."""
-    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+    """A cell as text: floats to `digits` decimals, NaN / None / NA (a missing integer) as an en dash."""
+    if value is None or value is pd.NA or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         return "–"
     if isinstance(value, (float, np.floating)):
         return f"{value:.{digits}f}"
@@ -143,6 +143,8 @@ def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
 
 
 def _plain(value: Any) -> Any:
+    if value is pd.NA:
+        return None
     if isinstance(value, (np.bool_,)):
         return bool(value)
     if isinstance(value, (np.integer,)):
