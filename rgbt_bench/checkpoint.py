@@ -133,7 +133,8 @@ def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = 
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"{what} {path} does not exist; expected {expected}")
+        state = "is a directory" if path.is_dir() else "does not exist"
+        raise CheckpointError(f"{what} {path} {state}; expected {expected}")
     _check_zip_integrity(path, what, expected)
     try:
         return _load(path, map_location, plain_pickles)

@@ -7,7 +7,7 @@ from typing import Any
 import click
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, writing
 from .options import dataset_option, seed_option
 
 
@@ -74,5 +74,7 @@ def show(name: str, severity: int, out: Path | None, dataset: str, split: str, i
         raise ConfigError(f"--index {index} is out of range for {dataset} split '{split}' "
                           f"({len(data)} samples); expected 0..{len(data) - 1}")
     sample = collate([data[index]])
-    path = render_grid(sample, corruption, severity, seed, out or Path(f"{name}_s{severity}.png"), **opts)
+    out = out or Path(f"{name}_s{severity}.png")
+    with writing(f"the grid {out}", "choose a writable --out"):
+        path = render_grid(sample, corruption, severity, seed, out, **opts)
     click.echo(f"wrote {path}")

@@ -79,7 +79,8 @@ def suite_path(path_or_name: str | Path) -> Path:
     path = Path(path_or_name).expanduser()
     if path.suffix in (".yaml", ".yml") or path.exists():
         if not path.is_file():
-            raise ConfigError(f"suite file '{path}' does not exist")
+            state = "is a directory; expected a YAML file" if path.is_dir() else "does not exist"
+            raise ConfigError(f"suite file '{path}' {state}")
         return path
     candidate = SUITES_DIR / f"{path_or_name}.yaml"
     if not candidate.is_file():
@@ -127,6 +128,12 @@ def _parse_entry(where: str, raw: Any) -> SuiteEntry:
     return SuiteEntry(label, name, _parse_severities(where, raw.get("severities")), resolved)
 
 
+def yaml_position(exc: yaml.YAMLError) -> str:
+    """' (line 3, column 7)': where PyYAML found the problem ('' when it does not say)."""
+    mark = getattr(exc, "problem_mark", None)
+    return f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+
+
 def load_suite(path_or_name: str | Path) -> Suite:
     """Read and validate a suite file (or a bundled suite by name)."""
     path = suite_path(path_or_name)
@@ -137,7 +144,8 @@ def load_suite(path_or_name: str | Path) -> Suite:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"suite file '{path}' is not valid YAML: {str(exc).splitlines()[0]}") from exc
+        raise ConfigError(f"suite file '{path}' is not valid YAML{yaml_position(exc)}: "
+                          f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not data["entries"]:
         raise ConfigError(f"suite file '{path}': expected a mapping with a non-empty 'entries' list")
     unknown = sorted(set(data) - {"name", "description", "entries"})

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_write_text
@@ -50,13 +51,17 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}; {expected}")
+    if frame.empty:
+        raise DataError(f"baseline {path} has a header but no rows; {expected}, one row per cell (write it with "
+                        "--update-baseline)")
     for column in ("severity", "seed", "miou"):
         values = pd.to_numeric(frame[column], errors="coerce")
-        bad = values.isna() if column != "miou" else values.isna() & frame[column].notna()
+        bad = values.isna() | ~np.isfinite(values.fillna(0))
         if bad.any():
             row = int(bad.idxmax()) + 2
-            raise DataError(f"baseline {path} line {row}: {column} '{frame[column][bad].iloc[0]}' is not a number; "
-                            f"{expected}")
+            shown = frame[column][bad].iloc[0]
+            what = "is empty or NaN" if pd.isna(shown) else f"'{shown}' is not a number"
+            raise DataError(f"baseline {path} line {row}: {column} {what}; {expected}")
         frame[column] = values
     if frame[KEY].isna().any().any():
         row = int(frame[KEY].isna().any(axis=1).idxmax()) + 2
@@ -71,8 +76,13 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
 def write_baseline(results: Results, path: str | Path) -> Path:
     """Write the current results as the baseline CSV at `path`, atomically. Returns the path."""
     path = Path(path)
+    table = current_table(results)
+    empty = table["miou"].isna()
+    if empty.any():
+        raise DataError(f"cell {cell_name(table[empty].iloc[0].to_dict())} has no mIoU (no labelled pixel counts); "
+                        "a baseline needs a number for every cell")
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = current_table(results).to_csv(index=False, float_format=f"%.{DECIMALS}f")
+    text = table.to_csv(index=False, float_format=f"%.{DECIMALS}f")
     atomic_write_text(path, text)
     return path
 
