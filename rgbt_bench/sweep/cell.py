@@ -76,9 +76,9 @@ class CellIdentity:
 
     The model's own fields (MODEL_FIELDS: spec, preset, the kwargs it was built with, its weights) come first;
     the rest describe the data and the setting, shared by every model of a sweep: the dataset's content
-    fingerprint (rgbt_bench.datasets.fingerprint), the corruption and its options, the mIoU convention, and
-    the batch size and mixed precision (a model's logits differ in the last bits between batch sizes, enough
-    to flip a pixel's argmax; AMP far more)."""
+    fingerprint (rgbt_bench.datasets.fingerprint), the corruption (name, code version) and its options, the
+    mIoU convention, and the batch size and mixed precision (a model's logits differ in the last bits between
+    batch sizes, enough to flip a pixel's argmax; AMP far more)."""
 
     model_spec: str
     preset: str
