@@ -100,7 +100,7 @@ def test_sweep_cells_identical_across_batch_sizes_and_process_counts(tmp_path):
             assert cells[cell_id].record.metrics == ref.record.metrics
             assert list(cells[cell_id].names) == list(ref.names)
     assert {c.record.world_size for c in runs["2 processes"].values()} == {2}
-    assert {c.record.batch_size for c in runs["batch 8"].values()} == {8}
+    assert {c.record.identity.batch_size for c in runs["batch 8"].values()} == {8}
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
