@@ -85,12 +85,12 @@ def test_no_results_is_one_line(tmp_path, capsys):
 def test_leaderboard_prints_under_an_ascii_locale(tmp_path):
     """Regression: a missing value printed as an en dash crashed `leaderboard` with a traceback when stdout was
     ASCII (UnicodeEncodeError); terminal cells are ASCII now."""
-    cells = {k: v for k, v in FIRST.items() if k != ("fast", "fog", 2, 0)}  # fast's mean corrupted is undefined
-    results = write_results(tmp_path / "r", cells)
+    results = write_results(tmp_path / "r", FIRST)
+    clean_only = write_results(tmp_path / "c", {("other", "clean", 0, 0): matrix(0.8)})  # no mean corrupted, no rank
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    done = subprocess.run([sys.executable, "-m", "rgbt_bench.cli", "leaderboard", str(results), "--out",
-                           str(tmp_path / "lb.csv"), "--bootstrap", "0"], capture_output=True, text=True, env=env,
-                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    done = subprocess.run([sys.executable, "-m", "rgbt_bench.cli", "leaderboard", str(results), str(clean_only),
+                           "--out", str(tmp_path / "lb.csv"), "--bootstrap", "0"], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr
     rows = {cells[2].strip(): cells for line in done.stdout.splitlines() if len(cells := line.split("|")) > 4}
-    assert rows["fast"][4].strip() == "-" and rows["slow"][4].strip() == "65.0"
+    assert rows["other"][4].strip() == "-" and rows["other"][1].strip() == "-" and rows["slow"][4].strip() == "65.0"

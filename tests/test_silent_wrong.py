@@ -152,7 +152,7 @@ def partial_report(w: World, output: str) -> None:
     summary = csv(w.out / "report" / "summary.csv").set_index("model")
     for model in ("u", "v"):
         expected = w.base["miou"][f"{model}__synthetic__test__thermal_noise__s1__seed0"]
-        assert summary.loc[model, "mean_corrupted_miou"] == pytest.approx(expected, abs=1e-4)
+        assert summary.loc[model, "mean_corrupted_miou_pct"] == pytest.approx(expected, abs=1e-4)
         assert summary.loc[model, "worst_setting"] == "thermal_noise@1"
     record = json.loads((w.out / "report" / "report.json").read_text())
     assert (record["cells_present"], record["cells_planned"], record["summarised_corruptions"]) == \
@@ -164,7 +164,7 @@ def partial_leaderboard(w: World, output: str) -> None:
     assert list(frame["cells"]) == ["5/6", "5/6"] and not frame["complete"].any()
     for model in ("u", "v"):
         expected = w.base["miou"][f"{model}__synthetic__test__thermal_noise__s1__seed0"]
-        assert frame.loc[model, "mean_corrupted_miou"] == pytest.approx(expected, abs=1e-4)
+        assert frame.loc[model, "mean_corrupted_miou_pct"] == pytest.approx(expected, abs=1e-4)
 
 
 def unranked_empty(w: World, output: str) -> None:
@@ -172,7 +172,7 @@ def unranked_empty(w: World, output: str) -> None:
     ranked = frame[frame["results"] == str(w.out)]
     empty = frame[frame["results"] != str(w.out)]
     assert sorted(ranked["rank"]) == [1, 2] and empty["rank"].isna().all() and len(empty) == 2
-    assert empty["mean_corrupted_miou"].isna().all()
+    assert empty["mean_corrupted_miou_pct"].isna().all()
     assert len([line for line in (w.tmp / "lb.md").read_text().splitlines() if line.startswith("| – |")]) == 2
 
 

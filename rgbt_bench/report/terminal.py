@@ -15,7 +15,7 @@ MISSING = "-"
 
 
 def fmt(value, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
