@@ -162,9 +162,9 @@ def sweep_args(ckpts: dict[str, str], suite: Path, out: Path) -> list[str]:
             "--batch-size", "2", "--device", "cpu", "--no-progress", "--cells-per-pass", "1"]
 
 
-def one_process(ckpts: dict[str, str], suite: Path, out: Path) -> Path:
+def one_process(ckpts: dict[str, str], suite: Path, out: Path, batch_size: int = 3) -> Path:
     return run_sweep(SweepConfig(models=[f"a={SLOW},b={SLOW}"], checkpoints=ckpts, suite=str(suite), out=str(out),
-                                 dataset_options=DATA, batch_size=3, device="cpu", progress=False))
+                                 dataset_options=DATA, batch_size=batch_size, device="cpu", progress=False))
 
 
 def assert_same_cells(got_dir: Path, want_dir: Path) -> None:
@@ -220,7 +220,8 @@ def test_a_node_killed_mid_sweep_keeps_finished_cells_and_a_one_process_rerun_co
     for stem in kept:  # every kept cell is complete
         assert (out / "cells" / f"{stem}.npz").is_file()
 
-    one_process(ckpts, suite, out)  # resume on one process: the kept cells are reused, not recomputed
+    # resume on one process with the nodes' batch size (part of a cell's identity): the kept cells are reused
+    one_process(ckpts, suite, out, batch_size=2)
     assert {p.stem: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json") if p.stem in kept} == kept
     assert_same_cells(out, one_process(ckpts, suite, tmp_path / "one"))
 
