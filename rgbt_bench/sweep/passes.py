@@ -2,7 +2,8 @@
 
 For each batch, each distinct setting of the group (clean, or a corruption at a severity and seed) is
 applied once, and every model of that setting runs on the result (eval mode, torch.inference_mode,
-optional autocast). Per-image confusion matrices of the argmax predictions (equal to
+optional autocast; on CPU with one intra-op thread, rgbt_bench.threads, so that cells do not depend on the
+core count). Per-image confusion matrices of the argmax predictions (equal to
 ConfusionMatrix.per_image, with the label work shared by all cells: batch_confusion.LabelBins) and a
 finite-logits flag are computed on the device for every cell and copied to the host together, once per batch.
 """
@@ -20,6 +21,7 @@ from ..corruptions import apply_corruption
 from ..datasets import DatasetInfo
 from ..errors import ConfigError, RgbtBenchError
 from ..models.user_code import user_code
+from ..threads import single_threaded
 from .batch_confusion import LabelBins
 from .plan import PlannedCell, Setting, by_setting
 from .progress import SweepProgress
@@ -84,7 +86,7 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Dat
                 for cell in cells:
                     cell_id = cell.key.cell_id
                     spec = (specs or {}).get(cell.key.model, cell.key.model)
-                    with timer.device("model", cell_id), torch.autocast(
+                    with timer.device("model", cell_id), single_threaded(device), torch.autocast(
                             device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None), \
                             user_code(spec, "forward"):
                         logits = models[cell.key.model](x.rgb, x.thermal)

@@ -35,6 +35,7 @@ from ..datasets import open_dataset
 from ..errors import CheckpointError, ConfigError, RgbtBenchError, writing
 from ..models import build_model, resolve_builder
 from ..models.user_code import user_code
+from ..threads import single_threaded
 from . import distributed
 from .augment import AugmentedDataset, AugmentParams
 from .config import TrainConfig, check_crop, default_crop
@@ -388,12 +389,16 @@ def _log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
 
 
 def train(config: TrainConfig) -> Path:
-    """Train `config.model` on `config.dataset`; returns the selected checkpoint's path (`config.out_path`)."""
+    """Train `config.model` on `config.dataset`; returns the selected checkpoint's path (`config.out_path`).
+
+    On CPU the run computes with one intra-op thread (rgbt_bench.threads), so its weights do not depend on the
+    core count or thread settings."""
     check_outputs(config)
     ctx = distributed.setup(config.device)
     try:
-        trainer = Trainer(config, ctx)
-        with locked_outputs(config, ctx):
-            return trainer.run()
+        with single_threaded(ctx.device):
+            trainer = Trainer(config, ctx)
+            with locked_outputs(config, ctx):
+                return trainer.run()
     finally:
         distributed.teardown(ctx)
