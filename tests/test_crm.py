@@ -247,6 +247,30 @@ def test_loss_terms_weights_and_seeded_masks():
     assert torch.equal(w["sdc"], a["sdc"])
 
 
+def test_without_masking_the_loss_is_the_clean_terms_of_the_same_network():
+    """crm_nomask: the clean paths' terms only, each equal to CRM's own clean term on the same weights and
+    point draws; the mask tokens get no gradient."""
+    rgb, thermal, label = inputs()
+    torch.manual_seed(0)
+    crm = build_crm(4, "tiny", seed=3).train()
+    torch.manual_seed(0)
+    nomask = build_model("crm_nomask", 4, "tiny", seed=3).train()
+    assert all(torch.equal(a, b) for a, b in zip(crm.state_dict().values(), nomask.state_dict().values()))
+    x_rgb, x_thermal = crm._prepare(rgb, thermal)
+    masks = crm.draw_masks(2, tuple(x_rgb.shape[-2:]), rgb.device, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full, clean = crm.branch_outputs(x_rgb, x_thermal, masks), nomask.clean_outputs(x_rgb, x_thermal)
+    assert list(clean) == ["fused", "rgb", "thermal"]
+    for branch in clean:  # the clean half of CRM's 2B encoder batch is the same computation
+        assert torch.allclose(full[branch]["pred_logits"], clean[branch]["pred_logits"], atol=1e-5)
+    terms = nomask.loss(rgb, thermal, label, 255)
+    assert set(terms) == {"loss", "seg_fused", "seg_rgb", "seg_thermal"}
+    assert torch.allclose(terms["loss"], terms["seg_fused"] + terms["seg_rgb"] + terms["seg_thermal"], rtol=1e-6)
+    terms["loss"].backward()
+    assert nomask.backbone.rgb_mask_token.grad is None and nomask.backbone.thermal_mask_token.grad is None
+    assert nomask.head.parameters().__next__().grad is not None
+
+
 def test_self_distillation_blocks_the_teacher_gradient(crm):
     crm.train()
     rgb, thermal, label = inputs(h=64, w=64)

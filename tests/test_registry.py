@@ -43,13 +43,28 @@ def test_every_registry_uses_the_one_lookup():
 
 
 def test_model_entries_hold_the_model_facts():
-    assert main_models() == ("crm", "rtfnet", "mfnet", "early_fusion", "rgb_only", "thermal_only")
+    assert main_models() == ("crm", "crm_nomask", "rtfnet", "rtfnet_crm", "mfnet", "early_fusion", "rgb_only",
+                             "thermal_only")
     assert TrainConfig(model="crm").iterations == MODELS["crm"].iterations == 900
     assert TrainConfig(model="mfnet").iterations == MODELS["mfnet"].iterations == 1000
     assert TrainConfig(model="tests.user_model_example:build").iterations == 1000
     from rgbt_bench.models.crm.model import PRESETS
     assert MODELS["crm"].presets == tuple(PRESETS)
     assert all(entry.importer is None or ":" in entry.importer for entry in MODELS.values())
+    assert all(entry.control is None or MODELS[entry.control].control is None for entry in MODELS.values())
+
+
+def test_ablation_variants_are_their_base_architecture_with_options():
+    """A variant entry builds its base model with the entry's options; the user's kwargs still override them."""
+    assert MODELS["crm_nomask"].options == {"masking": False} and MODELS["crm"].control == "crm_nomask"
+    assert MODELS["crm_nosd"].options == {"w_sdc": 0.0, "w_sdn": 0.0} and MODELS["crm_nosd"].control == "crm_nomask"
+    assert MODELS["rtfnet_crm"].control == "rtfnet" and MODELS["mfnet_crm"].control == "mfnet"
+    assert MODELS["crm_nomask"].presets == MODELS["crm"].presets and MODELS["crm_nomask"].importer is None
+    from rgbt_bench.models import build_model
+    nomask, crm = build_model("crm_nomask", 3), build_model("crm", 3)
+    assert not nomask.masking and crm.masking and nomask.state_dict().keys() == crm.state_dict().keys()
+    assert build_model("rtfnet_crm", 3).crm_training and not build_model("rtfnet", 3).crm_training
+    assert build_model("crm_nosd", 3).objective.w_sdn == 0.0 and build_model("crm_nosd", 3, w_sdn=0.5).objective.w_sdn == 0.5
 
 
 def test_dataset_facts_come_from_dataset_info():

@@ -15,10 +15,11 @@ keys of a dict in the builder's own module, so a new size is added in one place.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from torch import nn
 
@@ -40,6 +41,9 @@ class ModelEntry:
     8, 60x80, one CPU thread; CRM ~0.35 s), so that `rgbt-bench run` starts the slowest runs first.
     `main`: trained and evaluated by `rgbt-bench run` by default. `importer`: 'module:attribute' of the
     `Importer` that converts the authors' published weights (rgbt_bench.models.published; None: none).
+    `options`: builder kwargs that make this entry (a variant of another entry's architecture, see
+    `variant`). `control`: the registered model that differs from this one only by leaving out CRM's
+    masking and what needs it (the report's Ablations table pairs the two; None: no such model).
     """
 
     name: str
@@ -52,6 +56,8 @@ class ModelEntry:
     step_cost: float = 1.0
     main: bool = True
     importer: Optional[str] = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    control: Optional[str] = None
 
     @property
     def module(self) -> str:
@@ -62,21 +68,42 @@ class ModelEntry:
         """The preset names, read from the builder's module (imports it)."""
         return tuple(import_target(f"{self.module}:{self.presets_attr}"))
 
+    def variant(self, name: str, description: str, options: Mapping[str, Any], **facts: Any) -> "ModelEntry":
+        """This architecture and its presets under `name`, built with `options` (e.g. an ablation of its
+        training); `facts` set other fields. Published weights are not imported into a variant."""
+        return dataclasses.replace(self, name=name, description=description, options={**self.options, **options},
+                                   **{"importer": None, "main": False, "control": None, **facts})
+
+
+_CRM = ModelEntry(
+    "crm", "rgbt_bench.models.crm.model:build_crm", "PRESETS", ("rgb", "thermal"),
+    "Shin et al., Complementary Random Masking for RGB-Thermal Semantic Segmentation, ICRA 2024",
+    "Two Swin encoders, MAX fusion, Mask2Former head, complementary random masking + self-distillation",
+    iterations=900, step_cost=8.0, importer="rgbt_bench.models.published.crm:IMPORTER", control="crm_nomask")
+_RTFNET = ModelEntry(
+    "rtfnet", "rgbt_bench.models.rtfnet:build_rtfnet", "RTFNET_PRESETS", ("rgb", "thermal"),
+    "Sun et al., RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation, RA-L 2019",
+    "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder", step_cost=2.0,
+    importer="rgbt_bench.models.published.rtfnet:IMPORTER")
+_MFNET = ModelEntry(
+    "mfnet", "rgbt_bench.models.mfnet:build_mfnet", "MFNET_PRESETS", ("rgb", "thermal"),
+    "Ha et al., MFNet: Towards Real-Time Semantic Segmentation for Autonomous Vehicles with Multi-Spectral "
+    "Scenes, IROS 2017", "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion",
+    importer="rgbt_bench.models.published.mfnet:IMPORTER")
+_MASKING = "CRM's complementary random masking + self-distillation, at the stem"
 
 MODELS: Registry[ModelEntry] = Registry("model", {e.name: e for e in [
-    ModelEntry("crm", "rgbt_bench.models.crm.model:build_crm", "PRESETS", ("rgb", "thermal"),
-               "Shin et al., Complementary Random Masking for RGB-Thermal Semantic Segmentation, ICRA 2024",
-               "Two Swin encoders, MAX fusion, Mask2Former head, complementary random masking + self-distillation",
-               iterations=900, step_cost=8.0, importer="rgbt_bench.models.published.crm:IMPORTER"),
-    ModelEntry("rtfnet", "rgbt_bench.models.rtfnet:build_rtfnet", "RTFNET_PRESETS", ("rgb", "thermal"),
-               "Sun et al., RTFNet: RGB-Thermal Fusion Network for Semantic Segmentation, RA-L 2019",
-               "Two ResNet encoders, thermal added into RGB at each stage, upsampling decoder", step_cost=2.0,
-               importer="rgbt_bench.models.published.rtfnet:IMPORTER"),
-    ModelEntry("mfnet", "rgbt_bench.models.mfnet:build_mfnet", "MFNET_PRESETS", ("rgb", "thermal"),
-               "Ha et al., MFNet: Towards Real-Time Semantic Segmentation for Autonomous Vehicles "
-               "with Multi-Spectral Scenes, IROS 2017",
-               "Lightweight two-branch encoder with mini-inception blocks, concatenation fusion",
-               importer="rgbt_bench.models.published.mfnet:IMPORTER"),
+    _CRM,
+    _CRM.variant("crm_nomask", "CRM trained without masking: clean fused + RGB-only + thermal-only losses "
+                 "(ablation control)", {"masking": False}, step_cost=5.5, main=True),
+    _CRM.variant("crm_nosd", "CRM with masking but no self-distillation (w_sdc = w_sdn = 0; ablation)",
+                 {"w_sdc": 0.0, "w_sdn": 0.0}, control="crm_nomask"),
+    _RTFNET,
+    _RTFNET.variant("rtfnet_crm", f"RTFNet trained with {_MASKING}", {"crm_training": True}, step_cost=8.0,
+                    main=True, control="rtfnet"),
+    _MFNET,
+    _MFNET.variant("mfnet_crm", f"MFNet trained with {_MASKING}", {"crm_training": True}, step_cost=4.5,
+                   control="mfnet"),
     ModelEntry("early_fusion", "rgbt_bench.models.single_stream:build_early_fusion", "SINGLE_STREAM_PRESETS",
                ("rgb", "thermal"), "Early fusion baseline (4-channel input), e.g. Ha et al. 2017",
                "One encoder-decoder on the concatenated 4-channel RGB-T input"),
@@ -150,10 +177,13 @@ def _check_signature(spec: str, fn: Callable[..., nn.Module], num_classes: int, 
 
 
 def build_model(spec: str, num_classes: int, preset: str = "tiny", **kwargs) -> nn.Module:
-    """Build model `spec` for `num_classes` classes; user builders that take no preset get none."""
+    """Build model `spec` for `num_classes` classes with its entry's `options` (overridden by `kwargs`); user
+    builders that take no preset get none."""
     if spec in MODELS and preset not in MODELS[spec].presets:
         raise ConfigError(f"model '{spec}' has no preset '{preset}'; expected one of {', '.join(MODELS[spec].presets)}")
     fn = resolve_builder(spec)
+    if spec in MODELS:
+        kwargs = {**MODELS[spec].options, **kwargs}
     params = inspect.signature(fn).parameters
     takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
     if "preset" in params or takes_any:

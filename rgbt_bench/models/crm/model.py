@@ -12,7 +12,8 @@ As published (official code UkcheolShin/CRM_RGBTSeg):
   them;
 - training (`loss`): a clean and a masked pass every iteration; the masks come from
   rgbt_bench.models.masking (32-px patches, ratio 0.5, strategy rand_comp) and replace patch-embedded
-  features (stride 4) by a learnable mask token per branch; the objective is crm.loss.CRMLoss;
+  features (stride 4) by a learnable mask token per branch; the objective is crm.loss.CRMLoss
+  (`masking=False`: the clean pass and its terms only, the ablation control `crm_nomask`);
 - inference (`forward`): fused branch only, never masked; semantic map
   einsum(softmax(class)[..., :-1], sigmoid(mask)) at input resolution.
 
@@ -52,7 +53,7 @@ from ..normalize import crop_to, normalize_rgb, normalize_thermal, pad_to_multip
 from ..pretrained import load_swin_pretrained
 from ..swin import SWIN_PRESETS, SwinConfig
 from .backbone import RGBTSwinBackbone
-from .loss import BRANCHES, CRMLoss
+from .loss import BRANCHES, CLEAN_BRANCHES, CRMLoss
 
 PAD_MULTIPLE = 32  # official MASK_FORMER.SIZE_DIVISIBILITY
 PATCH_STRIDE = 4  # Swin patch embedding: masks act on the stride-4 map
@@ -83,7 +84,7 @@ PRESETS: dict[str, CRMPreset] = {
     "swin_b": CRMPreset(SWIN_PRESETS["swin_b"], _PAPER_HEAD),
 }
 OPTIONS = ("fusion", "w_mws", "w_sdc", "w_sdn", "mask_ratio", "mask_patch", "mask_strategy", "seed",
-           "pretrained", "drop_path", "ignore_mode")
+           "pretrained", "drop_path", "ignore_mode", "masking")
 
 
 def _split(outputs: dict, n: int) -> list[dict]:
@@ -108,7 +109,7 @@ class CRM(nn.Module):
     def __init__(self, num_classes: int, preset: CRMPreset, fusion: str = "max", w_mws: float = 1.0,
                  w_sdc: float = 1.0, w_sdn: float = 1.0, mask_ratio: float = 0.5, mask_patch: int = 32,
                  mask_strategy: str = "rand_comp", seed: Optional[int] = None, drop_path: Optional[float] = None,
-                 ignore_mode: str = "official"):
+                 ignore_mode: str = "official", masking: bool = True):
         super().__init__()
         if num_classes < 1:
             raise ConfigError(f"CRM needs num_classes >= 1, got {num_classes}")
@@ -124,6 +125,7 @@ class CRM(nn.Module):
             raise ConfigError(f"unknown mask strategy '{mask_strategy}'; expected one of {', '.join(STRATEGIES)}")
         self.ignore_mode = check_ignore_mode(ignore_mode)
         self.num_classes = num_classes
+        self.masking = bool(masking)
         self.mask_ratio, self.mask_patch, self.mask_strategy = mask_ratio, mask_patch, mask_strategy
         self.mask_generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
@@ -181,9 +183,17 @@ class CRM(nn.Module):
         stacked = [torch.cat([path[scale] for path in paths]) for scale in range(len(self.backbone.channels))]
         return dict(zip(BRANCHES, _split(self.head(stacked), len(BRANCHES))))
 
+    def clean_outputs(self, rgb: torch.Tensor, thermal: torch.Tensor) -> dict[str, dict]:
+        """Head outputs of the three clean paths (CLEAN_BRANCHES) for normalised, padded inputs: the
+        training step without masking (the `crm_nomask` ablation)."""
+        paths = self.backbone(rgb, thermal)
+        stacked = [torch.cat([path[scale] for path in paths]) for scale in range(len(self.backbone.channels))]
+        return dict(zip(CLEAN_BRANCHES, _split(self.head(stacked), len(CLEAN_BRANCHES))))
+
     def loss(self, rgb: torch.Tensor, thermal: torch.Tensor, label: torch.Tensor, ignore_index: Optional[int] = None,
              generator: Optional[torch.Generator] = None) -> dict[str, torch.Tensor]:
-        """CRM objective (crm.loss.CRMLoss) with freshly drawn masks: "loss" plus every term.
+        """CRM objective (crm.loss.CRMLoss) with freshly drawn masks: "loss" plus every term; with
+        `masking` False, the objective of the three clean paths only (no masks drawn).
 
         In eval mode nothing is masked (masking is a training-only device): the loss is the
         segmentation loss of the clean fused branch, reported as both "loss" and "seg_fused".
@@ -201,6 +211,8 @@ class CRM(nn.Module):
             fused, _, _ = self.backbone(x_rgb, x_thermal)
             seg = self.objective.criterion(self.head(fused), label, ignore, generator)["loss"]
             return {"loss": seg, "seg_fused": seg}
+        if not self.masking:
+            return self.objective(self.clean_outputs(x_rgb, x_thermal), label, ignore, generator)
         masks = self.draw_masks(rgb.shape[0], padded, rgb.device, generator)
         return self.objective(self.branch_outputs(x_rgb, x_thermal, masks), label, ignore, generator)
 
@@ -211,7 +223,8 @@ def build_crm(num_classes: int, preset: str = "tiny", **kwargs) -> CRM:
     Options: fusion ("max" | "add"), w_mws / w_sdc / w_sdn (loss weights, 1.0), mask_ratio (0.5),
     mask_patch (32 px), mask_strategy ("rand_comp" | "comp" | "indiv"), seed (own mask generator),
     pretrained (path to a Swin ImageNet .pth for both encoders), drop_path (override the preset's),
-    ignore_mode ("official" | "valid": ignored and padded pixels as mask negatives, or left out).
+    ignore_mode ("official" | "valid": ignored and padded pixels as mask negatives, or left out),
+    masking (True; False trains the clean paths only, CRM's own control: registry entry `crm_nomask`).
     """
     if preset not in PRESETS:
         raise ConfigError(f"CRM has no preset '{preset}'; expected one of {', '.join(PRESETS)}")
