@@ -2,10 +2,11 @@
 
 Phases (each timed, see RunResult.phases):
 1. dataset: the synthetic dataset is generated once and cached (rgbt_bench.datasets.synthetic);
-2. train: every model's checkpoint in `models_dir` is reused, resumed or trained as the trained-model cache
-   decides (rgbt_bench.training.cache), the slowest runs first, in parallel processes (rgbt_bench.processes);
-3. sweep: rgbt_bench.sweep.run_sweep over the suite restricted to the chosen severities (written next to
-   the results); finished cells are skipped, so a killed run resumes, and cells this run would not reuse
+2. train: every model's checkpoint in `models_dir`, one per training seed, is reused, resumed or trained as the
+   trained-model cache decides (rgbt_bench.training.cache), the slowest runs first, in parallel processes
+   (rgbt_bench.processes);
+3. sweep: rgbt_bench.sweep.run_sweep of every trained replica over the suite restricted to the chosen
+   severities (written next to the results); finished cells are skipped, so a killed run resumes, and cells this run would not reuse
    (other weights, data or settings) are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
 5. summary: clean mIoU, mean corrupted mIoU and mIoU with each camera missing, per model.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import pandas as pd
 
@@ -29,6 +30,9 @@ from .phases import Phases
 from .processes import map_in_processes, run_distributed
 from .run_config import DATASET, PRESET, RunConfig
 from .training import cache
+
+if TYPE_CHECKING:
+    from .sweep.engine import SweepConfig
 
 MISSING = ("rgb_missing", "thermal_missing")
 LEADERBOARD = "leaderboard.csv"
@@ -63,18 +67,33 @@ def write_suite(spec: str, severities: Sequence[int], out: Path) -> Path:
 
 
 def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[[str], None]) -> dict[str, str]:
-    """Reuse, resume or train every model's checkpoint, the slowest first, up to `jobs` runs at a time;
-    model -> "cached", "resumed" or "trained"."""
+    """Reuse, resume or train every model's checkpoint for every training seed, the slowest first, up to `jobs`
+    runs at a time; "model" (one training seed) or "model@seed" -> "cached", "resumed" or "trained"."""
     from .training import train
-    plans = {m: cache.plan(config.train_config(m, image_size)) for m in config.models}
-    for model, plan in plans.items():
-        echo(f"{model}: {plan.describe()}")
+    several = len(config.train_seeds) > 1
+    plans = {f"{m}@{seed}" if several else m: cache.plan(config.train_config(m, image_size, seed))
+             for m in config.models for seed in config.train_seeds}
+    for name, plan in plans.items():
+        echo(f"{name}: {plan.describe()}")
     runs = sorted((p.config for p in plans.values() if p.state != cache.READY),
                   key=lambda c: -step_cost(c.model) * c.iterations)
     jobs, threads = config.processes(len(runs))
     map_in_processes(train, runs if jobs == 1 else [dataclasses.replace(r, progress=False) for r in runs],
                      jobs, threads, "training")
-    return {m: plan.outcome for m, plan in plans.items()}
+    return {name: plan.outcome for name, plan in plans.items()}
+
+
+def sweep_config(config: RunConfig, suite: Path, image_size: tuple[int, int]) -> SweepConfig:
+    """The sweep of the main job: every trained replica (model, training seed) over `suite` on synthetic/test."""
+    from .sweep import SweepConfig
+    checkpoints = {f"{m}@{seed}": str(config.train_config(m, image_size, seed).out_path)
+                   for m in config.models for seed in config.train_seeds}
+    return SweepConfig(
+        models=list(config.models), dataset=DATASET, split="test", suite=str(suite), out=str(Path(config.out)),
+        checkpoints=checkpoints, preset=PRESET, seeds=[0], batch_size=config.sweep_batch_size, device=config.device,
+        workers=config.workers, cells_per_pass=len(checkpoints) * len(config.severities),
+        models_dir=config.models_dir, dataset_options=dict(config.dataset_options), progress=config.progress,
+        command=config.command, replace_stale=True)
 
 
 def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], severity: int) -> pd.DataFrame:
@@ -95,7 +114,7 @@ def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     """Run (or resume) the whole main job described by `config`."""
     from .report import build_leaderboard, build_report, write_leaderboard
-    from .sweep import SweepConfig, run_sweep
+    from .sweep import run_sweep
 
     out = Path(config.out).expanduser()
     suite = write_suite(config.suite, config.severities, out)
@@ -108,14 +127,7 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
     with phases("train"):
         trained = train_models(config, image_size, echo)
     with phases("sweep"):
-        checkpoints = {m: str(config.train_config(m, image_size).out_path) for m in config.models}
-        sweep = SweepConfig(
-            models=list(config.models), dataset=DATASET, split="test", suite=str(suite), out=str(out),
-            checkpoints=checkpoints, preset=PRESET, seeds=[0], batch_size=config.sweep_batch_size,
-            device=config.device, workers=config.workers, cells_per_pass=len(config.models) * len(config.severities),
-            models_dir=config.models_dir, dataset_options=dict(config.dataset_options), progress=config.progress,
-            command=config.command, replace_stale=True)
-        run_distributed(run_sweep, sweep, *config.processes(len(test)), "sweep")
+        run_distributed(run_sweep, sweep_config(config, suite, image_size), *config.processes(len(test)), "sweep")
     with phases("report"), writing(f"the report to {out}", "the sweep's cells are kept; free space and rerun"):
         report = build_report(out, bootstrap=config.bootstrap, device=resolve_device(config.device))
         frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)

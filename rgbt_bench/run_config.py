@@ -9,6 +9,7 @@ from .device import resolve_device
 from .errors import ConfigError
 from .models import main_models, resolve_builder
 from .processes import plan_processes
+from .sweep.plan import parse_seeds
 from .training.cache import on_the_fly_config
 from .training.config import TrainConfig
 
@@ -31,6 +32,8 @@ class RunConfig:
     `severities` None: DEFAULT_SEVERITIES. `quick` (tests, smoke checks) also shrinks the dataset
     (QUICK_DATASET unless `dataset_options` are given), keeps only severity 5 and trains with batch 2.
     `jobs` None: one process per CPU core (one on CUDA). `command`: recorded in the sweep manifest.
+    `train_seeds`: one trained replica of every model per training seed (None: just `seed`); reports give the
+    mean and spread over them, and their CIs resample them.
     """
 
     out: str = "results/main"
@@ -40,6 +43,7 @@ class RunConfig:
     device: str = "auto"
     iterations: Optional[int] = None
     seed: int = 1024
+    train_seeds: Optional[Sequence[int]] = None
     quick: bool = False
     models_dir: str = "models"
     dataset_options: dict[str, Any] = field(default_factory=dict)
@@ -60,6 +64,8 @@ class RunConfig:
         if self.severities is None:
             self.severities = [5] if self.quick else list(DEFAULT_SEVERITIES)
         self.severities = sorted(set(int(s) for s in self.severities))
+        self.train_seeds = parse_seeds(self.train_seeds if self.train_seeds is not None else [self.seed],
+                                       "--train-seeds")
         self.validate()
 
     def validate(self) -> None:
@@ -92,10 +98,12 @@ class RunConfig:
             return self.iterations
         return QUICK_ITERATIONS if self.quick else None
 
-    def train_config(self, model: str, image_size: tuple[int, int]) -> TrainConfig:
-        """The training run whose checkpoint the sweep evaluates for `model`, on images of `image_size`: the
-        on-the-fly recipe shared with `sweep` (rgbt_bench.training.cache)."""
+    def train_config(self, model: str, image_size: tuple[int, int], seed: Optional[int] = None) -> TrainConfig:
+        """The training run whose checkpoint the sweep evaluates for `model` trained with `seed` (None: the first
+        training seed), on images of `image_size`: the on-the-fly recipe shared with `sweep`
+        (rgbt_bench.training.cache)."""
         return on_the_fly_config(model, PRESET, DATASET, self.models_dir, image_size,
                                  iterations=self.iterations_for(model), batch_size=2 if self.quick else self.batch_size,
-                                 seed=self.seed, device=self.device, workers=self.workers,
-                                 dataset_options=dict(self.dataset_options), progress=self.progress)
+                                 seed=self.train_seeds[0] if seed is None else seed, device=self.device,
+                                 workers=self.workers, dataset_options=dict(self.dataset_options),
+                                 progress=self.progress)

@@ -366,10 +366,10 @@ def test_disk_full_while_run_saves_a_checkpoint_is_one_line(tmp_path, capsys, mo
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "Traceback" not in err and err.count("Error") == 1
     assert err.rstrip("\n").rsplit("\n", 1)[-1] == (
-        f"Error: cannot write checkpoint {models / 'rgb_only_tiny_synthetic.pt'} (No space left on device); "
+        f"Error: cannot write checkpoint {models / 'rgb_only_tiny_synthetic_seed1024.pt'} (No space left on device); "
         f"files written before are kept")
-    assert sorted(p.name for p in models.iterdir()) == [".rgb_only_tiny_synthetic.pt.lock",
-                                                         "rgb_only_tiny_synthetic.log.jsonl"]
+    assert sorted(p.name for p in models.iterdir()) == [".rgb_only_tiny_synthetic_seed1024.pt.lock",
+                                                         "rgb_only_tiny_synthetic_seed1024.log.jsonl"]
 
 
 class FillingDisk:

@@ -5,15 +5,22 @@ import dataclasses
 import json
 import math
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from rgbt_bench.checkpoint import load_checkpoint, save_checkpoint
 from rgbt_bench.cli import cli
 from rgbt_bench.errors import ConfigError
-from rgbt_bench.pipeline import train_models, write_suite
+from rgbt_bench.pipeline import sweep_config, train_models, write_suite
+from rgbt_bench.processes import run_distributed
 from rgbt_bench.run_config import DEFAULT_MODELS, RunConfig
+from rgbt_bench.sweep import run_sweep
+from rgbt_bench.sweep.store import read_cells
 from rgbt_bench.training.cache import plan, training_key
 from rgbt_bench.training.config import TrainConfig
 
@@ -43,7 +50,7 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
     for name in ("miou.csv", "summary.csv", "robustness.csv", "report.json", "heatmap.png"):
         assert (res / "report" / name).is_file(), name
     for model in DEFAULT_MODELS:
-        assert (tmp_path / "models" / f"{model}_tiny_synthetic.pt").is_file()
+        assert (tmp_path / "models" / f"{model}_tiny_synthetic_seed1024.pt").is_file()
     # quick: severity 5 of each of the 12 default entries plus clean, per model
     cells = list((res / "cells").glob("*.json"))
     assert len(cells) == len(DEFAULT_MODELS) * 13
@@ -52,6 +59,26 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
              for p in cells if "__clean__" in p.name}
     for row in board.itertuples():
         assert row.clean_miou_pct == pytest.approx(100 * clean[row.model], abs=1e-3)
+
+    # a fresh run in one process with two threads trains the same weights and computes the same cells
+    # (before rgbt_bench.threads: every parameter and 44 of 78 cells differed)
+    fresh = RunConfig(out=str(tmp_path / "fresh"), models=["crm", "rtfnet", "mfnet"], quick=True,
+                      models_dir=str(tmp_path / "fresh_models"), jobs=1, progress=False, device="cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_models(fresh, (32, 40), lambda _: None)
+        suite = write_suite(fresh.suite, fresh.severities, Path(fresh.out))
+        run_distributed(run_sweep, sweep_config(fresh, suite, (32, 40)), 1, 2, "sweep")
+    finally:
+        torch.set_num_threads(before)
+    for model in fresh.models:
+        name = f"{model}_tiny_synthetic_seed1024.pt"
+        a, b = (load_checkpoint(d / name)["state_dict"] for d in (tmp_path / "models", tmp_path / "fresh_models"))
+        assert all(torch.equal(a[k], b[k]) for k in a), model
+    first = {c.record.cell_id: c.per_image for c in read_cells(res)}
+    second = {c.record.cell_id: c.per_image for c in read_cells(fresh.out)}
+    assert len(second) == 3 * 13 and all(np.array_equal(first[k], second[k]) for k in second)
 
     mtimes = {p: p.stat().st_mtime_ns for p in [*cells, *(tmp_path / "models").glob("*.pt")]}
     again = _run(tmp_path, "--jobs", "1")
@@ -82,7 +109,10 @@ def test_cache_key_reuse_resume_retrain(tmp_path):
     assert plan(longer).reason == "its training config differs: eval_every 1, requested 2; iterations 3, requested 5"
     other_seed = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), seed=7,
                            progress=False).train_config("rgb_only", (32, 40))
-    assert plan(other_seed).state == "train" and plan(other_seed).reason.endswith("seed 1024, requested 7")
+    # another training seed is another replica, kept in its own file beside the first
+    assert other_seed.out_path == tmp_path / "models" / "rgb_only_tiny_synthetic_seed7.pt" != tc.out_path
+    assert plan(other_seed).state == "train" and plan(other_seed).reason == "no earlier run"
+    assert plan(dataclasses.replace(other_seed, out=str(tc.out_path))).reason.endswith("seed 1024, requested 7")
 
 
 def test_suite_restricted_to_the_run_severities(tmp_path):

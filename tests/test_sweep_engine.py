@@ -11,7 +11,7 @@ from fixtures_real import write_mfnet
 from torch import nn
 
 from rgbt_bench.batch import collate
-from rgbt_bench.checkpoint import file_sha256, save_checkpoint
+from rgbt_bench.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.datasets import open_dataset
@@ -165,20 +165,27 @@ def test_cells_of_another_corruption_version_are_not_reused(setup, monkeypatch):
 
 
 def test_model_trained_on_the_fly_is_cached_and_reused(setup, capsys):
-    cfg = config(setup, models=[USER], checkpoints={}, train_iterations=2,
+    cfg = config(setup, models=[USER], checkpoints={}, train_iterations=2, train_seeds=[0, 5],
                  suite=str(setup["tmp"] / "one.yaml"))
     (setup["tmp"] / "one.yaml").write_text("entries:\n  - corruption: thermal_missing\n    severities: [5]\n")
     out = run_sweep(cfg)
-    cached = setup["tmp"] / "models" / "user_model_example_build_tiny_synthetic.pt"
-    assert cached.is_file()
+    cached = {seed: setup["tmp"] / "models" / f"user_model_example_build_tiny_synthetic_seed{seed}.pt"
+              for seed in (0, 5)}
+    assert all(path.is_file() for path in cached.values())
     records = [c.record for c in read_cells(out)]
-    assert {r.checkpoint_source for r in records} == {"trained"}
-    assert {r.identity.checkpoint_sha256 for r in records} == {file_sha256(cached)}
-    stamp = cached.stat().st_mtime_ns
-    run_sweep(config(setup, models=[USER], checkpoints={}, train_iterations=2, suite=cfg.suite,
+    assert len(records) == 2 * 2 and {r.checkpoint_source for r in records} == {"trained"}
+    for seed, path in cached.items():  # one replica per training seed, each with its own weights
+        assert load_checkpoint(path)["config"]["seed"] == seed
+        assert {r.identity.checkpoint_sha256 for r in records if r.key.train_seed == seed} == {file_sha256(path)}
+    assert file_sha256(cached[0]) != file_sha256(cached[5])
+    assert any(r.cell_id.startswith("user_model_example-build__synthetic__test__clean__s0__seed0__train5-")
+               for r in records)
+    stamp = {seed: path.stat().st_mtime_ns for seed, path in cached.items()}
+    run_sweep(config(setup, models=[USER], checkpoints={}, train_iterations=2, train_seeds=[5], suite=cfg.suite,
                      out=str(setup["tmp"] / "out2")))
-    assert cached.stat().st_mtime_ns == stamp
-    assert {c.record.checkpoint_source for c in read_cells(setup["tmp"] / "out2")} == {"cached"}
+    assert {seed: path.stat().st_mtime_ns for seed, path in cached.items()} == stamp
+    assert {(c.record.checkpoint_source, c.record.key.train_seed) for c in read_cells(setup["tmp"] / "out2")} \
+        == {("cached", 5)}
 
 
 def test_nan_logits_and_wrong_class_count_are_clear_errors_and_keep_finished_cells(setup):

@@ -42,7 +42,7 @@ CHILD = textwrap.dedent("""
     cells = plan_cells(["m"], settings, "noise", "test")
     torch.manual_seed(0)
     model = nn.Conv2d(4, C, 1)
-    models = {"m": lambda rgb, thermal: model(torch.cat([rgb, thermal], 1))}
+    models = {("m", None): lambda rgb, thermal: model(torch.cat([rgb, thermal], 1))}
     loader = DataLoader(Noise(), batch_size=8, collate_fn=collate)
     with Probe(len(cells), N, False) as progress:
         run_pass(cells, models, loader, info, torch.device("cpu"), None, StageTimer(torch.device("cpu")), progress)

@@ -50,6 +50,10 @@ def test_parse_seeds():
     for bad in ("", "1,1", "-1", "a"):
         with pytest.raises(ConfigError, match="seeds"):
             parse_seeds(bad)
+    for bad, problem in (("0,1,0", "0 is listed twice"), ("2,-1", "-1 is negative"), ("0,1.5", "'1.5' is not an "
+                                                                                               "integer")):
+        with pytest.raises(ConfigError, match=f"^invalid --train-seeds '{bad}': {problem}; expected distinct "):
+            parse_seeds(bad, "--train-seeds")
 
 
 def test_parse_models_names_and_aliases():
@@ -66,12 +70,13 @@ def test_parse_models_names_and_aliases():
 
 def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path, monkeypatch):
     refs = attach_checkpoints(parse_models("rtfnet"), {}, "synthetic", "tiny", tmp_path)
-    assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic.pt" and refs[0].source == "cache"
-    assert cache_path(tmp_path, "pkg.mod:build", "tiny", "synthetic") == tmp_path / "pkg_mod_build_tiny_synthetic.pt"
+    assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic_seed1024.pt" and refs[0].source == "cache"
+    assert refs[0].train_seed == 1024 and refs[0].replica == ("rtfnet", 1024)
+    assert cache_path(tmp_path, "pkg.mod:build", "tiny", "synthetic", 3) == tmp_path / "pkg_mod_build_tiny_synthetic_seed3.pt"
     for name in ("a", "a.b", "a_b"):  # two user models whose cache file names coincide
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(c=lambda num_classes: None))
     with pytest.raises(ConfigError, match=r"models 'a' \(a.b:c\) and 'b' \(a_b:c\) would be trained into the same "
-                                          r"file .*a_b_c_tiny_synthetic.pt; pass --checkpoint for one of them"):
+                                          r"file .*a_b_c_tiny_synthetic_seed1024.pt; pass --checkpoint for one of them"):
         attach_checkpoints(parse_models("a=a.b:c,b=a_b:c"), {}, "synthetic", "tiny", tmp_path)
     with pytest.raises(CheckpointError, match="model 'rtfnet' has no checkpoint for dataset 'mfnet'"):
         attach_checkpoints(parse_models("rtfnet"), {}, "mfnet", "tiny", tmp_path)
@@ -81,6 +86,22 @@ def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path, monkeypatch)
         attach_checkpoints(parse_models("rtfnet"), {"crm": "x.pt"}, "mfnet", "tiny", tmp_path)
     with pytest.raises(ConfigError, match="unknown model 'rtfnte'.*Did you mean 'rtfnet'"):
         attach_checkpoints(parse_models("rtfnte"), {}, "synthetic", "tiny", tmp_path)
+
+
+def test_training_seed_replicas_cached_per_seed_or_given_as_name_at_seed(tmp_path):
+    refs = attach_checkpoints(parse_models("rtfnet,mfnet"), {}, "synthetic", "tiny", tmp_path, [0, 2])
+    assert [r.replica for r in refs] == [("rtfnet", 0), ("rtfnet", 2), ("mfnet", 0), ("mfnet", 2)]
+    assert len({r.checkpoint for r in refs}) == 4 and refs[1].checkpoint.name == "rtfnet_tiny_synthetic_seed2.pt"
+    for name in ("a.pt", "b.pt"):
+        (tmp_path / name).write_bytes(b"")
+    given = parse_checkpoints([f"rtfnet@3={tmp_path / 'b.pt'}", f"rtfnet@1={tmp_path / 'a.pt'}"])
+    refs = attach_checkpoints(parse_models("rtfnet"), given, "mfnet", "tiny", tmp_path)
+    assert [(r.replica, r.checkpoint.name, r.source) for r in refs] == [(("rtfnet", 1), "a.pt", "given"),
+                                                                        (("rtfnet", 3), "b.pt", "given")]
+    with pytest.raises(ConfigError, match="both as NAME=PATH and as NAME@SEED=PATH"):
+        attach_checkpoints(parse_models("rtfnet"), {"rtfnet": "a.pt", "rtfnet@1": "a.pt"}, "mfnet", "tiny", tmp_path)
+    with pytest.raises(ConfigError, match=r"invalid --checkpoint name 'rtfnet@x'; expected NAME or NAME@SEED"):
+        attach_checkpoints(parse_models("rtfnet"), {"rtfnet@x": "a.pt"}, "mfnet", "tiny", tmp_path)
 
 
 def test_shard_and_interleave_restore_dataset_order_without_duplicates():

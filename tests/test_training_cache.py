@@ -41,7 +41,7 @@ def test_a_sweep_killed_during_on_the_fly_training_resumes_to_the_uninterrupted_
     with pytest.raises(KeyboardInterrupt):
         run_sweep(sweep(tmp_path, "out", "models"))
     monkeypatch.setattr(Trainer, "_step", step)
-    cached = tmp_path / "models" / "user_model_example_build_tiny_synthetic.pt"
+    cached = tmp_path / "models" / "user_model_example_build_tiny_synthetic_seed1024.pt"
     assert load_checkpoint(cached.with_name(cached.stem + ".last.pt"))["iteration"] == 50 and cached.is_file()
     assert not (tmp_path / "out" / "cells").is_dir() or not list((tmp_path / "out" / "cells").glob("*.json"))
     capsys.readouterr()
@@ -69,6 +69,6 @@ def test_other_train_iterations_retrain_instead_of_reusing(tmp_path, capsys):
     err = " ".join(capsys.readouterr().err.split())
     assert "model 'u': training" in err and "its training config differs: eval_every 2, requested 3; iterations 4, " \
                                             "requested 6" in err
-    cached = tmp_path / "models" / "user_model_example_build_tiny_synthetic.pt"
+    cached = tmp_path / "models" / "user_model_example_build_tiny_synthetic_seed1024.pt"
     assert load_checkpoint(cached.with_name(cached.stem + ".last.pt"))["iteration"] == 6
     assert {c.record.checkpoint_source for c in read_cells(out)} == {"trained"}

@@ -50,6 +50,9 @@ def _severities(text: str | None) -> list[int] | None:
 @click.option("--iterations", type=int, default=None,
               help="Training iterations for every model [default: a per-model plan sized for the time budget].")
 @seed_option
+@click.option("--train-seeds", default=None, metavar="0,1,2",
+              help="Train one replica of every model per training seed; tables give the mean and spread over them "
+                   "and CIs resample them [default: --seed].")
 @click.option("--quick", is_flag=True, help="Tiny dataset, a few iterations, severity 5 only: a smoke test.")
 @click.option("--models-dir", default=None,
               help="Where trained checkpoints are cached [default: models; models/quick with --quick].")
@@ -60,7 +63,7 @@ def _severities(text: str | None) -> list[int] | None:
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Synthetic dataset argument, e.g. size=[60,80]; repeatable.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show live progress on stderr.")
-def run(out, models, suite, severities, device, iterations, seed, quick, models_dir, jobs, bootstrap,
+def run(out, models, suite, severities, device, iterations, seed, train_seeds, quick, models_dir, jobs, bootstrap,
         dataset_options, progress):
     """Main job: train tiny models on the synthetic dataset, sweep, report, leaderboard."""
     from ..pipeline import run_pipeline
@@ -71,7 +74,8 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     config = RunConfig(
         out=out or ("results/quick" if quick else "results/main"), models=models or DEFAULT_MODELS, suite=suite,
-        severities=_severities(severities), device=device, iterations=iterations, seed=seed, quick=quick,
+        severities=_severities(severities), device=device, iterations=iterations, seed=seed,
+        train_seeds=train_seeds, quick=quick,
         models_dir=models_dir or ("models/quick" if quick else "models"), jobs=jobs, bootstrap=bootstrap,
         dataset_options=parse_key_values(dataset_options, "--dataset-option"), progress=progress,
         command=command_line())

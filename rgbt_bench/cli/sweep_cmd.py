@@ -34,13 +34,16 @@ from .options import dataset_option, device_option
               help="Cells evaluated per data pass; a kill loses at most one pass [default: all cells, one pass].")
 @click.option("--train-iterations", type=int, default=TrainConfig.iterations, show_default=True,
               help="Iterations for models trained on the fly (synthetic dataset only).")
+@click.option("--train-seeds", default=None, metavar="0,1,2",
+              help="Training seeds of models trained on the fly: one replica each; reports give their mean and "
+                   f"spread [default: {TrainConfig.seed}].")
 @click.option("--models-dir", default="models", show_default=True,
               help="Where models trained on the fly are cached and reused.")
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Extra dataset argument, e.g. size=[60,80]; repeatable.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show the live display.")
 def sweep(models, dataset, split, suite, out, checkpoints, preset, seeds, batch_size, device, workers, amp,
-          convention, cells_per_pass, train_iterations, models_dir, dataset_options, progress):
+          convention, cells_per_pass, train_iterations, train_seeds, models_dir, dataset_options, progress):
     """Evaluate models across corruptions and severities; one resumable result file per cell."""
     from ..sweep.engine import SweepConfig, run_sweep
     from ..sweep.models import parse_checkpoints
@@ -51,6 +54,7 @@ def sweep(models, dataset, split, suite, out, checkpoints, preset, seeds, batch_
         checkpoints=parse_checkpoints(checkpoints), preset=preset, seeds=parse_seeds(seeds), batch_size=batch_size,
         device=device, workers=workers, amp=amp, convention=convention, cells_per_pass=cells_per_pass,
         train_iterations=train_iterations, models_dir=models_dir,
+        train_seeds=None if train_seeds is None else parse_seeds(train_seeds, "--train-seeds"),
         dataset_options=parse_key_values(dataset_options, "--dataset-option"), progress=progress)
     path = run_sweep(config)
     if int(os.environ.get("RANK", "0")) == 0:

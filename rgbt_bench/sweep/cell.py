@@ -1,6 +1,6 @@
 """The sweep cell record: one typed definition of what a finished cell is, read and written by every consumer.
 
-A cell is one (model, dataset, split, corruption label, severity, seed). Its JSON record (``cells/<id>.json``)
+A cell is one (model, dataset, split, corruption label, severity, corruption seed, training seed). Its JSON record (``cells/<id>.json``)
 holds three kinds of fields, kept flat on disk:
 - the key (`CellKey`): which cell it is; `cell_id` names its files;
 - the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
@@ -44,7 +44,9 @@ def plain(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class CellKey:
-    """Which cell: clean evaluation is corruption 'clean' at severity 0."""
+    """Which cell: clean evaluation is corruption 'clean' at severity 0. `seed` is the corruption seed;
+    `train_seed` the training seed of a model trained on the fly (one replica per seed, `--train-seeds`),
+    None for weights given as a checkpoint."""
 
     model: str
     dataset: str
@@ -52,18 +54,27 @@ class CellKey:
     corruption: str
     severity: int
     seed: int
+    train_seed: Optional[int] = None
+
+    @property
+    def replica(self) -> tuple[str, Optional[int]]:
+        """(model, training seed): which trained network the cell evaluates."""
+        return self.model, self.train_seed
 
     @property
     def cell_id(self) -> str:
         """The cells' file name: readable, and different for different keys.
 
         Keys whose text fields are plain (`_PLAIN_FIELD`: e.g. models `crm`, `early_fusion`) give
-        `<model>__<dataset>__<split>__<corruption>__s<severity>__seed<seed>`. Any other key (a model named
-        `a:b` or `pkg.mod:fn`) gives the same with unsafe characters replaced by '-' and a hash of the exact
-        key appended, so that `a:b` and `a-b` never share files.
+        `<model>__<dataset>__<split>__<corruption>__s<severity>__seed<seed>`, followed by `__train<train_seed>`
+        for a model trained on the fly. Any other key (a model named `a:b` or `pkg.mod:fn`) gives the same
+        with unsafe characters replaced by '-' and a hash of the exact key appended, so that `a:b` and `a-b`
+        never share files.
         """
         fields = (self.model, self.dataset, self.split, self.corruption)
         readable = "__".join(fields) + f"__s{self.severity}__seed{self.seed}"
+        if self.train_seed is not None:
+            readable += f"__train{self.train_seed}"
         if all(_PLAIN_FIELD.match(f) for f in fields):
             return readable
         digest = hashlib.sha256(json.dumps(dataclasses.astuple(self)).encode()).hexdigest()[:12]
@@ -166,7 +177,9 @@ class CellRecord:
             raise DataError(f"{where} lacks field {exc}; expected a sweep cell record") from None
         record = cls(key=key, identity=identity, **{**rest, "class_names": tuple(rest["class_names"])})
         for f in dataclasses.fields(CellKey):
-            value, kind = getattr(key, f.name), int if f.type == "int" else str
+            value, kind = getattr(key, f.name), str if f.type == "str" else int
+            if value is None and f.type.startswith("Optional"):
+                continue
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise DataError(f"{where}: field {f.name} is {value!r}; expected "
                                 f"{'an integer' if kind is int else 'a string'}")

@@ -41,11 +41,11 @@ from ..training import train
 from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
-from .cell import CellIdentity, CellRecord, plain
+from .cell import CellIdentity, CellKey, CellRecord, plain
 from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
-from .plan import PlannedCell, group_cells, plan_cells, settings_of
+from .plan import PlannedCell, group_cells, parse_seeds, plan_cells, settings_of
 from .progress import SweepProgress
 from .stale import RunCells, move_aside, stale_cells
 from .store import CELL_DIR, cell_paths, is_done, write_cell, write_json
@@ -60,7 +60,9 @@ class SweepConfig:
     `cells_per_pass`: cells evaluated per data pass (None: all in one pass, each image decoded once).
     `convention`: mIoU convention recorded with the metrics (None: the dataset's own).
     `train_iterations`: iterations for models trained on the fly on the synthetic dataset, cached in
-    `models_dir` (None: each model's default). `progress`: live display and notes on stderr (rank 0 only).
+    `models_dir` (None: each model's default); `train_seeds`: one such model per training seed (None: the
+    training default, TrainConfig.seed), each evaluated as its own replica (CellKey.train_seed).
+    `progress`: live display and notes on stderr (rank 0 only).
     `replace_stale`: finished cells this sweep would not reuse (computed with other weights, data or
     settings, of a model of this sweep at a setting it does not evaluate, unreadable or of an older layout)
     are moved to `<out>/stale/` instead of being an error (what `rgbt-bench run` does).
@@ -82,6 +84,7 @@ class SweepConfig:
     cells_per_pass: Optional[int] = None
     train_iterations: int = TrainConfig.iterations
     models_dir: str = "models"
+    train_seeds: Optional[list[int]] = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     command: Optional[str] = None
@@ -101,6 +104,8 @@ class SweepConfig:
         if not self.seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in self.seeds) \
                 or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError(f"seeds {self.seeds!r} are invalid; expected distinct integers >= 0")
+        if self.train_seeds is not None:
+            self.train_seeds = parse_seeds(self.train_seeds, "--train-seeds")
 
 
 def _amp_dtype(amp: bool, device: torch.device) -> Optional[torch.dtype]:
@@ -134,9 +139,9 @@ class Sweep:
         self.dataset: RGBTDataset = open_dataset(config.dataset, config.split, **config.dataset_options)
         self.info = self.dataset.info
         self.convention = config.convention or self.info.convention
-        self.refs: list[ModelRef] = parse_models(config.models)
-        attach_checkpoints(self.refs, parse_checkpoints(config.checkpoints), self.info.name, config.preset,
-                           config.models_dir)
+        self.refs: list[ModelRef] = attach_checkpoints(
+            parse_models(config.models), parse_checkpoints(config.checkpoints), self.info.name, config.preset,
+            config.models_dir, config.train_seeds or [TrainConfig.seed])
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
         self.dataset.check_one_size()
@@ -154,14 +159,15 @@ class Sweep:
         cfg = self.config
         image_size = tuple(open_dataset(cfg.dataset, "train", **cfg.dataset_options)[0].label.shape)
         return on_the_fly_config(ref.spec, cfg.preset, cfg.dataset, cfg.models_dir, image_size,
-                                 iterations=cfg.train_iterations, device=cfg.device, workers=cfg.workers,
-                                 dataset_options=dict(cfg.dataset_options), progress=cfg.progress)
+                                 iterations=cfg.train_iterations, seed=ref.train_seed, device=cfg.device,
+                                 workers=cfg.workers, dataset_options=dict(cfg.dataset_options),
+                                 progress=cfg.progress)
 
     # ----- records ----------------------------------------------------------------------------------------
     def _identity(self, cell: PlannedCell) -> CellIdentity:
         """What a finished cell must share with this run to be reused: weights, data, corruption, convention,
         batch size and precision (rgbt_bench.sweep.cell.CellIdentity)."""
-        ref = self._ref(cell.key.model)
+        ref = self._ref(cell.key)
         s = cell.setting
         options = {} if s.clean else get_corruption(s.corruption).resolve_options(**s.options)
         return CellIdentity(model_spec=ref.spec, preset=self.config.preset, model_kwargs=ref.model_kwargs or {},
@@ -174,7 +180,7 @@ class Sweep:
 
     def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> CellRecord:
         """The finished cell's record."""
-        ref, s = self._ref(cell.key.model), cell.setting
+        ref, s = self._ref(cell.key), cell.setting
         settings = {"modality": None, "params": {}} if s.clean else \
             get_corruption(s.corruption).settings(s.severity, **s.options)
         return CellRecord(
@@ -188,8 +194,8 @@ class Sweep:
             world_size=self.ctx.world_size, elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4),
             pass_elapsed_s=round(pass_s, 4), finished_at=now(), rgbt_bench_version=__version__)
 
-    def _ref(self, name: str) -> ModelRef:
-        return next(r for r in self.refs if r.name == name)
+    def _ref(self, key: CellKey) -> ModelRef:
+        return next(r for r in self.refs if r.replica == key.replica)
 
     # ----- planning ---------------------------------------------------------------------------------------
     def _check_directory(self, cells: list[PlannedCell], models_known: bool) -> None:
@@ -274,7 +280,8 @@ class Sweep:
 
     def _evaluate(self) -> Path:
         cfg, ctx = self.config, self.ctx
-        cells = plan_cells([r.name for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name, cfg.split)
+        cells = plan_cells([r.replica for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name,
+                           cfg.split)
         distributed.on_main(lambda: self._check_directory(cells, models_known=False), ctx)
         train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
         models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
@@ -283,11 +290,13 @@ class Sweep:
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
         pending = [c for c in cells if c.key.cell_id in pending_ids]
         groups = group_cells(pending, cfg.cells_per_pass)
-        plan = {"models": [r.name for r in self.refs],
+        plan = {"models": list(dict.fromkeys(r.name for r in self.refs)),
+                "replicas": [list(r.replica) for r in self.refs],
                 "settings": list(dict.fromkeys((c.key.corruption, c.key.severity, c.key.seed) for c in cells))}
         distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
                                                           "cells_pending": len(pending), "plan": plan}), ctx)
-        self.note(f"sweep: {len(cells)} cells ({len(self.refs)} models x {len(cells) // len(self.refs)} settings), "
+        self.note(f"sweep: {len(cells)} cells ({len(self.refs)} trained models x {len(cells) // len(self.refs)} "
+                  f"settings), "
                   f"{len(cells) - len(pending)} already done, {len(pending)} to compute in {len(groups)} pass(es) "
                   f"over {len(self.dataset)} images of {self.dataset.spec}/{cfg.split} on {ctx.device}"
                   + (f" x {ctx.world_size} processes" if ctx.enabled else ""))

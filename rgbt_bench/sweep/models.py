@@ -2,13 +2,16 @@
 
 `--models crm,rtfnet,mine=pkg.module:build` names each model; a `NAME=SPEC` item gives a model a short
 name of its own (so one architecture can appear twice with different checkpoints). `--checkpoint NAME=PATH`
-attaches weights. On the built-in synthetic dataset a model without one is trained on the fly and cached
-as `<models_dir>/<model>_<preset>_synthetic.pt`: reused when it finished with the requested training
+attaches weights; `--checkpoint NAME@SEED=PATH`, repeated, attaches replicas of one model trained with other
+seeds, which reports aggregate (mean, spread, CIs over training seeds). On the built-in synthetic dataset a model without one is trained on the fly, once per
+training seed (`--train-seeds`: one replica each, evaluated side by side), and cached as
+`<models_dir>/<model>_<preset>_synthetic_seed<seed>.pt`: reused when it finished with the requested training
 config, resumed when it was interrupted, retrained otherwise (rgbt_bench.training.cache). On a real
 dataset it is an error, since random weights would give meaningless numbers.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +34,9 @@ CACHE = "cache"
 
 @dataclass
 class ModelRef:
-    """One model of the sweep. `source` says where its weights come from: "given", or for a model cached on
-    the fly "cache" until `train_missing` has made it "cached", "resumed" or "trained"."""
+    """One trained network of the sweep. `source` says where its weights come from: "given", or for a model
+    cached on the fly "cache" until `train_missing` has made it "cached", "resumed" or "trained".
+    `train_seed`: the training seed of a model trained on the fly (None for given weights)."""
 
     name: str
     spec: str
@@ -42,11 +46,18 @@ class ModelRef:
     input_convention: Optional[str] = None
     selected_on: Optional[str] = None
     model_kwargs: Optional[dict[str, Any]] = None
+    train_seed: Optional[int] = None
+
+    @property
+    def replica(self) -> tuple[str, Optional[int]]:
+        """(name, training seed), as in CellKey.replica."""
+        return self.name, self.train_seed
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "spec": self.spec, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
                 "checkpoint_sha256": self.sha256, "checkpoint_source": self.source,
-                "input_convention": self.input_convention, "selected_on": self.selected_on}
+                "input_convention": self.input_convention, "selected_on": self.selected_on,
+                "train_seed": self.train_seed}
 
 
 def parse_models(items: str | Sequence[str]) -> list[ModelRef]:
@@ -70,7 +81,8 @@ def parse_models(items: str | Sequence[str]) -> list[ModelRef]:
 
 
 def parse_checkpoints(items: Sequence[str] | dict[str, str]) -> dict[str, str]:
-    """['crm=models/crm.pt', ...] -> {'crm': 'models/crm.pt'}."""
+    """['crm=models/crm.pt', 'mf@0=a.pt', ...] -> {'crm': 'models/crm.pt', 'mf@0': 'a.pt'} (NAME@SEED: one
+    replica of model NAME, trained with that seed; see attach_checkpoints)."""
     if isinstance(items, dict):
         return {str(k): str(v) for k, v in items.items()}
     out: dict[str, str] = {}
@@ -84,39 +96,61 @@ def parse_checkpoints(items: Sequence[str] | dict[str, str]) -> dict[str, str]:
     return out
 
 
-def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], dataset_name: str, preset: str,
-                       models_dir: str | Path) -> list[ModelRef]:
-    """Check every model resolves and every checkpoint exists before anything slow starts.
+def split_replica(name: str) -> tuple[str, Optional[int]]:
+    """'crm@2' -> ('crm', 2): a --checkpoint name with the training seed of that replica; 'crm' -> ('crm', None)."""
+    model, sep, seed = name.partition("@")
+    if not sep:
+        return name, None
+    if not seed.isdigit():
+        raise ConfigError(f"invalid --checkpoint name '{name}'; expected NAME or NAME@SEED with a training seed "
+                          f"integer >= 0, e.g. crm@0")
+    return model, int(seed)
 
-    Models without a checkpoint get their cache path (source "cache"; `train_missing` decides whether it is
-    reused, resumed or trained); on a real dataset they are an error naming the model. Two models whose
-    cache paths coincide must be the same spec.
+
+def attach_checkpoints(refs: list[ModelRef], checkpoints: dict[str, str], dataset_name: str, preset: str,
+                       models_dir: str | Path, train_seeds: Sequence[int] = (TrainConfig.seed,)) -> list[ModelRef]:
+    """Check every model resolves and every checkpoint exists before anything slow starts; the refs to evaluate.
+
+    A model with a checkpoint (`NAME=PATH`) is one ref; with checkpoints of several replicas (`NAME@SEED=PATH`,
+    e.g. trained with `train --seed SEED`) one ref per training seed. A model without one becomes one ref per
+    seed of `train_seeds` with its cache path (source "cache"; `train_missing` decides whether it is reused,
+    resumed or trained); on a real dataset it is an error naming the model. Two models whose cache paths
+    coincide must be the same spec.
     """
     names = {r.name for r in refs}
-    unknown = sorted(set(checkpoints) - names)
-    if unknown:
-        raise ConfigError(f"--checkpoint names model '{unknown[0]}', which is not among --models "
-                          f"({', '.join(r.name for r in refs)})")
+    given: dict[str, dict[Optional[int], Path]] = {}
+    for key, path in checkpoints.items():
+        model, seed = split_replica(key)
+        if model not in names:
+            raise ConfigError(f"--checkpoint names model '{model}', which is not among --models "
+                              f"({', '.join(r.name for r in refs)})")
+        given.setdefault(model, {})[seed] = Path(path).expanduser()
+    out: list[ModelRef] = []
     for ref in refs:
         resolve_builder(ref.spec)
-        if ref.name in checkpoints:
-            path = Path(checkpoints[ref.name]).expanduser()
-            if not path.is_file():
-                state = "is a directory; expected a checkpoint file" if path.is_dir() else "does not exist"
-                raise CheckpointError(f"checkpoint {path} for model '{ref.name}' {state}")
-            ref.checkpoint, ref.source = path, "given"
+        if ref.name in given:
+            replicas = given[ref.name]
+            if None in replicas and len(replicas) > 1:
+                raise ConfigError(f"--checkpoint gives model '{ref.name}' both as NAME=PATH and as NAME@SEED=PATH; "
+                                  f"expected one form per model")
+            for seed, path in sorted(replicas.items(), key=lambda item: -1 if item[0] is None else item[0]):
+                if not path.is_file():
+                    state = "is a directory; expected a checkpoint file" if path.is_dir() else "does not exist"
+                    raise CheckpointError(f"checkpoint {path} for model '{ref.name}' {state}")
+                out.append(dataclasses.replace(ref, checkpoint=path, source="given", train_seed=seed))
         elif dataset_name == BUILT_IN_DATASET:
-            ref.checkpoint = cache.cache_path(models_dir, ref.spec, preset, BUILT_IN_DATASET)
-            ref.source = CACHE
-            other = next(r for r in refs if r.checkpoint == ref.checkpoint)
-            if other.spec != ref.spec:
-                raise ConfigError(f"models '{other.name}' ({other.spec}) and '{ref.name}' ({ref.spec}) would be "
-                                  f"trained into the same file {ref.checkpoint}; pass --checkpoint for one of them")
+            for seed in train_seeds:
+                path = cache.cache_path(models_dir, ref.spec, preset, BUILT_IN_DATASET, seed)
+                other = next((r for r in out if r.checkpoint == path), None)
+                if other is not None and other.spec != ref.spec:
+                    raise ConfigError(f"models '{other.name}' ({other.spec}) and '{ref.name}' ({ref.spec}) would be "
+                                      f"trained into the same file {path}; pass --checkpoint for one of them")
+                out.append(dataclasses.replace(ref, checkpoint=path, source=CACHE, train_seed=seed))
         else:
             raise CheckpointError(f"model '{ref.name}' has no checkpoint for dataset '{dataset_name}'; pass "
                                   f"--checkpoint {ref.name}=PATH (models are trained on the fly only on the "
                                   f"synthetic dataset)")
-    return refs
+    return out
 
 
 def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainConfig],
@@ -137,12 +171,12 @@ def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainC
 
 
 def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
-                warn: Callable[[str], None] = print) -> dict[str, nn.Module]:
-    """Every model on `device` in eval mode, weights loaded strictly. Recorded on each ref: the checkpoint's
-    sha256, the kwargs the model was built with, the input convention it expects (rgbt_bench.models.normalize;
-    None for a user model that does not say) and the split its weights were selected on; a test-selected
-    checkpoint is `warn`ed about."""
-    models: dict[str, nn.Module] = {}
+                warn: Callable[[str], None] = print) -> dict[tuple[str, Optional[int]], nn.Module]:
+    """Every model on `device` in eval mode, weights loaded strictly, keyed by its replica (name, training
+    seed). Recorded on each ref: the checkpoint's sha256, the kwargs the model was built with, the input
+    convention it expects (rgbt_bench.models.normalize; None for a user model that does not say) and the split
+    its weights were selected on; a test-selected checkpoint is `warn`ed about."""
+    models: dict[tuple[str, Optional[int]], nn.Module] = {}
     for ref in refs:
         model, ckpt = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
         ref.sha256 = file_sha256(ref.checkpoint) if ref.checkpoint is not None else None
@@ -152,5 +186,5 @@ def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
         warning = selection_warning(ckpt, f"checkpoint {ref.checkpoint} of model '{ref.name}'")
         if warning:
             warn(warning)
-        models[ref.name] = model.eval()
+        models[ref.replica] = model.eval()
     return models

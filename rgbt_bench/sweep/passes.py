@@ -53,11 +53,12 @@ def corrupt(batch: Batch, s: Setting) -> Batch:
     return apply_corruption(batch, s.corruption, s.severity, s.seed, **s.options)
 
 
-def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: DataLoader, info: DatasetInfo,
-             device: torch.device, amp_dtype: Optional[torch.dtype], timer: StageTimer,
+def run_pass(group: list[PlannedCell], models: dict[tuple[str, Optional[int]], nn.Module], loader: DataLoader,
+             info: DatasetInfo, device: torch.device, amp_dtype: Optional[torch.dtype], timer: StageTimer,
              progress: SweepProgress, specs: Optional[dict[str, str]] = None) -> dict[str, np.ndarray]:
-    """Evaluate every cell of `group` on this rank's images in one pass over `loader`. `specs`: model name ->
-    spec, so that an exception in a user model's forward is one line naming it (rgbt_bench.models.user_code).
+    """Evaluate every cell of `group` on this rank's images in one pass over `loader`; `models` are keyed by
+    replica (CellKey.replica). `specs`: model name -> spec, so that an exception in a user model's forward is
+    one line naming it (rgbt_bench.models.user_code).
 
     Returns each cell id's per-image matrices of this rank's images, int64 [n_local, C, C], in loader order.
     """
@@ -89,7 +90,7 @@ def run_pass(group: list[PlannedCell], models: dict[str, nn.Module], loader: Dat
                     with timer.device("model", cell_id), single_threaded(device), torch.autocast(
                             device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None), \
                             user_code(spec, "forward"):
-                        logits = models[cell.key.model](x.rgb, x.thermal)
+                        logits = models[cell.key.replica](x.rgb, x.thermal)
                     logits = check_logits(logits, x, info, cell.key.model)
                     with timer.device("metric", cell_id):
                         per_image, all_finite = bins.score(logits)

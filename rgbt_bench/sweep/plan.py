@@ -1,4 +1,4 @@
-"""Cell planning: which (model, corruption, severity, seed) cells a sweep evaluates, and in which passes.
+"""Cell planning: which (model, training seed, corruption, severity, seed) cells a sweep evaluates, and in which passes.
 
 A *setting* is one way of corrupting a batch (suite label, severity, seed; clean is label "clean" at
 severity 0). Every model is evaluated under every setting; the cells are ordered setting by setting, so
@@ -53,14 +53,17 @@ def settings_of(suite: Suite, seeds: Sequence[int]) -> list[Setting]:
     return out
 
 
-def plan_cells(models: Sequence[str], settings: Sequence[Setting], dataset: str, split: str) -> list[PlannedCell]:
-    """Every (setting, model) cell, setting-major so that consecutive cells share corrupted batches.
+def plan_cells(models: Sequence[str | tuple[str, Optional[int]]], settings: Sequence[Setting], dataset: str,
+               split: str) -> list[PlannedCell]:
+    """Every (setting, model) cell, setting-major so that consecutive cells share corrupted batches. `models`
+    are names or (name, training seed) replicas (a bare name: given weights, no training seed).
 
     ConfigError when two models would share result files: cell ids are distinct for distinct keys
     (CellKey.cell_id), but a case-insensitive filesystem (macOS, Windows) would still merge ids that
     differ only in case."""
-    cells = [PlannedCell(CellKey(model, dataset, split, s.label, s.severity, s.seed), s)
-             for s in settings for model in models]
+    replicas = [(m, None) if isinstance(m, str) else tuple(m) for m in models]
+    cells = [PlannedCell(CellKey(model, dataset, split, s.label, s.severity, s.seed, train_seed), s)
+             for s in settings for model, train_seed in replicas]
     seen: dict[str, CellKey] = {}
     for cell in cells:
         other = seen.setdefault(cell.key.cell_id.casefold(), cell.key)
@@ -90,13 +93,22 @@ def by_setting(cells: Iterable[PlannedCell]) -> list[tuple[Setting, list[Planned
     return list(out.items())
 
 
-def parse_seeds(text: str | Sequence[int]) -> list[int]:
-    """'0,1,2' or [0, 1, 2] -> [0, 1, 2]: distinct integers >= 0, at least one."""
+def parse_seeds(text: str | Sequence[int], what: str = "seeds") -> list[int]:
+    """'0,1,2' or [0, 1, 2] -> [0, 1, 2]: distinct integers >= 0, at least one. `what` names the value in
+    the one-line ConfigError (e.g. '--train-seeds')."""
     raw = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
-    try:
-        seeds = [int(s) for s in raw if s != ""]
-    except (TypeError, ValueError):
-        raise ConfigError(f"invalid seeds {text!r}; expected comma-separated integers >= 0, e.g. 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"invalid seeds {text!r}; expected distinct integers >= 0, e.g. 0,1,2")
+    wrong = "expected distinct comma-separated integers >= 0, e.g. 0,1,2"
+    seeds = []
+    for item in raw:
+        if item == "":
+            continue
+        if isinstance(item, bool) or not isinstance(item, (int, str)) or not str(item).lstrip("-").isdigit():
+            raise ConfigError(f"invalid {what} {text!r}: {item!r} is not an integer; {wrong}")
+        seeds.append(int(item))
+    negative = [s for s in seeds if s < 0]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if not seeds or negative or repeated:
+        problem = ("no seed given" if not seeds else f"{negative[0]} is negative" if negative
+                   else f"{repeated[0]} is listed twice")
+        raise ConfigError(f"invalid {what} {text!r}: {problem}; {wrong}")
     return seeds

@@ -1,8 +1,9 @@
 """The trained-model cache: one rule, used by `rgbt-bench run` and by `sweep`, for reusing a trained model.
 
-A model trained on the fly (tiny preset, built-in dataset) is kept at `<models_dir>/<model>_<preset>_<dataset>.pt`
-(the `train` command's default name) with its resumable state at `<stem>.last.pt`; both store the TrainConfig
-that produced them. For a requested TrainConfig, `plan` says:
+A model trained on the fly (tiny preset, built-in dataset) is kept at
+`<models_dir>/<model>_<preset>_<dataset>_seed<seed>.pt` (the `train` command's default name plus the training
+seed, so that replicas trained with other seeds, `--train-seeds`, live side by side) with its resumable state at
+`<stem>.last.pt`; both store the TrainConfig that produced them. For a requested TrainConfig, `plan` says:
 - "ready": `.last.pt` finished (its iteration reached the requested count) with the requested training config,
   and `out` was written by that run: reused;
 - "resume": `.last.pt` has the requested config but stopped short (the run was killed): resumed, which ends in
@@ -102,22 +103,24 @@ def plan(config: TrainConfig) -> CachePlan:
     return CachePlan(fresh, READY, "same training config, finished")
 
 
-def cache_path(models_dir: str | Path, model: str, preset: str, dataset: str) -> Path:
-    """Where a model trained on the fly is kept: the `train` command's default file name, in `models_dir`."""
-    return Path(models_dir) / TrainConfig(model=model, preset=preset, dataset=dataset).out_path.name
+def cache_path(models_dir: str | Path, model: str, preset: str, dataset: str, seed: int) -> Path:
+    """Where a model trained on the fly with training seed `seed` is kept: the `train` command's default file
+    name with `_seed<seed>` added, in `models_dir`."""
+    default = TrainConfig(model=model, preset=preset, dataset=dataset).out_path
+    return Path(models_dir) / f"{default.stem}_seed{seed}{default.suffix}"
 
 
 def on_the_fly_config(model: str, preset: str, dataset: str, models_dir: str | Path, image_size: tuple[int, int],
-                      iterations: Optional[int] = None, **fields: Any) -> TrainConfig:
-    """The training run of a model trained on the fly on `dataset` (images of `image_size`), cached in
-    `models_dir`. `iterations` None: the model's default. `fields`: other TrainConfig fields (batch_size,
-    seed, dataset_options and runtime fields).
+                      iterations: Optional[int] = None, seed: int = TrainConfig.seed, **fields: Any) -> TrainConfig:
+    """The training run of a model trained on the fly on `dataset` (images of `image_size`) with training seed
+    `seed`, cached in `models_dir`. `iterations` None: the model's default. `fields`: other TrainConfig fields
+    (batch_size, dataset_options and runtime fields).
 
     The crop is set explicitly (the trainer's default for these images) so that the config compared with a
     cached checkpoint's is the one the trainer stores; val is evaluated EVALUATIONS times, the resumable
     state saved every SAVE_EVERY iterations."""
-    config = TrainConfig(model=model, preset=preset, dataset=dataset, iterations=iterations,
+    config = TrainConfig(model=model, preset=preset, dataset=dataset, iterations=iterations, seed=seed,
                          crop=default_crop(dataset.partition(":")[0], image_size),
-                         out=str(cache_path(models_dir, model, preset, dataset)), **fields)
+                         out=str(cache_path(models_dir, model, preset, dataset, seed)), **fields)
     return dataclasses.replace(config, eval_every=max(1, config.iterations // EVALUATIONS),
                                save_every=min(SAVE_EVERY, config.iterations))
