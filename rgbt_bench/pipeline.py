@@ -9,7 +9,8 @@ Phases (each timed, see RunResult.phases):
    severities (written next to the results); finished cells are skipped, so a killed run resumes, and cells this run would not reuse
    (other weights, data or settings) are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
-5. summary: clean mIoU, mean corrupted mIoU and mIoU with each camera missing, per model.
+5. summary: clean mIoU, mean corrupted mIoU, mIoU with each camera missing and modality reliance per model,
+   and the Ablations table (each model against its control trained without masking).
 The run's options are a RunConfig (rgbt_bench.run_config).
 """
 from __future__ import annotations
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from .sweep.engine import SweepConfig
 
 MISSING = ("rgb_missing", "thermal_missing")
+RELIANCE = ("rgb_share", "fusion_gain")
 LEADERBOARD = "leaderboard.csv"
 SUITE_FILE = "suite.yaml"
 
@@ -44,7 +46,9 @@ __all__ = ["RunConfig", "RunResult", "run_pipeline"]
 @dataclass
 class RunResult:
     """What a run produced: results directory, report directory, leaderboard CSV, summary table (%),
-    wall and CPU seconds per phase, and what happened to each model's checkpoint."""
+    wall and CPU seconds per phase, what happened to each model's checkpoint, the Ablations table (model
+    minus its control trained without masking, rgbt_bench.report.ablations) with one verdict line per pair,
+    and notes: how many training seeds stand behind the numbers, then the report's notes."""
 
     out: Path
     report: Path
@@ -53,6 +57,9 @@ class RunResult:
     phases: dict[str, float]
     cpu_seconds: dict[str, float]
     trained: dict[str, str]
+    ablations: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
+    ablation_lines: list[str] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def write_suite(spec: str, severities: Sequence[int], out: Path) -> Path:
@@ -98,7 +105,9 @@ def sweep_config(config: RunConfig, suite: Path, image_size: tuple[int, int]) ->
 
 def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], severity: int) -> pd.DataFrame:
     """Per model (rows in `models` order, %): clean and mean corrupted mIoU (the report's robustness
-    summary) and mIoU with the RGB / thermal camera missing at `severity` (5: missing on every image)."""
+    summary), mIoU with the RGB / thermal camera missing at `severity` (5: missing on every image), the
+    modality reliance when the summary has it (rgbt_bench.report.reliance), and the training seeds behind each
+    row (every value is the mean over them)."""
     by_model = summary.set_index("model")
     cells = miou.set_index(["model", "corruption", "severity"])["miou"]
     rows = []
@@ -107,6 +116,10 @@ def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], 
                "mean_corrupted": float(by_model.loc[model, "mean_corrupted_miou"])}
         for name in MISSING:
             row[name] = float(cells.get((model, name, severity), float("nan")))
+        for name in RELIANCE:
+            if name in by_model.columns:
+                row[name] = float(by_model.loc[model, name])
+        row["train_seeds"] = int(by_model.loc[model, "train_seeds"])
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
 
@@ -114,6 +127,7 @@ def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
     """Run (or resume) the whole main job described by `config`."""
     from .report import build_leaderboard, build_report, write_leaderboard
+    from .report.replicas import seeds_note
     from .sweep import run_sweep
 
     out = Path(config.out).expanduser()
@@ -134,4 +148,6 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
         leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]
     summary = summarize(report.summary, report.miou, config.models, max(config.severities))
     return RunResult(out=out, report=report.out_dir, leaderboard=leaderboard, summary=summary,
-                     phases=phases.seconds, cpu_seconds=phases.cpu_seconds, trained=trained)
+                     phases=phases.seconds, cpu_seconds=phases.cpu_seconds, trained=trained,
+                     ablations=report.ablations, ablation_lines=report.ablation_lines,
+                     notes=[seeds_note(report.results), *report.notes])

@@ -56,18 +56,18 @@ def with_fields(rec: CellRecord, fields: dict) -> CellRecord:
 
 def write_results(path, cells, *, images=4, names=None, is_night=None, class_names=CLASSES, convention="field",
                   manifest=True, dataset="synthetic", split="test", record=None, run=None):
-    """Write a results directory. `cells`: {(model, corruption, severity, seed): per-image [N,C,C] or a [C,C]
-    matrix repeated for every image}. A run.json lists the models in first-seen order when `manifest`.
+    """Write a results directory. `cells`: {(model, corruption, severity, seed[, train_seed]): per-image [N,C,C]
+    or a [C,C] matrix repeated for every image}. A run.json lists the models in first-seen order when `manifest`.
     `record(model)` sets fields of each cell's record (`CellRecord` or `CellIdentity` fields), `run` adds
     fields to run.json."""
     stacked = [np.asarray(v) for v in cells.values() if np.ndim(v) == 3]
     names = names or [f"{i:05d}D" for i in range(len(stacked[0]) if stacked else images)]
     is_night = is_night if is_night is not None else [None] * len(names)
-    for (model, corruption, severity, seed), value in cells.items():
+    for (model, corruption, severity, seed, *train_seed), value in cells.items():
         per_image = np.asarray(value)
         if per_image.ndim == 2:
             per_image = np.repeat(per_image[None], len(names), axis=0)
-        key = CellKey(model, dataset, split, corruption, severity, seed)
+        key = CellKey(model, dataset, split, corruption, severity, seed, *train_seed)
         rec = with_fields(cell_record(key, per_image, class_names, convention), record(model) if record else {})
         write_cell(path, rec, per_image, names, is_night)
     if manifest:
@@ -239,7 +239,7 @@ def test_paired_bootstrap_difference_with_itself_is_zero(tmp_path):
         ("other", "clean", 0, 0): other, ("other", "noise", 1, 0): noisy}, class_names=("a", "b", "c")))
     boot = paired_bootstrap(results, Reference("m", "--reference"), resamples=300, seed=0)
     twin = boot.differences[boot.differences["model"] == "twin"]
-    assert len(twin) == 5 and (twin["low"] == 0).all() and (twin["high"] == 0).all()
+    assert len(twin) == 6 and (twin["low"] == 0).all() and (twin["high"] == 0).all()  # SUMMARY_STATS
     assert not twin["excludes_zero"].any()
     own = boot.cells[boot.cells["model"] == "m"]
     assert (own["diff_vs_reference_low"] == 0).all() and (own["diff_vs_reference_high"] == 0).all()

@@ -82,10 +82,21 @@ def run(out, models, suite, severities, device, iterations, seed, train_seeds, q
     result = run_pipeline(config, echo=err.print)
     console = Console() if sys.stdout.isatty() else Console(width=140)
     worst = max(config.severities)
+    several = len(config.train_seeds) > 1
     console.print(frame_table(result.summary.reset_index(), [
         ("model", "model"), ("clean", "clean"), ("mean_corrupted", "mean corrupted"),
-        ("rgb_missing", f"rgb_missing s{worst}"), ("thermal_missing", f"thermal_missing s{worst}")],
-        title="mIoU (%) on synthetic/test"))
+        ("rgb_missing", f"rgb_missing s{worst}"), ("thermal_missing", f"thermal_missing s{worst}"),
+        ("rgb_share", "RGB share of drop"), ("fusion_gain", "fusion gain"), ("train_seeds", "seeds")],
+        title=f"mIoU (%) on synthetic/test{', mean over training seeds' if several else ''}"))
+    if not result.ablations.empty:
+        console.print(frame_table(result.ablations, [
+            ("treatment", "model"), ("control", "control"), ("statistic", "mIoU"), ("difference", "difference")],
+            title="Ablations (model minus control trained without masking, mIoU points)",
+            ci=("low", "high", "95% CI")))
+    for line in result.ablation_lines:
+        console.print(line, highlight=False, soft_wrap=True)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False, soft_wrap=True)
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
     console.print(f"phases (wall): {phases}; total {sum(result.phases.values()):.1f}s "
                   f"({sum(result.cpu_seconds.values()):.1f}s CPU)", highlight=False)

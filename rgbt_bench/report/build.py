@@ -20,6 +20,7 @@ from ..errors import ConfigError
 from ..sweep.store import write_json
 from ..training.selection import warning_for_test_selection
 from . import latex as tex
+from .ablations import ablation_table, verdicts
 from .bootstrap import BootstrapResult, paired_bootstrap
 from .completeness import Completeness, completeness
 from .html import write_index
@@ -27,6 +28,7 @@ from .load import CLEAN, Results, load_results
 from .notation import format_setting
 from .provenance import mixed_suites_note, provenance, provenance_columns, provenance_note, test_selected
 from .qualitative import parse_setting, qualitative_grid
+from .replicas import STD_SUFFIX, TRAIN_SEEDS, seeds_note
 from .robustness import Reference, choose_reference, robustness_tables
 from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, \
     write_table
@@ -39,8 +41,10 @@ INDEX = "index.html"
 PROVENANCE = "provenance.json"
 REPORT_JSON = "report.json"
 # Every file a report can write (besides those an earlier report.json lists): candidates for stale removal.
-TABLE_NAMES = ("miou", "per_class", "day_night", "robustness", "summary", "bootstrap_cells", "bootstrap_summary",
-               "bootstrap_differences")
+TABLE_NAMES = ("miou", "per_class", "day_night", "robustness", "summary", "ablations", "bootstrap_cells",
+               "bootstrap_summary", "bootstrap_differences")
+# Summary columns that are not percentages: names and counts.
+NOT_PERCENT = ("model", "worst_setting", "reference", TRAIN_SEEDS)
 FIGURE_NAMES = ("heatmap", "curves", "class_heatmap", "per_class", "qualitative")
 LATEX_NAMES = ("per_class", "robustness", "day_night", "summary")
 CONVENTIONS = {"field": "every class counts, class 0 included; IoU 0 for a class absent from labels and predictions",
@@ -62,6 +66,8 @@ class Report:
     bootstrap: Optional[BootstrapResult]
     provenance: dict = field(default_factory=dict)
     completeness: Optional[Completeness] = None
+    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablation_lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
@@ -127,6 +133,8 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     per_corruption, summary = robustness_tables(summarised, ref)
     report = Report(results, ref, out, miou, per_class_table(results), day_night_table(results), per_corruption,
                     summary, boot, provenance(results), done)
+    report.ablations = ablation_table(results, summary, miou, boot)
+    report.ablation_lines = verdicts(report.ablations, results)
     report.notes += _notes(results, done)
     report.tables = _tables(report)
     _write_tables(report)
@@ -137,7 +145,8 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     write_json(out / PROVENANCE, report.provenance)
     report.files.append(out / PROVENANCE)
     report.files.append(write_index(out / INDEX, f"rgbt-bench report: {results.dataset} / {results.split}",
-                                    _long_context(report), report.provenance, report.notes, figures, report.tables))
+                                    _long_context(report), report.provenance, report.notes + report.ablation_lines,
+                                    figures, report.tables))
     report.files.append(out / REPORT_JSON)
     write_json(out / REPORT_JSON, _meta(report, class_setting, qual_setting, latex))
     report.removed = _remove_stale(out, report.files, previous)
@@ -157,6 +166,8 @@ def _meta(report: Report, class_setting, qual_setting, latex: bool) -> dict:
             "bootstrap": boot.meta() if boot is not None else None,
             "per_class_setting": format_setting(*class_setting) if class_setting else None,
             "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
+            "train_seeds": {m: r.replicas(m) for m in r.models}, "train_seeds_note": seeds_note(r),
+            "ablations": report.ablation_lines,
             "provenance": report.provenance, "summary": records(report.table("summary").file_frame()),
             "notes": report.notes, "files": [_relative(p, report.out_dir) for p in report.files]}
 
@@ -178,8 +189,8 @@ def _long_context(report: Report) -> str:
     done = report.completeness
     partial = f"; {done.note()}" if done.note() else ""
     return (f"{context(r)} ({CONVENTIONS.get(r.convention, r.convention)}); {len(r.models)} models, "
-            f"{done.cells} planned cells; mCE against {report.reference.model} ({report.reference.chosen_by})"
-            f"{partial}")
+            f"{done.cells} planned cells; mCE against {report.reference.model} ({report.reference.chosen_by}); "
+            f"{seeds_note(r)}{partial}")
 
 
 def summary_frame(report: Report) -> pd.DataFrame:
@@ -188,7 +199,11 @@ def summary_frame(report: Report) -> pd.DataFrame:
     if report.bootstrap is None:
         return frame
     ci = report.bootstrap.summary.set_index(["statistic", "model"])
-    for stat, after in (("clean", "clean_miou"), ("mean_corrupted", "mean_corrupted_miou")):
+    for stat, after in (("clean", "clean_miou"), ("mean_corrupted", "mean_corrupted_miou"), ("rgb_share", "rgb_share"),
+                        ("fusion_gain", "fusion_gain")):
+        if after not in frame.columns:
+            continue
+        after = after + STD_SUFFIX if after + STD_SUFFIX in frame.columns else after
         at = frame.columns.get_loc(after) + 1
         frame.insert(at, f"{stat}_low", frame["model"].map(ci.loc[stat]["low"]))
         frame.insert(at + 1, f"{stat}_high", frame["model"].map(ci.loc[stat]["high"]))
@@ -201,22 +216,30 @@ def _tables(report: Report) -> list[Table]:
     models = list(dict.fromkeys(report.miou["model"]))
     summary = summary_frame(report)
     shown = list(summary.columns)
-    percent = [c for c in shown if c not in ("model", "worst_setting", "reference")]
+    percent = [c for c in shown if c not in NOT_PERCENT]
     prov = pd.DataFrame([provenance_columns(report.provenance, m) for m in summary["model"]])
     per_class = report.per_class.assign(miou=report.miou["miou"].to_numpy())  # both: one row per present cell
     tables = [
         Table("summary", "Robustness summary per model (%)", pd.concat([summary, prov], axis=1),
               percent_names(percent), summary[shown], tuple(percent)),
         Table("miou", "mIoU (%) per model, corruption and severity", report.miou,
-              percent_names(["miou", "pixel_acc", "mean_acc"]), miou_wide(report.miou), tuple(models)),
+              percent_names(c for c in ("miou", "miou" + STD_SUFFIX, "pixel_acc", "mean_acc") if c in report.miou),
+              miou_wide(report.miou), tuple(models)),
         Table("per_class", "IoU (%) per class, and mIoU (%), per model, corruption and severity", per_class,
               {**percent_names(r.class_names, "_iou_pct"), "miou": "miou_pct"}),
     ]
     if report.day_night is not None:
         tables.append(Table("day_night", "mIoU (%) on all, day and night images", report.day_night,
                             percent_names(["miou", "miou_day", "miou_night"])))
-    tables.append(Table("robustness", "Robustness per model and corruption: mean mIoU over severities, RR and CE (%)",
-                        report.robustness, percent_names(["mean_miou", "rr", "ce"])))
+    tables.append(Table("robustness", "Robustness per model and corruption: mean mIoU over severities, RR, CE and "
+                        "relative CE (%)", report.robustness,
+                        percent_names([c for c in report.robustness.columns
+                                       if c not in ("model", "corruption", "severities", TRAIN_SEEDS)])))
+    if not report.ablations.empty:
+        tables.insert(1, Table("ablations", "Ablations: model minus its control trained without masking, mIoU "
+                               f"points{'' if boot is None else f' with {boot.confidence:.0%} paired bootstrap CIs'}",
+                               report.ablations, percent_names(["treatment_miou", "control_miou", "difference", "low",
+                                                                "high"])))
     if boot is not None:
         level = f"{boot.confidence:.0%}"
         tables += [
@@ -237,6 +260,8 @@ def _write_tables(report: Report) -> None:
         note = f"{table.caption}. {ctx}."
         if table.name == "summary":
             note += "\n\nProvenance:\n\n" + provenance_note(report.provenance)
+        elif table.name == "ablations":
+            note += "\n\n" + "".join(f"- {line}\n" for line in report.ablation_lines) + "\nProvenance: provenance.json."
         else:
             note += " Provenance: provenance.json."
         report.files += write_table(table, report.out_dir, note)

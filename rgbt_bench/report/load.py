@@ -4,6 +4,12 @@ Every number of a report is computed from the per-image confusion matrices a swe
 (rgbt_bench.sweep.store), never from stored mIoUs. A corruption evaluated under several seeds is pooled:
 the per-image matrices of its seeds are summed, so the pooled cell keeps one matrix per image (which the
 paired bootstrap resamples) and its mIoU is that of all seeds' pixels together.
+
+Replicas of a model trained with several training seeds (CellKey.train_seed) are never pooled: each is a
+network of its own. `Results.views` holds one Results per replica index (view i: every model's i-th
+replica, its training seeds in ascending order), each with one cell per (model, corruption, severity);
+reports compute every number per view and give the mean and spread over views (rgbt_bench.report.replicas).
+A Results is itself view 0, so code that reads one view sees every model's first replica.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ class Cell:
     severity: int
     seeds: tuple[int, ...]
     per_image: np.ndarray
+    train_seed: Optional[int] = None
 
     @property
     def clean(self) -> bool:
@@ -46,8 +53,10 @@ class Cell:
 class Results:
     """All cells of one results directory (one dataset and split, one mIoU convention).
 
-    `raw` keeps the unpooled cells (one per seed) for the regression check. `names` / `is_night` describe
-    the N images every cell shares (is_night: 1 night, 0 day, -1 unknown).
+    `raw` keeps the unpooled cells (one per seed and replica) for the regression check. `names` / `is_night`
+    describe the N images every cell shares (is_night: 1 night, 0 day, -1 unknown). `cells` are those of
+    view 0; `views` every replica view (see the module docstring); `train_seeds` each model's training seeds
+    (None: given weights) and `specs` each model's spec (a registered name or 'module:fn').
     """
 
     path: Path
@@ -62,10 +71,21 @@ class Results:
     corruptions: list[str]
     cells: dict[tuple[str, str, int], Cell] = field(repr=False)
     raw: list[CellResult] = field(repr=False)
+    views: list["Results"] = field(default_factory=list, repr=False)
+    train_seeds: dict[str, tuple[Optional[int], ...]] = field(default_factory=dict)
+    specs: dict[str, str] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def replica_views(self) -> list["Results"]:
+        """One Results per replica index (just this one when no model has several training seeds)."""
+        return self.views or [self]
+
+    def replicas(self, model: str) -> int:
+        """How many trained replicas of `model` the results hold (its training seeds)."""
+        return len(self.train_seeds.get(model, (None,)))
 
     @property
     def has_day_night(self) -> bool:
@@ -87,7 +107,11 @@ class Results:
         """These results with only `corruptions` among the corrupted settings (all cells kept): what summary
         statistics average over when some corruptions are incomplete (rgbt_bench.report.completeness)."""
         keep = set(corruptions)
-        return dataclasses.replace(self, corruptions=[c for c in self.corruptions if c in keep])
+        views = [dataclasses.replace(v, corruptions=[c for c in v.corruptions if c in keep], views=[])
+                 for v in self.replica_views()]
+        if len(views) > 1:
+            views[0].views = views
+        return views[0]
 
     def miou(self, model: str, corruption: str, severity: int) -> float:
         """mIoU (fraction) of a cell's summed matrix under the results' convention; NaN if absent."""
@@ -165,18 +189,30 @@ def load_results(path: str | Path) -> Results:
         if cell.per_image.shape[1:] != (len(class_names),) * 2:
             raise DataError(f"cell {cell.record.cell_id} of {path} has confusion matrices of shape "
                             f"{cell.per_image.shape[1:]}; expected {len(class_names)}x{len(class_names)}")
-    groups: dict[tuple[str, str, int], list[CellResult]] = {}
+    groups: dict[tuple[str, Optional[int], str, int], list[CellResult]] = {}
     for cell in raw:
         key = cell.record.key
-        groups.setdefault((key.model, key.corruption, key.severity), []).append(cell)
-    cells = {key: Cell(*key, tuple(sorted(c.record.key.seed for c in group)),
-                       np.sum([c.per_image for c in group], axis=0))
+        groups.setdefault((key.model, key.train_seed, key.corruption, key.severity), []).append(cell)
+    cells = {key: Cell(key[0], key[2], key[3], tuple(sorted(c.record.key.seed for c in group)),
+                       np.sum([c.per_image for c in group], axis=0), key[1])
              for key, group in groups.items()}
-    models = _ordered([m for m, _, _ in cells], [m.get("name") for m in manifest.get("models", [])])
+    models = _ordered(list(dict.fromkeys(m for m, _, _, _ in cells)),  # run.json lists a model once per replica
+                      list(dict.fromkeys(m.get("name") for m in manifest.get("models", []))))
+    train_seeds = {m: tuple(sorted({t for (mm, t, _, _) in cells if mm == m}, key=lambda t: -1 if t is None else t))
+                   for m in models}
+    specs = {c.record.key.model: c.record.identity.model_spec for c in raw}
     suite = [e.get("label") or e.get("corruption") for e in manifest.get("suite", {}).get("entries", [])]
-    corruptions = _ordered([c for _, c, _ in cells if c != CLEAN], suite)
-    return Results(path, manifest, dataset, split, convention, class_names, first.names, first.is_night,
-                   models, corruptions, cells, raw)
+    corruptions = _ordered([c for _, _, c, _ in cells if c != CLEAN], suite)
+    views = []
+    for i in range(max(len(seeds) for seeds in train_seeds.values())):
+        chosen = {m: seeds[i] for m, seeds in train_seeds.items() if i < len(seeds)}
+        view_cells = {(m, c, s): cell for (m, t, c, s), cell in cells.items() if m in chosen and chosen[m] == t}
+        views.append(Results(path, manifest, dataset, split, convention, class_names, first.names, first.is_night,
+                             [m for m in models if m in chosen], corruptions, view_cells, raw,
+                             train_seeds=train_seeds, specs=specs))
+    top = views[0]
+    top.views = views if len(views) > 1 else []
+    return top
 
 
 def check_model(results: Results, model: str, flag: str = "--reference") -> str:

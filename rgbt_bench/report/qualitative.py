@@ -23,6 +23,7 @@ from ..corruptions import apply_corruption
 from ..datasets import open_dataset
 from ..errors import ConfigError, RgbtBenchError
 from ..models.loading import load_model
+from ..threads import single_threaded
 from .load import CLEAN, Results
 from .notation import format_setting, split_setting
 
@@ -68,7 +69,9 @@ class _Model:
 
 
 def _models(results: Results) -> list[_Model]:
-    entries = {m.get("name"): m for m in results.manifest.get("models", [])}
+    entries: dict = {}
+    for m in results.manifest.get("models", []):  # a model's first training-seed replica when it has several
+        entries.setdefault(m.get("name"), m)
     out = []
     for name in results.models:
         m = entries.get(name)
@@ -126,7 +129,7 @@ def qualitative_grid(results: Results, setting: tuple[str, int], base: Path, con
             rows.append((format_setting(corruption, severity),
                          apply_corruption(clean, name, severity, cell.seeds[0], **options)))
         predictions: dict[str, list[np.ndarray]] = {}
-        with torch.inference_mode():
+        with torch.inference_mode(), single_threaded(device):
             for model in models:
                 net, _ = load_model(model.spec, info.num_classes, model.preset, checkpoint=model.checkpoint,
                                     device=device)

@@ -19,8 +19,10 @@ import pandas as pd
 from ..atomic import atomic_write_text
 from ..metrics import compute_metrics
 from .load import Cell, Results
+from .replicas import STD_SUFFIX, TRAIN_SEEDS, over_replicas
 
 PCT = 100.0
+CELL_KEYS = ["model", "corruption", "severity"]
 
 
 def present_cells(results: Results) -> Iterator[tuple[str, str, int, Cell]]:
@@ -33,7 +35,12 @@ def present_cells(results: Results) -> Iterator[tuple[str, str, int, Cell]]:
 
 
 def miou_table(results: Results) -> pd.DataFrame:
-    """Long table: one row per (model, corruption, severity) with mIoU, pixel and mean accuracy (%)."""
+    """Long table: one row per (model, corruption, severity) with mIoU, pixel and mean accuracy (%): the mean
+    over the model's training-seed replicas, with `train_seeds` (and `miou_std` when a model has several)."""
+    return over_replicas(results, _miou_rows, CELL_KEYS, ("miou",))
+
+
+def _miou_rows(results: Results) -> pd.DataFrame:
     rows = []
     for model, corruption, severity, cell in present_cells(results):
         m = compute_metrics(cell.confusion, results.convention)
@@ -53,7 +60,11 @@ def miou_wide(miou: pd.DataFrame) -> pd.DataFrame:
 
 
 def per_class_table(results: Results) -> pd.DataFrame:
-    """One row per (model, corruption, severity), one IoU column (%) per class."""
+    """One row per (model, corruption, severity), one IoU column (%) per class (mean over replicas)."""
+    return over_replicas(results, _per_class_rows, CELL_KEYS).drop(columns=TRAIN_SEEDS)
+
+
+def _per_class_rows(results: Results) -> pd.DataFrame:
     rows = []
     for model, corruption, severity, cell in present_cells(results):
         iou = compute_metrics(cell.confusion, results.convention).iou
@@ -63,9 +74,14 @@ def per_class_table(results: Results) -> pd.DataFrame:
 
 
 def day_night_table(results: Results) -> Optional[pd.DataFrame]:
-    """mIoU (%) over all, day-only and night-only images per cell; None when no image has a day/night flag."""
+    """mIoU (%) over all, day-only and night-only images per cell (mean over replicas); None when no image has
+    a day/night flag."""
     if not results.has_day_night:
         return None
+    return over_replicas(results, _day_night_rows, CELL_KEYS).drop(columns=TRAIN_SEEDS)
+
+
+def _day_night_rows(results: Results) -> pd.DataFrame:
     day, night = results.is_night == 0, results.is_night == 1
     rows = []
     for model, corruption, severity, cell in present_cells(results):
@@ -86,7 +102,12 @@ LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "m
           "mean_corrupted_high": "mean corrupted CI high", "clean_low": "clean CI low", "clean_high": "clean CI high",
           "mce": "mCE", "worst_miou": "worst mIoU", "worst_setting": "worst at", "low": "CI low", "high": "CI high",
           "diff_vs_reference_low": "diff. vs reference CI low", "diff_vs_reference_high": "diff. vs reference CI high",
-          "excludes_zero": "CI excludes 0"}
+          "excludes_zero": "CI excludes 0", "miou_std": "mIoU std", "train_seeds": "training seeds",
+          "rce": "rCE", "rmce": "relative mCE", "rgb_share": "RGB share of drop", "fusion_gain": "fusion gain",
+          "rgb_share_low": "RGB share CI low", "rgb_share_high": "RGB share CI high",
+          "fusion_gain_low": "fusion gain CI low", "fusion_gain_high": "fusion gain CI high",
+          "treatment": "model", "control": "control", "statistic": "statistic", "treatment_miou": "model mIoU",
+          "control_miou": "control mIoU", "difference": "difference"}
 PCT_SUFFIX = "_pct"
 
 
@@ -113,8 +134,15 @@ class Table:
             view, percent = self.frame, set(self.percent)
         else:
             view, percent = self.view, set(self.view_percent)
-        headers = {c: f"{LABELS.get(c, c)} (%)" if c in percent else LABELS.get(c, c) for c in view.columns}
+        headers = {c: f"{label(c)} (%)" if c in percent else label(c) for c in view.columns}
         return view.rename(columns=headers), {headers[c] for c in percent}
+
+
+def label(column: str) -> str:
+    """The human header of a column: LABELS, with ' std' for a spread over training seeds ('_std')."""
+    if column not in LABELS and column.endswith(STD_SUFFIX):
+        return f"{label(column[:-len(STD_SUFFIX)])} std"
+    return LABELS.get(column, column)
 
 
 def percent_names(columns: Iterable[str], suffix: str = PCT_SUFFIX) -> dict[str, str]:
