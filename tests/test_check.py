@@ -1,12 +1,13 @@
 """`rgbt-bench check`: pass on identical results, fail (exit 1) on a planted regression or a missing cell,
---update-baseline round trip, one clear line for a missing or malformed baseline."""
+--update-baseline round trip, one clear line for a missing or malformed baseline, refusal (exit 2, naming
+what differs) of a baseline made under another setup or written before baselines carried their setup."""
 import numpy as np
 import pandas as pd
 import pytest
 from test_report import matrix, write_results
 
 from rgbt_bench.cli import main
-from rgbt_bench.report.check import compare, current_table, read_baseline, write_baseline
+from rgbt_bench.report.check import COLUMNS, compare, current_table, read_baseline, write_baseline
 from rgbt_bench.report.load import load_results
 
 CELLS = {("crm", "clean", 0, 0): matrix(0.8), ("crm", "fog", 3, 0): matrix(0.6), ("crm", "fog", 3, 1): matrix(0.5),
@@ -37,7 +38,9 @@ def test_update_baseline_round_trip(setup):
     results, baseline = setup
     frame = read_baseline(baseline)
     assert len(frame) == 6 and list(frame.columns) == ["model", "dataset", "split", "corruption", "severity", "seed",
-                                                       "miou", "convention"]
+                                                       "train_seed", "miou", "convention", "dataset_fingerprint",
+                                                       "images", "suite", "preset", "weights"]
+    assert set(frame["train_seed"]) == {"given"} and set(frame["images"]) == {4} and set(frame["weights"]) == {"none"}
     row = frame[(frame["model"] == "crm") & (frame["corruption"] == "fog") & (frame["seed"] == 1)].iloc[0]
     assert row["miou"] == pytest.approx(50.0) and row["severity"] == 3 and row["convention"] == "field"
     pd.testing.assert_frame_equal(frame, current_table(load_results(results)), check_exact=True)
@@ -79,7 +82,8 @@ def test_improvement_passes_and_missing_cell_fails(setup, capsys):
 
 def test_compare_tolerance_edges():
     base = pd.DataFrame([{"model": "m", "dataset": "d", "split": "s", "corruption": "c", "severity": 1, "seed": 0,
-                          "miou": 50.0, "convention": "field"}])
+                          "train_seed": "0", "miou": 50.0, "convention": "field", "dataset_fingerprint": "f",
+                          "images": 4, "suite": "h", "preset": "tiny", "weights": "training:abc"}])
     for current, status in ((49.0, "ok"), (48.99, "regression"), (float("nan"), "regression"), (60.0, "ok")):
         outcome = compare(base, base.assign(miou=current), max_drop=1.0)
         assert outcome.diff.iloc[0]["status"] == status, current
@@ -90,14 +94,20 @@ def test_compare_tolerance_edges():
         compare(base.assign(convention="mmseg"), base, max_drop=1)
 
 
+HEADER = ",".join(COLUMNS) + "\n"
+SETUP = "f,4,h,tiny,none"
+
+
 @pytest.mark.parametrize("content, message", [
     ("", "is not a readable CSV"),
-    ("model,dataset\ncrm,synthetic\n", "lacks column(s) split, corruption, severity, seed, miou, convention"),
-    ("model,dataset,split,corruption,severity,seed,miou,convention\ncrm,synthetic,test,clean,zero,0,80,field\n",
-     "line 2: severity 'zero' is not a number"),
-    ("model,dataset,split,corruption,severity,seed,miou,convention\ncrm,synthetic,test,clean,0,0,80,field\n"
-     "crm,synthetic,test,clean,0,0,81,field\n", "line 3 repeats a cell"),
+    ("model,dataset\ncrm,synthetic\n", "lacks column(s) split, corruption, severity, seed, train_seed, miou"),
+    (HEADER + f"crm,synthetic,test,clean,zero,0,given,80,field,{SETUP}\n", "line 2: severity 'zero' is not a number"),
+    (HEADER + f"crm,synthetic,test,clean,0,0,given,80,field,{SETUP}\ncrm,synthetic,test,clean,0,0,given,81,field,"
+     f"{SETUP}\n", "line 3 repeats a cell"),
     ('model,dataset\n"crm,synthetic\n', "is not a readable CSV"),
+    ("model,dataset,split,corruption,severity,seed,miou,convention\ncrm,synthetic,test,clean,0,0,80,field\n",
+     "has no setup columns (train_seed, dataset_fingerprint, images, suite, preset, weights): it was written by an "
+     "older rgbt-bench"),
 ])
 def test_malformed_baseline_is_one_line(setup, tmp_path, capsys, content, message):
     results, _ = setup
@@ -133,3 +143,26 @@ def test_committed_baselines_are_well_formed():
         assert len(frame) > 0 and frame["miou"].between(0, 100).all(), path
         clean = frame[frame["corruption"] == "clean"]
         assert (clean["severity"] == 0).all() and set(clean["model"]) == set(frame["model"]), path
+
+
+def test_baseline_of_another_setup_is_refused_naming_what_differs(setup, tmp_path, capsys):
+    results, baseline = setup
+    fewer = write_results(tmp_path / "fewer", CELLS, images=2)
+    code, _, err = run(["check", str(fewer), "--baseline", str(baseline)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "was made under another setup: images 4 in the baseline, 2 in the results" in err
+    assert f"--baseline {baseline} --update-baseline" in err
+    retrained = write_results(tmp_path / "other", CELLS, record=lambda m: {"training_sha256": "ab" * 32}
+                              if m == "rtf" else {})
+    code, _, err = run(["check", str(retrained), "--baseline", str(baseline)], capsys)
+    assert code == 2 and "weights none in the baseline, training:abababababab in the results (cell rtf" in err
+
+
+def test_old_baseline_says_how_to_regenerate_it(setup, tmp_path, capsys):
+    results, _ = setup
+    old = tmp_path / "old.csv"
+    old.write_text("model,dataset,split,corruption,severity,seed,miou,convention\ncrm,synthetic,test,clean,0,0,80,"
+                   "field\n")
+    code, _, err = run(["check", str(results), "--baseline", str(old)], capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "rgbt-bench run --quick, then that command with RESULTS = results/quick" in err

@@ -1,4 +1,5 @@
-"""`rgbt-bench leaderboard`: one row per model and results directory, ranked, CSV + JSON + Markdown."""
+"""`rgbt-bench leaderboard`: one row per model and results directory, ranked among results of one setup with one
+mCE reference per group and shared ranks for ties; CSV + JSON + Markdown."""
 import os
 import subprocess
 import sys
@@ -32,9 +33,15 @@ def test_ranked_by_mean_corrupted(dirs):
     assert frame["mean_corrupted_miou"].tolist() == pytest.approx([65.0, 60.0, 55.0])
     assert frame["clean_miou"].tolist() == pytest.approx([75.0, 70.0, 85.0])
     assert frame["rr"].tolist() == pytest.approx([100 * 65 / 75, 100 * 60 / 70, 100 * 55 / 85])
-    assert list(frame["reference"]) == ["fast", "robust", "fast"]  # each directory's first model
+    # one reference for the group (the first model of its first directory), also for the second directory
+    assert list(frame["reference"]) == ["fast"] * 3 and set(frame["reference_chosen_by"]) == {"first model"}
     assert frame.loc[2, "mce"] == pytest.approx(100.0)
     assert frame.loc[0, "mce"] == pytest.approx(100 * (0.3 + 0.4) / (0.4 + 0.5))
+    assert frame.loc[1, "mce"] == pytest.approx(100 * (0.4 + 0.4) / (0.4 + 0.5))
+    # relative mCE (ImageNet-C): sum_s (E_s - E_clean) / sum_s (E_ref,s - E_ref,clean)
+    assert frame.loc[0, "rmce"] == pytest.approx(100 * (0.05 + 0.15) / (0.25 + 0.35))
+    assert frame.loc[1, "rmce"] == pytest.approx(100 * (0.1 + 0.1) / (0.25 + 0.35))
+    assert list(frame["group"]) == [1, 1, 1]
     # identical images give a zero-width interval; it still brackets the estimate
     assert (frame["mean_corrupted_low"] <= frame["mean_corrupted_miou"] + 1e-9).all()
     assert (frame["mean_corrupted_high"] >= frame["mean_corrupted_miou"] - 1e-9).all()
@@ -43,7 +50,7 @@ def test_ranked_by_mean_corrupted(dirs):
 def test_rank_by_other_columns(dirs):
     assert list(build_leaderboard(dirs, "clean", bootstrap=0)[0]["model"]) == ["fast", "slow", "robust"]
     by_mce = build_leaderboard(dirs, "mce", bootstrap=0)[0]
-    assert list(by_mce["model"]) == ["slow", "fast", "robust"]  # lower is better; ties keep the given order
+    assert list(by_mce["model"]) == ["slow", "robust", "fast"]  # lower is better
     with pytest.raises(ConfigError, match="invalid --rank-by 'speed'"):
         build_leaderboard(dirs, "speed")
 
@@ -53,6 +60,42 @@ def test_ranks_within_dataset_and_split(tmp_path, dirs):
     frame, _ = build_leaderboard([*dirs, other], bootstrap=0)
     val = frame[frame["split"] == "val"]
     assert list(val["rank"]) == [1] and list(frame[frame["split"] == "test"]["rank"]) == [1, 2, 3]
+    assert list(val["group"]) == [2] and list(val["reference"]) == ["robust"]
+
+
+def test_ties_share_a_rank(tmp_path):
+    tied = {**FIRST, **{("twin", *k[1:]): v for k, v in FIRST.items() if k[0] == "slow"}}
+    frame, _ = build_leaderboard([write_results(tmp_path / "t", tied)], bootstrap=0)
+    assert list(zip(frame["model"], frame["rank"])) == [("slow", 1), ("twin", 1), ("fast", 3)]
+
+
+def test_only_results_of_one_setup_are_ranked_together(tmp_path, dirs):
+    """Other images, suites or training seeds form their own group; directories all of different setups are
+    refused, naming what differs."""
+    fewer = write_results(tmp_path / "fewer", SECOND, images=2)
+    seeded = write_results(tmp_path / "seeded", {(*k, 5): v for k, v in SECOND.items()})
+    frame, _ = build_leaderboard([*dirs, fewer, seeded], bootstrap=0)
+    groups = frame.groupby("group")["results"].agg(lambda r: sorted({Path(p).name for p in r}))
+    assert groups.tolist() == [["one", "two"], ["fewer"], ["seeded"]]
+    assert (frame.groupby("group")["rank"].min() == 1).all()
+    assert frame.loc[frame["results"].str.endswith("seeded"), "train_seeds"].tolist() == ["5"]
+    with pytest.raises(DataError, match=r"the 2 results directories are all of different setups, so none can be "
+                                        r"ranked against another \(.*one vs .*fewer: images 4 vs 2\)"):
+        build_leaderboard([dirs[0], fewer], bootstrap=0)
+
+
+def test_one_reference_per_group_from_the_flag_or_the_suite(tmp_path, dirs):
+    frame, _ = build_leaderboard(dirs, bootstrap=0, reference="robust")
+    assert set(frame["reference"]) == {"robust"} and set(frame["reference_chosen_by"]) == {"--reference"}
+    assert frame.set_index("model").loc["robust", "mce"] == pytest.approx(100.0)
+    with pytest.raises(ConfigError, match=r"--reference model 'nope' is not in group 1 \(.*one, .*two\); expected "
+                                          r"one of fast, slow, robust"):
+        build_leaderboard(dirs, bootstrap=0, reference="nope")
+    named = [write_results(tmp_path / n, cells, run={"suite": {"entries": [{"label": "fog", "corruption": "fog"}],
+                                                               "reference": "slow"}})
+             for n, cells in (("a", FIRST), ("b", SECOND))]
+    frame, _ = build_leaderboard(named, bootstrap=0)
+    assert set(frame["reference"]) == {"slow"} and set(frame["reference_chosen_by"]) == {"suite"}
 
 
 def test_cli_writes_csv_and_markdown_and_skips_non_results(dirs, tmp_path, capsys):
@@ -67,8 +110,9 @@ def test_cli_writes_csv_and_markdown_and_skips_non_results(dirs, tmp_path, capsy
     frame = pd.read_csv(out)
     assert list(frame["model"]) == ["slow", "robust", "fast"] and frame["clean_low_pct"].notna().all()
     md = out.with_suffix(".md").read_text()
-    assert md.startswith("| rank | model | dataset | split | clean mIoU (%) |")
-    assert "| 1 | slow | synthetic | test | 75.00 |" in md
+    assert md.startswith("| group | rank | model | dataset | split | clean mIoU (%) |")
+    assert "| 1 | 1 | slow | synthetic | test | 75.00 |" in md
+    assert "mCE against fast (first model)" in md and "mCE against fast (first model)" in printed
 
 
 def test_no_results_is_one_line(tmp_path, capsys):

@@ -78,34 +78,44 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
 @click.argument("results_dirs", nargs=-1, required=True, type=click.Path())
 @click.option("--out", default="leaderboard.csv", show_default=True,
               help="CSV to write; the same records as JSON (.json) and a Markdown table (.md) go next to it.")
-@click.option("--rank-by", type=click.Choice(["mean_corrupted", "clean", "mce", "rr", "worst"]),
-              default="mean_corrupted", show_default=True, help="Ranking column (mCE: lower is better).")
+@click.option("--rank-by", type=click.Choice(["mean_corrupted", "clean", "mce", "rmce", "rr", "worst"]),
+              default="mean_corrupted", show_default=True, help="Ranking column (mCE, relative mCE: lower is better).")
+@click.option("--reference", default=None,
+              help="Model every mCE of a group is measured against [default: the one the suite names, else the "
+                   "first model of the group].")
 @click.option("--bootstrap", type=int, default=1000, show_default=True,
               help="Paired bootstrap resamples for the CI bounds (0 skips them).")
 @bootstrap_seed_option
 @click.option("--allow-partial", is_flag=True,
               help="Summarise an unfinished sweep over its complete corruptions instead of refusing it.")
-def leaderboard(results_dirs, out, rank_by, bootstrap, seed, allow_partial):
-    """Rank models across sweep results (e.g. results/*): one row per model and results directory."""
+def leaderboard(results_dirs, out, rank_by, reference, bootstrap, seed, allow_partial):
+    """Rank models across sweep results (e.g. results/*): one row per model and results directory, ranked
+    among results of the same setup."""
     from ..errors import ConfigError, writing
-    from ..report.leaderboard import build_leaderboard, partial_note, write_leaderboard
+    from ..report.leaderboard import build_leaderboard, group_lines, partial_note, write_leaderboard
     from ..report.terminal import frame_table
     from ..training.selection import warning_for_test_selection
 
     if bootstrap < 0:
         raise ConfigError(f"--bootstrap must be >= 0 (0 skips it), got {bootstrap}")
-    frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE, allow_partial)
+    frame, skipped = build_leaderboard(results_dirs, rank_by, bootstrap, seed, CONFIDENCE, reference,
+                                       allow_partial)
     with writing(f"the leaderboard {out}", "choose a writable --out"):
         paths = write_leaderboard(frame, out, rank_by)
     console = _console()
-    groups = frame[["dataset", "split"]].drop_duplicates()
-    where = [] if len(groups) == 1 else [("dataset", "dataset"), ("split", "split")]
-    console.print(frame_table(frame, [
-        ("rank", "#"), ("model", "model"), *where, ("clean_miou", "clean"),
-        ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"), ("mce", "mCE %"), ("worst_miou", "worst"),
-        ("reference", "mCE ref"), ("cells", "cells")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
-        + (f" on {groups.iloc[0]['dataset']}/{groups.iloc[0]['split']}" if len(groups) == 1 else ""),
-        ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
+    several = frame["group"].nunique() > 1
+    for group, rows in frame.groupby("group", sort=True):
+        first = rows.iloc[0]
+        where = [("directory", "results")] if rows["results"].nunique() > 1 else []
+        console.print(frame_table(rows.assign(directory=rows["results"].map(lambda p: Path(p).name)), [
+            ("rank", "#"), ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"),
+            ("rr", "RR %"), ("mce", "mCE %"), ("rmce", "rel. mCE %"), ("worst_miou", "worst"),
+            ("rgb_share", "RGB share %"), ("fusion_gain", "fusion gain"), ("cells", "cells"), *where],
+            title=f"Leaderboard{f' group {group}' if several else ''} (mIoU %, ranked by {rank_by}) on "
+                  f"{first['dataset']}/{first['split']}, {first['images']} images, mCE against {first['reference']}",
+            ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
+    for line in group_lines(frame):
+        console.print(line, highlight=False, soft_wrap=True)
     for row in frame[frame["selected_on"].str.contains("test")].itertuples():
         console.print(warning_for_test_selection(f"model '{row.model}' of {row.results}"), highlight=False,
                       soft_wrap=True)

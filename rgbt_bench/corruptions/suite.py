@@ -4,6 +4,7 @@ Format (a bare name such as `default` resolves to the repository's `corruptions/
 
     name: default                    # optional, defaults to the file stem
     description: what the suite is for
+    reference: rtfnet                # optional; the model CE / mCE are measured against (reports, leaderboards)
     entries:
       - corruption: rgb_missing      # a name from `rgbt-bench corruptions list`
         label: rgb_missing_mean      # optional; unique; names the results (defaults to `corruption`)
@@ -43,12 +44,14 @@ class SuiteEntry:
 
 @dataclass(frozen=True)
 class Suite:
-    """A parsed suite; `path` is the file it was read from (None for a derived suite)."""
+    """A parsed suite; `path` is the file it was read from (None for a derived suite); `reference` the model
+    CE / mCE are measured against when a report or leaderboard is not told otherwise (None: not named)."""
 
     name: str
     description: str
     entries: list[SuiteEntry]
     path: Path | None = None
+    reference: str | None = None
 
     def restrict(self, severities: Iterable[int]) -> "Suite":
         """This suite with every entry cut to `severities` (entries left without any are dropped), named
@@ -59,14 +62,17 @@ class Suite:
         if not entries:
             raise ConfigError(f"suite '{self.name}' has no entry at severities {chosen}")
         return Suite(name=f"{self.name}-s{''.join(map(str, chosen))}", entries=entries,
-                     description=f"{self.name} at severities {chosen} (derived from {self.path or self.name})")
+                     description=f"{self.name} at severities {chosen} (derived from {self.path or self.name})",
+                     reference=self.reference)
 
     def to_yaml(self) -> str:
         """The suite in the file format `load_suite` reads."""
         entries = [{"corruption": e.corruption, "label": e.label, "severities": list(e.severities),
                     "options": dict(e.options)} for e in self.entries]
-        return yaml.safe_dump({"name": self.name, "description": self.description, "entries": entries},
-                              sort_keys=False)
+        head = {"name": self.name, "description": self.description}
+        if self.reference is not None:
+            head["reference"] = self.reference
+        return yaml.safe_dump({**head, "entries": entries}, sort_keys=False)
 
 
 def available_suites() -> list[str]:
@@ -148,9 +154,13 @@ def load_suite(path_or_name: str | Path) -> Suite:
                           f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list) or not data["entries"]:
         raise ConfigError(f"suite file '{path}': expected a mapping with a non-empty 'entries' list")
-    unknown = sorted(set(data) - {"name", "description", "entries"})
+    unknown = sorted(set(data) - {"name", "description", "reference", "entries"})
     if unknown:
-        raise ConfigError(f"suite file '{path}': unknown key '{unknown[0]}'; expected name, description, entries")
+        raise ConfigError(f"suite file '{path}': unknown key '{unknown[0]}'; expected name, description, "
+                          f"reference, entries")
+    reference = data.get("reference")
+    if reference is not None and not isinstance(reference, str):
+        raise ConfigError(f"suite file '{path}': 'reference' must name a model, got {reference!r}")
     entries = []
     for i, raw in enumerate(data["entries"]):
         label = raw.get("label", raw.get("corruption")) if isinstance(raw, dict) else None
@@ -160,4 +170,4 @@ def load_suite(path_or_name: str | Path) -> Suite:
                               "give one of them a distinct 'label'")
         entries.append(entry)
     return Suite(name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
-                 entries=entries, path=path)
+                 entries=entries, path=path, reference=reference)

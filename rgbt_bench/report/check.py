@@ -1,5 +1,10 @@
 """Regression check of a sweep against a stored baseline CSV, cell by cell (one row per stored sweep cell:
-model, dataset, split, corruption, severity, seed), in mIoU percentage points.
+model, dataset, split, corruption, severity, corruption seed, training seed), in mIoU percentage points.
+
+Every row also carries the setup it was computed under (rgbt_bench.report.setup: dataset fingerprint, image
+count, suite hash, preset, and the training config or checkpoint behind the weights). A baseline of another
+setup is refused, naming what differs, instead of compared: a 4-image quick baseline says nothing about a
+100-image run. A baseline written before these columns existed is refused with the command that regenerates it.
 
 A cell fails when its mIoU fell by more than the tolerance, or when the baseline has it and the current
 results do not. Cells only in the current results are listed as "new" and do not fail. The baseline is
@@ -18,19 +23,30 @@ from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from ..metrics import compute_metrics
 from .load import Results
+from .setup import BASELINE_FIELDS, seeds_label, suite_hash, weights_label
 
-KEY = ["model", "dataset", "split", "corruption", "severity", "seed"]
-COLUMNS = KEY + ["miou", "convention"]
+KEY = ["model", "dataset", "split", "corruption", "severity", "seed", "train_seed"]
+SETUP = list(BASELINE_FIELDS)
+COLUMNS = KEY + ["miou", "convention"] + SETUP
+# Setup fields every cell of a results directory shares (the others can differ per model).
+DIRECTORY_SETUP = ("dataset_fingerprint", "images", "suite")
+REGENERATE = ("regenerate it from results made as intended: rgbt-bench check RESULTS --baseline {path} "
+              "--update-baseline (for results/baselines/quick.csv: rgbt-bench run --quick, then that command with "
+              "RESULTS = results/quick)")
 OK, REGRESSION, MISSING, NEW = "ok", "regression", "missing", "new"
 DECIMALS = 4  # mIoU % as stored in a baseline; current values are rounded alike, so a round trip compares equal
 FAILING = (REGRESSION, MISSING)
 
 
 def current_table(results: Results) -> pd.DataFrame:
-    """One row per stored cell (seeds unpooled) with its mIoU in % under the results' convention."""
-    rows = [{**{k: getattr(c.record.key, k) for k in KEY},
+    """One row per stored cell (seeds and replicas unpooled) with its mIoU in % under the results' convention
+    and its setup; `train_seed` is text ('given' for weights without one)."""
+    suite = suite_hash(results)
+    rows = [{**{k: getattr(c.record.key, k) for k in KEY}, "train_seed": seeds_label((c.record.key.train_seed,)),
              "miou": round(100.0 * compute_metrics(c.confusion, results.convention).miou, DECIMALS),
-             "convention": results.convention} for c in results.raw]
+             "convention": results.convention, "dataset_fingerprint": c.record.identity.dataset_fingerprint,
+             "images": c.record.identity.num_images, "suite": suite, "preset": c.record.identity.preset,
+             "weights": weights_label(c.record)} for c in results.raw]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"severity": int, "seed": int}).sort_values(KEY, kind="stable").reset_index(drop=True)
 
@@ -44,17 +60,22 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
     expected = f"expected a CSV with columns {', '.join(COLUMNS)}"
     try:
         frame = pd.read_csv(path, dtype={"model": str, "dataset": str, "split": str, "corruption": str,
-                                         "convention": str})
+                                         "convention": str, "train_seed": str, "dataset_fingerprint": str,
+                                         "suite": str, "preset": str, "weights": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"baseline {path} is not a readable CSV ({reason}); {expected}") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing and set(missing) <= {"train_seed", *SETUP}:
+        raise DataError(f"baseline {path} has no setup columns ({', '.join(missing)}): it was written by an older "
+                        f"rgbt-bench and cannot show it was made under the setup it is compared with; "
+                        + REGENERATE.format(path=path))
     if missing:
         raise DataError(f"baseline {path} lacks column(s) {', '.join(missing)}; {expected}")
     if frame.empty:
         raise DataError(f"baseline {path} has a header but no rows; {expected}, one row per cell (write it with "
                         "--update-baseline)")
-    for column in ("severity", "seed", "miou"):
+    for column in ("severity", "seed", "images", "miou"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() | ~np.isfinite(values.fillna(0))
         if bad.any():
@@ -70,7 +91,7 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
     if duplicated.any():
         row = int(duplicated.idxmax()) + 2
         raise DataError(f"baseline {path} line {row} repeats a cell; expected one row per cell")
-    return frame.astype({"severity": int, "seed": int})[COLUMNS]
+    return frame.astype({"severity": int, "seed": int, "images": int})[COLUMNS]
 
 
 def write_baseline(results: Results, path: str | Path) -> Path:
@@ -107,8 +128,31 @@ class CheckResult:
 
 
 def cell_name(row: dict) -> str:
-    return (f"{row['model']} {row['corruption']}@{int(row['severity'])} seed {int(row['seed'])} "
+    train = "" if row.get("train_seed") in (None, "given") else f" train {row['train_seed']}"
+    return (f"{row['model']} {row['corruption']}@{int(row['severity'])} seed {int(row['seed'])}{train} "
             f"({row['dataset']}/{row['split']})")
+
+
+def check_setup(baseline: pd.DataFrame, current: pd.DataFrame, where: str) -> None:
+    """ConfigError naming the first setup field in which the baseline differs from the results: the shared
+    fields (dataset, image count, suite) over all rows, the per-model ones (preset, weights) on common cells."""
+    for field in DIRECTORY_SETUP:
+        base, cur = sorted(set(baseline[field].astype(str))), sorted(set(current[field].astype(str)))
+        if base != cur:
+            raise ConfigError(f"{where} was made under another setup: {field.replace('_', ' ')} {', '.join(base)} "
+                              f"in the baseline, {', '.join(cur)} in the results; expected the setup of the "
+                              f"results, or " + REGENERATE.format(path=where.removeprefix("baseline ")))
+    common = baseline.merge(current, on=KEY, suffixes=("_baseline", "_current"))
+    for field in SETUP:
+        if field in DIRECTORY_SETUP:
+            continue
+        differs = common[common[f"{field}_baseline"].astype(str) != common[f"{field}_current"].astype(str)]
+        if not differs.empty:
+            row = differs.iloc[0]
+            raise ConfigError(f"{where} was made under another setup: {field} {row[f'{field}_baseline']} in the "
+                              f"baseline, {row[f'{field}_current']} in the results (cell {cell_name(row)}); "
+                              f"expected the setup of the results, or "
+                              + REGENERATE.format(path=where.removeprefix("baseline ")))
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, max_drop: float, where: str = "baseline") -> CheckResult:
@@ -119,6 +163,7 @@ def compare(baseline: pd.DataFrame, current: pd.DataFrame, max_drop: float, wher
     if conventions:
         raise ConfigError(f"{where} was computed under the {', '.join(sorted(conventions))} mIoU convention but the "
                           f"results under {', '.join(sorted(set(current['convention'])))}; they are not comparable")
+    check_setup(baseline, current, where)
     merged = baseline[KEY + ["miou"]].merge(current[KEY + ["miou"]], on=KEY, how="outer",
                                              suffixes=("_baseline", "_current"), indicator=True)
     rows = []

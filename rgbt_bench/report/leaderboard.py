@@ -1,12 +1,19 @@
-"""Leaderboard across sweep results: one row per model and results directory, ranked within each
-(dataset, split) by mean corrupted mIoU (or another --rank-by column). mCE is relative to each directory's
-own reference model, named in the `reference` column; CI bounds come from the paired bootstrap. Every row
-carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds).
+"""Leaderboard across sweep results: one row per model and results directory, ranked only among results of
+one setup (rgbt_bench.report.setup: dataset fingerprint, split, mIoU convention, suite with its severities,
+image count, training seeds). Directories of another setup form their own group, ranked and labelled
+separately; a leaderboard of directories that are all of different setups is refused.
 
 A directory given twice is listed once. `cells` says how many of a directory's planned cells exist: an
 unfinished sweep is refused, or with `allow_partial` summarised over its complete corruptions only
-(`complete` False, and a note; rgbt_bench.report.completeness). A row whose ranking value is empty (NaN) gets
-no rank."""
+(`complete` False, and a note; rgbt_bench.report.completeness); its summaries then cover other corruptions,
+so it is ranked only with directories summarised over the same ones. A row whose ranking value is empty
+(NaN) gets no rank.
+
+Each group has one mCE reference: `--reference`, else the model its suite names, else the first model of
+its first directory; its mIoUs come from the first directory of the group that holds it (the mean over its
+training-seed replicas), so every mCE and relative mCE of a group is against the same numbers. Ties share
+a rank (pandas rank method "min"). CI bounds come from the paired bootstrap of each directory. Every row
+carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,24 +24,27 @@ import pandas as pd
 from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from .bootstrap import paired_bootstrap
-from .completeness import completeness
-from .load import is_results_dir, load_results
+from .completeness import Completeness, completeness
+from .load import Results, is_results_dir, load_results
 from .provenance import COLUMNS as PROVENANCE_COLUMNS
 from .provenance import label, provenance, provenance_columns
-from .robustness import choose_reference, robustness_tables
+from .robustness import Reference, choose_reference, reference_values, robustness_tables, suite_reference
+from .setup import DIRECTORY_FIELDS, directory_setup
 from .tables import Table, markdown_file, percent_names, records_json
 
 # --rank-by choice -> (column, higher is better)
 RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
-           "mce": ("mce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
-COLUMNS = ["rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high", "mean_corrupted_miou",
-           "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "worst_miou", "worst_setting", "reference",
-           "convention", "images", "cells", "complete", "results",
-           *(c for c in PROVENANCE_COLUMNS if c != "convention")]
+           "mce": ("mce", False), "rmce": ("rmce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
+SETUP = ["setup_suite", "train_seeds"]
+COLUMNS = ["group", "rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high",
+           "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "rmce", "worst_miou",
+           "worst_setting", "rgb_share", "fusion_gain", "reference", "reference_chosen_by", "convention", "images",
+           *SETUP, "cells", "complete", "results", *(c for c in PROVENANCE_COLUMNS if c != "convention")]
 PERCENT = ["clean_miou", "clean_low", "clean_high", "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high",
-           "rr", "mce", "worst_miou"]
+           "rr", "mce", "rmce", "worst_miou", "rgb_share", "fusion_gain"]
 # The Markdown view: the ranking itself; provenance follows it as a note.
-SHOWN = ["rank", "model", "dataset", "split", *PERCENT, "worst_setting", "reference", "convention", "images", "cells"]
+SHOWN = ["group", "rank", "model", "dataset", "split", *PERCENT, "worst_setting", "reference", "convention", "images",
+         "train_seeds", "cells"]
 
 
 def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -48,35 +58,77 @@ def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
     return found, skipped
 
 
-def _rows(path: Path, bootstrap: int, seed: int, confidence: float, allow_partial: bool) -> list[dict]:
-    results = load_results(path)
-    done = completeness(results)
-    done.require(allow_partial)
-    reference = choose_reference(results)
+def _difference(a: dict, b: dict) -> str:
+    """'suite 1f2e... vs 9a8b...; images 4 vs 100': the setup fields in which two directories differ."""
+    return "; ".join(f"{k.replace('_', ' ')} {a[k]} vs {b[k]}" for k in DIRECTORY_FIELDS if a[k] != b[k])
+
+
+def group_results(loaded: list[Results], done: dict[int, Completeness]) -> list[list[Results]]:
+    """The directories grouped by setup (and, for partial ones, by the corruptions they are summarised over),
+    groups and members in the order given. DataError when there are several directories and no two of them
+    share a setup."""
+    setups = [directory_setup(r) for r in loaded]
+    groups: dict[tuple, list[Results]] = {}
+    for results, setup in zip(loaded, setups):
+        key = (*(setup[k] for k in DIRECTORY_FIELDS), done[id(results)].complete)
+        groups.setdefault(key, []).append(results)
+    if len(loaded) > 1 and len(groups) == len(loaded):
+        raise DataError(f"the {len(loaded)} results directories are all of different setups, so none can be ranked "
+                        f"against another ({loaded[0].path} vs {loaded[1].path}: {_difference(setups[0], setups[1])}); "
+                        f"expected directories swept on the same data and suite with as many images and "
+                        f"training seeds")
+    return list(groups.values())
+
+
+def group_reference(group: list[Results], reference: Optional[str], number: int
+                    ) -> tuple[Reference, tuple[float, dict]]:
+    """The group's one mCE reference and its mIoUs (from the first directory holding it)."""
+    models = list(dict.fromkeys(m for r in group for m in r.models))
+    if reference is not None:
+        if reference not in models:
+            raise ConfigError(f"--reference model '{reference}' is not in group {number} "
+                              f"({', '.join(str(r.path) for r in group)}); expected one of {', '.join(models)}")
+        chosen = Reference(reference, "--reference")
+    else:
+        named = suite_reference(group[0])
+        chosen = Reference(named, "suite") if named in models else Reference(models[0], "first model")
+    holder = next(r for r in group if chosen.model in r.models)
+    severities = {c: holder.severities(c) for c in holder.corruptions}
+    return chosen, reference_values(holder, chosen.model, severities)
+
+
+def _rows(results: Results, done: Completeness, group: int, reference: Reference, mious: tuple[float, dict],
+          bootstrap: int, seed: int, confidence: float) -> list[dict]:
     block = provenance(results)
+    setup = directory_setup(results)
     summarised = results.restricted(done.complete)
-    _, summary = robustness_tables(summarised, reference)
+    _, summary = robustness_tables(summarised, reference, mious)
     ci = {}
     if bootstrap:
-        boot = paired_bootstrap(summarised, reference, bootstrap, seed, confidence).summary
+        own = reference if reference.model in results.models else choose_reference(results)
+        boot = paired_bootstrap(summarised, own, bootstrap, seed, confidence).summary
         ci = {(r.model, r.statistic): (r.low, r.high) for r in boot.itertuples()}
     rows = []
+    nan = (float("nan"), float("nan"))
     for r in summary.to_dict(orient="records"):
-        nan = (float("nan"), float("nan"))
         clean_ci, corrupted_ci = ci.get((r["model"], "clean"), nan), ci.get((r["model"], "mean_corrupted"), nan)
-        rows.append({**r, **provenance_columns(block, r["model"]), "dataset": results.dataset,
+        rows.append({**r, **provenance_columns(block, r["model"]), "group": group, "dataset": results.dataset,
                      "split": results.split, "convention": results.convention,
                      "images": len(results.names), "cells": done.cells, "complete": done.is_complete,
-                     "results": str(path),
+                     "results": str(results.path),
+                     "reference_chosen_by": reference.chosen_by, "setup_suite": setup["suite"],
+                     "train_seeds": setup["train_seeds"],
                      "clean_low": clean_ci[0], "clean_high": clean_ci[1],
                      "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1]})
     return rows
 
 
 def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupted", bootstrap: int = 1000, seed: int = 0,
-                confidence: float = 0.95, allow_partial: bool = False) -> tuple[pd.DataFrame, list[Path]]:
-    """(ranked leaderboard, paths skipped for holding no sweep cells). DataError when none holds any, or when
-    one holds an unfinished sweep and not `allow_partial`."""
+                      confidence: float = 0.95, reference: Optional[str] = None, allow_partial: bool = False
+                      ) -> tuple[pd.DataFrame, list[Path]]:
+    """(ranked leaderboard, paths skipped for holding no sweep cells). DataError when none holds any, when one
+    holds an unfinished sweep and not `allow_partial`, or when the directories are all of different setups;
+    ConfigError when `reference` is absent from a group."""
     if rank_by not in RANK_BY:
         raise ConfigError(f"invalid --rank-by '{rank_by}'; expected one of {', '.join(RANK_BY)}")
     paths = list(paths)
@@ -84,20 +136,46 @@ def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupte
     if not found:
         raise DataError(f"none of {', '.join(map(str, paths)) or 'the given paths'} holds sweep results "
                         "(a cells/ folder of finished cells); expected directories written by `rgbt-bench sweep`")
-    frame = pd.DataFrame([row for path in found for row in _rows(path, bootstrap, seed, confidence, allow_partial)])
+    loaded = [load_results(path) for path in found]
+    done = {id(results): completeness(results) for results in loaded}
+    for results in loaded:
+        done[id(results)].require(allow_partial)
+    groups = group_results(loaded, done)
+    references = [group_reference(group, reference, i) for i, group in enumerate(groups, 1)]
+    frame = pd.DataFrame([row for i, (group, (ref, mious)) in enumerate(zip(groups, references), 1)
+                          for results in group
+                          for row in _rows(results, done[id(results)], i, ref, mious, bootstrap, seed, confidence)])
+    for column in RANK_BY.values():
+        if column[0] not in frame:
+            frame[column[0]] = float("nan")
+    for column in ("rgb_share", "fusion_gain"):
+        if column not in frame:
+            frame[column] = float("nan")
     column, higher = RANK_BY[rank_by]
-    frame = frame.sort_values(["dataset", "split", column], ascending=[True, True, not higher],
-                              na_position="last", kind="stable")
-    ranked = frame[column].notna()
-    frame["rank"] = ranked.groupby([frame["dataset"], frame["split"]]).cumsum().where(ranked).astype("Int64")
+    frame["rank"] = frame.groupby("group")[column].rank(method="min", ascending=not higher).astype("Int64")
+    frame = frame.sort_values(["group", "rank"], kind="stable", na_position="last")
     return frame[COLUMNS].reset_index(drop=True), skipped
 
 
+def group_lines(frame: pd.DataFrame) -> list[str]:
+    """One line per group: its setup, directories and mCE reference (how it was chosen)."""
+    lines = []
+    for group, rows in frame.groupby("group", sort=True):
+        first = rows.iloc[0]
+        dirs = ", ".join(dict.fromkeys(rows["results"]))
+        lines.append(f"group {group}: {first['dataset']}/{first['split']}, {first['convention']} convention, "
+                     f"{first['images']} images, suite {first['setup_suite']}, dataset {first['dataset_fingerprint']}"
+                     f", training seeds {first['train_seeds']}; mCE against {first['reference']} "
+                     f"({first['reference_chosen_by']}); {dirs}")
+    return lines
+
+
 def _note(frame: pd.DataFrame, rank_by: Optional[str]) -> str:
-    """What the table holds, then the provenance of each results directory and each row's checkpoint."""
-    ranked = f" Ranked by {rank_by} within each dataset and split." if rank_by else ""
-    lines = [f"Leaderboard: mIoU, RR and mCE in %; mCE against each results directory's reference model.{ranked}",
-             ""]
+    """What the table holds, its groups, then the provenance of each results directory and each row's checkpoint."""
+    ranked = f" Ranked by {rank_by} within each group; ties share a rank." if rank_by else ""
+    lines = ["Leaderboard: mIoU, RR, mCE, relative mCE, RGB share of the missing-modality drop and fusion gain in %; "
+             f"rows are ranked only against results of the same setup (a group), with one mCE reference per "
+             f"group.{ranked}", "", "Groups:", "", *(f"- {line}" for line in group_lines(frame)), ""]
     partial = partial_note(frame)
     if partial:
         lines += [f"Note: {partial}.", ""]

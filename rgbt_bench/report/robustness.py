@@ -41,13 +41,23 @@ class Reference:
 
 
 def choose_reference(results: Results, reference: Optional[str] = None) -> Reference:
-    """--reference if given, else a reference named in run.json ("reference"), else the first model."""
+    """--reference if given, else a reference named in run.json ("reference"), else the one the suite names
+    (its `reference` key) when the results hold it, else the first model."""
     if reference is not None:
         return Reference(check_model(results, reference), "--reference")
     named = results.manifest.get("reference") or results.manifest.get("settings", {}).get("reference")
     if isinstance(named, str) and named in results.models:
         return Reference(named, "run.json")
+    named = suite_reference(results)
+    if named in results.models:
+        return Reference(named, "suite")
     return Reference(results.models[0], "first model")
+
+
+def suite_reference(results: Results) -> Optional[str]:
+    """The reference model the results' suite names (run.json's suite record), None when it names none."""
+    named = (results.manifest.get("suite") or {}).get("reference")
+    return named if isinstance(named, str) else None
 
 
 def _divide(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -136,16 +146,19 @@ def worst_setting(results: Results, model: str) -> str:
 SUMMARY_SPREAD = ("clean_miou", "mean_corrupted_miou", "rr", "mce", "rmce", "worst_miou")
 
 
-def robustness_tables(results: Results, reference: Reference) -> tuple[pd.DataFrame, pd.DataFrame]:
+def robustness_tables(results: Results, reference: Reference,
+                      reference_mious: Optional[tuple[float, dict[str, np.ndarray]]] = None
+                      ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per model and corruption: mean mIoU, RR, CE, rCE) and (per model: clean, mean corrupted, RR, mCE, relative
     mCE, worst; with both missing-modality settings also rgb_share and fusion_gain), each the mean over the
     model's training-seed replicas with `train_seeds` and, when a model has several, `*_std` columns.
 
     mIoUs and fusion_gain are in %, RR and CE / mCE in % (the reference model's CE is 100), rgb_share in % (50:
-    balanced).
+    balanced). `reference_mious`: the reference's (clean, {corruption: [S]}) mIoUs when they come from elsewhere
+    (a leaderboard group's one reference), else those of `reference.model` in `results`.
     """
     severities = {c: results.severities(c) for c in results.corruptions}
-    ref_clean, ref_values = reference_values(results, reference.model, severities)
+    ref_clean, ref_values = reference_mious or reference_values(results, reference.model, severities)
     missing = missing_severity(results)
 
     def per_view(view: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -153,7 +166,7 @@ def robustness_tables(results: Results, reference: Reference) -> tuple[pd.DataFr
         for model in view.models:
             clean, corrupted = model_values(view, model, severities)
             for c, values in corrupted.items():
-                m = corruption_metrics(clean, values, ref_values[c], ref_clean)
+                m = corruption_metrics(clean, values, ref_values.get(c), ref_clean)
                 per_corruption.append({"model": model, "corruption": c, "severities": len(values),
                                        "mean_miou": PCT * float(m["mean"]), "rr": PCT * float(m["rr"]),
                                        "ce": PCT * float(m["ce"]), "rce": PCT * float(m["rce"])})

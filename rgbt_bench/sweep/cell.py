@@ -114,7 +114,9 @@ class CellIdentity:
 @dataclass(frozen=True)
 class CellRecord:
     """A finished cell's record. `metrics` are those of the summed confusion matrix (rgbt_bench.metrics);
-    reports recompute everything from the per-image matrices stored beside it."""
+    reports recompute everything from the per-image matrices stored beside it. `training_sha256`: hash of the
+    training config an rgbt-bench checkpoint records (rgbt_bench.training.cache.training_key; None for other
+    weights), which baselines compare instead of the weights' own hash (rgbt_bench.report.setup)."""
 
     key: CellKey
     identity: CellIdentity
@@ -135,6 +137,7 @@ class CellRecord:
     pass_elapsed_s: float
     finished_at: str
     rgbt_bench_version: str
+    training_sha256: Optional[str] = None
     schema: int = SCHEMA_VERSION
 
     @property

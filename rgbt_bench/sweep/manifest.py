@@ -61,6 +61,7 @@ def suite_record(suite: Suite) -> dict[str, Any]:
     """The suite as evaluated: parsed entries (options resolved) and the file's own text."""
     text = suite.path.read_text() if suite.path is not None and suite.path.is_file() else None
     return {"name": suite.name, "description": suite.description, "path": str(suite.path) if suite.path else None,
+            "reference": suite.reference,
             "entries": [{"label": e.label, "corruption": e.corruption, "severities": list(e.severities),
                          "options": dict(e.options)} for e in suite.entries],
             "text": text}

@@ -12,6 +12,8 @@ dataset it is an error, since random weights would give meaningless numbers.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,7 @@ class ModelRef:
     selected_on: Optional[str] = None
     model_kwargs: Optional[dict[str, Any]] = None
     train_seed: Optional[int] = None
+    training_sha256: Optional[str] = None
 
     @property
     def replica(self) -> tuple[str, Optional[int]]:
@@ -170,12 +173,21 @@ def train_missing(refs: list[ModelRef], make_config: Callable[[ModelRef], TrainC
         ref.source = outcomes[ref.checkpoint]
 
 
+def training_sha256(ckpt: dict[str, Any]) -> Optional[str]:
+    """SHA-256 of the training config a checkpoint records (the trained-model cache's key), None without one."""
+    config = ckpt.get("config")
+    if not isinstance(config, dict) or "model" not in config:
+        return None
+    return hashlib.sha256(json.dumps(cache.training_key(config), sort_keys=True).encode()).hexdigest()
+
+
 def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
                 warn: Callable[[str], None] = print) -> dict[tuple[str, Optional[int]], nn.Module]:
     """Every model on `device` in eval mode, weights loaded strictly, keyed by its replica (name, training
     seed). Recorded on each ref: the checkpoint's sha256, the kwargs the model was built with, the input
-    convention it expects (rgbt_bench.models.normalize; None for a user model that does not say) and the split
-    its weights were selected on; a test-selected checkpoint is `warn`ed about."""
+    convention it expects (rgbt_bench.models.normalize; None for a user model that does not say), the split
+    its weights were selected on and the hash of its training config; a test-selected checkpoint is `warn`ed
+    about."""
     models: dict[tuple[str, Optional[int]], nn.Module] = {}
     for ref in refs:
         model, ckpt = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
@@ -183,6 +195,7 @@ def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
         ref.model_kwargs = build_kwargs(ckpt)
         ref.input_convention = getattr(model, "input_convention", None)
         ref.selected_on = selected_on(ckpt)
+        ref.training_sha256 = training_sha256(ckpt)
         warning = selection_warning(ckpt, f"checkpoint {ref.checkpoint} of model '{ref.name}'")
         if warning:
             warn(warning)
