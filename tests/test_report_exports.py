@@ -200,7 +200,7 @@ def test_provenance_in_report_json_summary_and_leaderboard(built, tmp_path):
     pd.testing.assert_frame_equal(pd.read_json(paths[1], orient="records"), pd.read_csv(paths[0]),
                                   check_dtype=False, atol=1e-4)
     lines, note = markdown_table(paths[2].read_text())
-    assert lines[0].startswith("| rank | model |") and f"- checkpoint A: sha256 {SHA['A']}" in note
+    assert lines[0].startswith("| group | rank | model |") and f"- checkpoint A: sha256 {SHA['A']}" in note
     assert f"git commit (sweep): c0ffee" in note
 
 
