@@ -48,6 +48,7 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     """Write tables (CSV, JSON, Markdown), bootstrap CIs, figures and index.html into RESULTS_DIR/report/."""
     from ..errors import writing
     from ..report.build import build_report, summary_frame
+    from ..report.replicas import seeds_note
     from ..report.terminal import frame_table
 
     with writing(f"the report to {Path(results_dir) / 'report'}", "free space or make it writable, then rerun"):
@@ -60,10 +61,18 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     title = f"{r.dataset}/{r.split}, {len(r.names)} images, {result.completeness.cells} planned cells (mIoU %)"
     console.print(frame_table(summary_frame(result), [
         ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"),
-        ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at")], title=title,
+        ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at"), ("rgb_share", "RGB %"),
+        ("fusion_gain", "fusion"), ("train_seeds", "seeds")], title=title,
         ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
     console.print(f"mIoU convention '{r.convention}'; mCE against '{result.reference.model}' "
-                  f"({result.reference.chosen_by})", highlight=False)
+                  f"({result.reference.chosen_by}); {seeds_note(r)}", highlight=False, soft_wrap=True)
+    if not result.ablations.empty:
+        console.print(frame_table(result.ablations, [
+            ("treatment", "model"), ("control", "control"), ("statistic", "mIoU"), ("difference", "difference")],
+            title="Ablations (model minus control trained without masking, mIoU points)",
+            ci=("low", "high", f"{CONFIDENCE:.0%} CI")))
+    for line in result.ablation_lines:
+        console.print(line, highlight=False, soft_wrap=True)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, soft_wrap=True)
     if result.removed:
