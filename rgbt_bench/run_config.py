@@ -16,7 +16,7 @@ from .training.config import TrainConfig
 DATASET = "synthetic"
 PRESET = "tiny"
 DEFAULT_MODELS = main_models()
-# The suite at every severity (~60 s of the ~5 minute run on 2 cores). Severity 5 of rgb_missing /
+# The suite at every severity (a few minutes of CPU time). Severity 5 of rgb_missing /
 # thermal_missing drops the camera on every image (the CRM paper's missing-modality test), which the
 # summary reports; --severities 1,3,5 (or 5) trims the sweep on slower machines.
 DEFAULT_SEVERITIES = SEVERITIES

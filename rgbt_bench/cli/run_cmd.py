@@ -1,17 +1,22 @@
 """`rgbt-bench run`: the main job on the built-in synthetic dataset — train the tiny CRM and baselines,
 sweep a corruption suite, write the report and leaderboard, print a summary and the time of each phase.
 
-Choices that keep the full default run near 7 minutes on 2 CPU cores (training is bound by CRM's ~5 min in
-one process; ~200 s CPU sweep, ~10 s dataset and report):
+The default models are the six of the benchmark plus the two ablation controls of the Ablations table
+(crm_nomask: CRM trained without masking; rtfnet_crm: RTFNet trained with CRM's masking, paired with rtfnet).
+Cost, measured as CPU time per training step on a loaded 2-core machine (so approximate): CRM ~0.65 s,
+crm_nomask ~0.46 s, rtfnet_crm ~0.55 s (six paths per step), the other baselines ~0.08-0.13 s; about
+2000 CPU-seconds of training in all, roughly 17 minutes of wall time on 2 idle cores with the slowest runs
+first, plus the sweep (~5 min CPU) and the report. `--train-seeds 0,1,2` trains every model three times.
+Choices:
 - parallelism: on CPU one single-threaded process per core, both for training (the slowest runs start
-  first) and for the sweep (images sharded over the processes). Tiny models use intra-op threads poorly,
-  and two OpenMP threads per process on a shared 2-core machine stalled training ~10x in measurements;
-- training: TrainConfig's measured per-model defaults (lr 3e-3; 900 iterations for CRM in one process
-  while the other trains the five baselines at 1000 iterations each, ~3 min); val evaluated twice, the
-  best kept; resumable state saved every 50 iterations;
-- sweep: the whole default suite, severities 1..5 (~60 s wall; --severities 1,3,5 trims it to ~40 s on a
-  slower machine while keeping each corruption's slope and severity 5, the camera-always-missing test of
-  the CRM paper that the summary reports), batches of 20 images, cells written one suite entry at a time;
+  first) and for the sweep (images sharded over the processes); every CPU computation runs with one
+  intra-op thread anyway (rgbt_bench.threads), so the numbers do not depend on --jobs or the core count;
+- training: TrainConfig's measured per-model defaults (lr 3e-3; 900 iterations for CRM and crm_nomask,
+  1000 for the per-pixel baselines); val evaluated twice, the best kept; resumable state saved every 50
+  iterations;
+- sweep: the whole default suite, severities 1..5 (--severities 1,3,5 trims it on a slower machine while
+  keeping each corruption's slope and severity 5, the camera-always-missing test of the CRM paper that the
+  summary reports), batches of 20 images, cells written one suite entry at a time;
 - report: 1000 paired-bootstrap resamples (a few seconds).
 A rerun resumes: finished training runs are reused (keyed on their training config, retrained when it
 changes), unfinished ones resumed, finished sweep cells skipped, and cells computed with replaced weights
