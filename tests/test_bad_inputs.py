@@ -272,7 +272,7 @@ CASES = [
     Case("flag-zero-crop", lambda k: ["train", "--crop", "0x32"],
          r"^Error: invalid crop '0x32'; both sizes must be positive"),
     Case("flag-unknown-model-with-suggestion", lambda k: k.sweep(*SYN, model="rtfnte", ckpt=False),
-         r"^Error: unknown model 'rtfnte'; expected one of crm, rtfnet, .* Did you mean 'rtfnet'\?$"),
+         r"^Error: unknown model 'rtfnte'; expected one of crm, crm_nomask, .* Did you mean 'rtfnet'\?$"),
     Case("flag-negative-iterations", lambda k: ["train", "--iterations", "-3"],
          r"^Error: iterations must be > 0, got -3$"),
     Case("flag-unknown-split", lambda k: k.sweep(*SYN, "--split", "night"),

@@ -129,10 +129,11 @@ def test_no_results_is_one_line(tmp_path, capsys):
 def test_leaderboard_prints_under_an_ascii_locale(tmp_path):
     """Regression: a missing value printed as an en dash crashed `leaderboard` with a traceback when stdout was
     ASCII (UnicodeEncodeError); terminal cells are ASCII now."""
-    results = write_results(tmp_path / "r", FIRST)
+    results, second = write_results(tmp_path / "r", FIRST), write_results(tmp_path / "s", SECOND)
     clean_only = write_results(tmp_path / "c", {("other", "clean", 0, 0): matrix(0.8)})  # no mean corrupted, no rank
     env = {**os.environ, "PYTHONIOENCODING": "ascii"}
-    done = subprocess.run([sys.executable, "-m", "rgbt_bench.cli", "leaderboard", str(results), str(clean_only),
+    done = subprocess.run([sys.executable, "-m", "rgbt_bench.cli", "leaderboard", str(results), str(second),
+                           str(clean_only),
                            "--out", str(tmp_path / "lb.csv"), "--bootstrap", "0"], capture_output=True, text=True,
                           env=env, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr

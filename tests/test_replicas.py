@@ -8,6 +8,7 @@ from test_report import matrix, write_results
 
 from rgbt_bench.report.ablations import ablation_pairs, ablation_table, verdicts
 from rgbt_bench.report.bootstrap import bootstrap_miou, paired_bootstrap, percentile_interval, resample_counts
+from rgbt_bench.report.completeness import completeness
 from rgbt_bench.report.load import load_results
 from rgbt_bench.report.reliance import reliance
 from rgbt_bench.report.replicas import combine, seed_weights, seeds_note
@@ -128,3 +129,12 @@ def test_ablations_pair_models_by_spec_and_say_whether_the_gain_is_clear(tmp_pat
     assert line.endswith("1 and 1 training seeds; CIs cover image sampling only)")
     no_ci = ablation_table(results, summary, miou_table(results), None)
     assert "not tested (no CI: bootstrap off)" in verdicts(no_ci, results)[0]
+
+
+def test_a_missing_replica_makes_the_results_partial(tmp_path):
+    plan = {"models": ["crm", "b"], "replicas": [["crm", 0], ["crm", 1], ["crm", 2], ["b", None]],
+            "settings": [["clean", 0, 0], ["noise", 1, 0]]}
+    cells = {k: v for k, v in SEEDED.items() if k != ("crm", "noise", 1, 0, 2)}
+    done = completeness(load_results(write_results(tmp_path / "r", cells, run={"plan": plan})))
+    assert (done.present, done.total, done.incomplete) == (7, 8, ("noise",))
+    assert completeness(load_results(write_results(tmp_path / "full", SEEDED, run={"plan": plan}))).is_complete

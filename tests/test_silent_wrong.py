@@ -28,6 +28,7 @@ from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.lock import OutputLock
 from rgbt_bench.metrics import compute_metrics
+from rgbt_bench.report.check import COLUMNS as BASELINE_COLUMNS
 from rgbt_bench.sweep.store import read_cells
 
 USER = "user_model_example:build"
@@ -90,7 +91,7 @@ class World:
 
     def baseline(self, rows: str) -> Path:
         path = self.tmp / "baseline.csv"
-        path.write_text("model,dataset,split,corruption,severity,seed,miou,convention\n" + rows)
+        path.write_text(",".join(BASELINE_COLUMNS) + "\n" + rows)
         return path
 
     def edit_record(self, cell_id: str, **fields) -> None:
@@ -171,9 +172,9 @@ def unranked_empty(w: World, output: str) -> None:
     frame = csv(w.tmp / "lb.csv")
     ranked = frame[frame["results"] == str(w.out)]
     empty = frame[frame["results"] != str(w.out)]
-    assert sorted(ranked["rank"]) == [1, 2] and empty["rank"].isna().all() and len(empty) == 2
+    assert sorted(ranked["rank"]) == [1, 2] and empty["rank"].isna().all() and len(empty) == 4
     assert empty["mean_corrupted_miou_pct"].isna().all()
-    assert len([line for line in (w.tmp / "lb.md").read_text().splitlines() if line.startswith("| – |")]) == 2
+    assert len([line for line in (w.tmp / "lb.md").read_text().splitlines() if line.startswith("| 2 | – |")]) == 4
 
 
 def listed_once(w: World, output: str) -> None:
@@ -240,8 +241,9 @@ CASES = [
         0, r"^note: partial results, summarised over their complete corruptions only: {tmp}/out \(5/6 planned "
            r"cells\)$", partial_leaderboard),
     Case("leaderboard-never-ranks-an-empty-value", lambda w: [
-        "leaderboard", str(w.out), str(write_results(w.tmp / "clean_only", {("a", "clean", 0, 0): matrix(0.8),
-                                                                           ("b", "clean", 0, 0): matrix(0.6)})),
+        "leaderboard", str(w.out), *(str(write_results(w.tmp / name, {("a", "clean", 0, 0): matrix(0.8),
+                                                                       ("b", "clean", 0, 0): matrix(0.6)}))
+                                     for name in ("clean_only", "clean_only_too")),  # a group of their own
         "--out", str(w.tmp / "lb.csv"), "--bootstrap", "0"], 0, r"^wrote ", unranked_empty),
     Case("check-of-interrupted-sweep-fails-and-says-so", lambda w: [
         "check", str(w.interrupted()), "--baseline", str(w.base["root"] / "baseline.csv")], 1,
@@ -297,7 +299,7 @@ CASES = [
         "train", "--model", USER, "--out", str(w.tmp / "m.pt"), "--iterations", "1", "--device", "cpu",
         "--no-progress", *SYN])[1], 0, r"^{tmp}/m.pt$", training_orphans_removed),
     Case("check-refuses-a-nan-baseline", lambda w: ["check", str(w.out), "--baseline", str(w.baseline(
-        "u,synthetic,test,clean,0,0,nan,field\n"))], 2,
+        "u,synthetic,test,clean,0,0,given,nan,field,f,6,h,tiny,none\n"))], 2,
         r"^Error: baseline {tmp}/baseline.csv line 2: miou is empty or NaN; expected a CSV with columns "),
     Case("check-refuses-a-header-only-baseline", lambda w: ["check", str(w.out), "--baseline", str(w.baseline(""))],
          2, r"^Error: baseline {tmp}/baseline.csv has a header but no rows; expected a CSV with columns .*, one row "

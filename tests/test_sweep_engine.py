@@ -180,6 +180,9 @@ def test_model_trained_on_the_fly_is_cached_and_reused(setup, capsys):
     assert file_sha256(cached[0]) != file_sha256(cached[5])
     assert any(r.cell_id.startswith("user_model_example-build__synthetic__test__clean__s0__seed0__train5-")
                for r in records)
+    with pytest.raises(ConfigError, match=r"holds cell .*__train0-\w+ of model 'user_model_example:build' with "
+                                          r"training seed 0, but this run evaluates it with 5"):
+        run_sweep(config(setup, models=[USER], checkpoints={}, train_iterations=2, train_seeds=[5], suite=cfg.suite))
     stamp = {seed: path.stat().st_mtime_ns for seed, path in cached.items()}
     run_sweep(config(setup, models=[USER], checkpoints={}, train_iterations=2, train_seeds=[5], suite=cfg.suite,
                      out=str(setup["tmp"] / "out2")))

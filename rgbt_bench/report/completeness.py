@@ -1,8 +1,8 @@
 """How complete a results directory is, so that no consumer presents an interrupted sweep as a finished one.
 
-The planned cells are those of the sweep's last invocation, as run.json records them (`plan`: models x
-settings; older manifests: the models, suite entries and seeds), together with every model that has cells
-in the directory; without a manifest, the settings found. A corruption (suite label) is complete when every
+The planned cells are those of the sweep's last invocation, as run.json records them (`plan`: models, with
+their training-seed replicas, x settings; older manifests: the models, suite entries and seeds), together
+with every model and replica that has cells in the directory; without a manifest, the settings found. A corruption (suite label) is complete when every
 model has every planned severity and seed of it; clean counts as one more "corruption".
 
 Consumers (report, leaderboard, check) say how many of the planned cells exist. Summary statistics (mean
@@ -80,23 +80,35 @@ class Completeness:
                             "summarise over the complete corruptions only")
 
 
+def planned_replicas(results: Results, models: list[str]) -> set[tuple[str, Optional[int]]]:
+    """(model, training seed) of every trained replica planned (run.json's `plan`) or found in the cells."""
+    plan = results.manifest.get("plan")
+    listed = plan.get("replicas") if isinstance(plan, dict) else None
+    replicas = {(m, t) for m in results.models for t in results.train_seeds.get(m, (None,))}
+    if isinstance(listed, list):
+        replicas |= {(str(m), None if t is None else int(t)) for m, t in listed}
+    known = {m for m, _ in replicas}
+    return replicas | {(m, None) for m in models if m not in known}
+
+
 def completeness(results: Results) -> Completeness:
-    """How many of the planned cells `results` hold, and which corruptions are complete."""
+    """How many of the planned cells `results` hold (every trained replica of every model at every planned
+    setting), and which corruptions are complete."""
     planned = planned_settings(results.manifest)
-    present = {(c.record.key.model, c.record.key.corruption, c.record.key.severity, c.record.key.seed)
-               for c in results.raw}
+    present = {(c.record.key.model, c.record.key.train_seed, c.record.key.corruption, c.record.key.severity,
+                c.record.key.seed) for c in results.raw}
     models = list(results.models)
     if planned is not None:
         models += [m for m in planned[0] if m not in models]
         settings = planned[1]
     else:
-        settings = {(c, s, seed) for _, c, s, seed in present}
-    expected = {(m, *setting) for m in models for setting in settings}
+        settings = {(c, s, seed) for _, _, c, s, seed in present}
+    expected = {(*replica, *setting) for replica in planned_replicas(results, models) for setting in settings}
     missing = expected - present
     labels = [CLEAN] + list(dict.fromkeys([c for c in results.corruptions]
                                           + sorted({c for c, _, _ in settings if c != CLEAN})))
     labels = [c for c in labels if any(s[0] == c for s in settings)]
-    broken = {c for _, c, _, _ in missing}
+    broken = {c for _, _, c, _, _ in missing}
     status = results.manifest.get("status")
     return Completeness(str(results.path), len(expected) - len(missing), len(expected),
                         tuple(c for c in labels if c not in broken), tuple(c for c in labels if c in broken),

@@ -7,7 +7,9 @@ run (`conflict`) must be
 - at a setting (suite label, severity, seed) the run evaluates (a disjoint suite is refused, not merged);
 - reusable (rgbt_bench.sweep.cell.CellRecord.mismatch): with the run's data fingerprint, options, convention,
   batch size and precision, and for a model of the run also with its spec, preset, build kwargs and weights.
-  Cells of other models at the run's settings stay (a model swept on its own into the same directory).
+  Cells of other models at the run's settings stay (a model swept on its own into the same directory);
+- for a model of the run, of a training seed the run evaluates (replicas of other seeds would be averaged
+  with the run's by every report).
 A plain sweep refuses the first conflicting cell, naming the difference; `rgbt-bench run` moves every
 conflicting cell aside into `<out>/stale/` (never deletes it). The check runs twice: before any model is
 trained or loaded (data and settings only, so a wrong directory is refused at once), and once the weights
@@ -45,6 +47,14 @@ class RunCells:
     def _by_setting(self) -> dict[tuple[str, int, int], CellIdentity]:
         return {(k.corruption, k.severity, k.seed): self.identities[cell_id] for cell_id, k in self.keys.items()}
 
+    @cached_property
+    def replicas(self) -> dict[str, set[Optional[int]]]:
+        """The training seeds the run evaluates, per model."""
+        out: dict[str, set[Optional[int]]] = {}
+        for key in self.keys.values():
+            out.setdefault(key.model, set()).add(key.train_seed)
+        return out
+
     def setting_identity(self, key: CellKey) -> Optional[CellIdentity]:
         """The identity of a planned cell at `key`'s setting (None when the run does not evaluate it)."""
         return self._by_setting.get((key.corruption, key.severity, key.seed))
@@ -59,6 +69,12 @@ def conflict(record: CellRecord, path: Path, run: RunCells) -> Optional[str]:
         return (f"holds cell {record.cell_id} of {key.dataset} split '{key.split}', but this run evaluates "
                 f"{run.dataset} split '{run.split}'")
     own = run.identities.get(record.cell_id)
+    if own is None and key.model in run.replicas and key.train_seed not in run.replicas[key.model]:
+        seeds = ", ".join("given weights" if t is None else str(t) for t in
+                          sorted(run.replicas[key.model], key=lambda t: -1 if t is None else t))
+        trained = "given weights" if key.train_seed is None else f"training seed {key.train_seed}"
+        return (f"holds cell {record.cell_id} of model '{key.model}' with {trained}, but this run evaluates it with "
+                f"{seeds} (a directory holds one set of replicas per model, and reports would average them all)")
     identity = own if own is not None else run.setting_identity(key)
     if identity is None:
         return (f"holds cell {record.cell_id} at {key.corruption} severity {key.severity} seed {key.seed}, which "
