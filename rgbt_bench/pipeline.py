@@ -6,8 +6,8 @@ Phases (each timed, see RunResult.phases):
    trained-model cache decides (rgbt_bench.training.cache), the slowest runs first, in parallel processes
    (rgbt_bench.processes);
 3. sweep: rgbt_bench.sweep.run_sweep of every trained replica over the suite restricted to the chosen
-   severities (written next to the results); finished cells are skipped, so a killed run resumes, and cells this run would not reuse
-   (other weights, data or settings) are moved to `<out>/stale/`;
+   severities (written next to the results); finished cells are skipped, so a killed run resumes, and cells
+   this run would not reuse (other weights, data, settings or training seeds) are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
 5. summary: clean mIoU, mean corrupted mIoU, mIoU with each camera missing and modality reliance per model,
    and the Ablations table (each model against its control trained without masking).

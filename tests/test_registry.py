@@ -64,7 +64,8 @@ def test_ablation_variants_are_their_base_architecture_with_options():
     nomask, crm = build_model("crm_nomask", 3), build_model("crm", 3)
     assert not nomask.masking and crm.masking and nomask.state_dict().keys() == crm.state_dict().keys()
     assert build_model("rtfnet_crm", 3).crm_training and not build_model("rtfnet", 3).crm_training
-    assert build_model("crm_nosd", 3).objective.w_sdn == 0.0 and build_model("crm_nosd", 3, w_sdn=0.5).objective.w_sdn == 0.5
+    assert build_model("crm_nosd", 3).objective.w_sdn == 0.0
+    assert build_model("crm_nosd", 3, w_sdn=0.5).objective.w_sdn == 0.5
 
 
 def test_dataset_facts_come_from_dataset_info():

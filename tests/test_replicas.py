@@ -69,7 +69,8 @@ def test_bootstrap_resamples_training_seeds_then_images(seeded, tmp_path):
     assert ci.loc[("b", "clean"), "low"] == ci.loc[("b", "clean"), "high"] == pytest.approx(80)
     # one replica: exactly the image bootstrap of before
     rng = np.random.default_rng(0)
-    noisy = {("m", "clean", 0, 0): rng.integers(1, 30, (12, 2, 2)), ("m", "noise", 1, 0): rng.integers(1, 30, (12, 2, 2))}
+    noisy = {("m", "clean", 0, 0): rng.integers(1, 30, (12, 2, 2)),
+             ("m", "noise", 1, 0): rng.integers(1, 30, (12, 2, 2))}
     single = load_results(write_results(tmp_path / "single", noisy))
     counts = resample_counts(12, 300, 0)
     expected = percentile_interval(bootstrap_miou(single.cell("m", "clean", 0).per_image, counts, "field"), .95)

@@ -72,11 +72,13 @@ def test_attach_checkpoints_cache_real_dataset_and_errors(tmp_path, monkeypatch)
     refs = attach_checkpoints(parse_models("rtfnet"), {}, "synthetic", "tiny", tmp_path)
     assert refs[0].checkpoint == tmp_path / "rtfnet_tiny_synthetic_seed1024.pt" and refs[0].source == "cache"
     assert refs[0].train_seed == 1024 and refs[0].replica == ("rtfnet", 1024)
-    assert cache_path(tmp_path, "pkg.mod:build", "tiny", "synthetic", 3) == tmp_path / "pkg_mod_build_tiny_synthetic_seed3.pt"
+    cached = cache_path(tmp_path, "pkg.mod:build", "tiny", "synthetic", 3)
+    assert cached == tmp_path / "pkg_mod_build_tiny_synthetic_seed3.pt"
     for name in ("a", "a.b", "a_b"):  # two user models whose cache file names coincide
         monkeypatch.setitem(sys.modules, name, types.SimpleNamespace(c=lambda num_classes: None))
     with pytest.raises(ConfigError, match=r"models 'a' \(a.b:c\) and 'b' \(a_b:c\) would be trained into the same "
-                                          r"file .*a_b_c_tiny_synthetic_seed1024.pt; pass --checkpoint for one of them"):
+                                          r"file .*a_b_c_tiny_synthetic_seed1024.pt; pass --checkpoint for one of "
+                                          r"them"):
         attach_checkpoints(parse_models("a=a.b:c,b=a_b:c"), {}, "synthetic", "tiny", tmp_path)
     with pytest.raises(CheckpointError, match="model 'rtfnet' has no checkpoint for dataset 'mfnet'"):
         attach_checkpoints(parse_models("rtfnet"), {}, "mfnet", "tiny", tmp_path)

@@ -2,8 +2,9 @@
 
 The planned cells are those of the sweep's last invocation, as run.json records them (`plan`: models, with
 their training-seed replicas, x settings; older manifests: the models, suite entries and seeds), together
-with every model and replica that has cells in the directory; without a manifest, the settings found. A corruption (suite label) is complete when every
-model has every planned severity and seed of it; clean counts as one more "corruption".
+with every model and replica that has cells in the directory; without a manifest, the settings found. A
+corruption (suite label) is complete when every replica of every model has every planned severity and seed
+of it; clean counts as one more "corruption".
 
 Consumers (report, leaderboard, check) say how many of the planned cells exist. Summary statistics (mean
 corrupted mIoU, RR, CE / mCE, worst case) average over corruptions, so over a partial set they would silently

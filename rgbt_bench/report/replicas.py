@@ -49,8 +49,9 @@ def combine(per_replica: Sequence[np.ndarray], weights: np.ndarray) -> np.ndarra
 def over_replicas(results: Results, table: Callable[[Results], pd.DataFrame], keys: Sequence[str],
                   spread: Sequence[str] = ()) -> pd.DataFrame:
     """`table(view)` of every replica view, one row per `keys` value: float columns averaged over the views
-    that have the row (NaN if any is NaN, as a missing cell), other columns taken from the first; `train_seeds` counts those views, and with
-    several replicas anywhere each `spread` column gets a `<column>_std` (sample standard deviation)."""
+    that have the row (NaN if any is NaN, as a missing cell), other columns taken from the first;
+    `train_seeds` counts those views, and with several replicas anywhere each `spread` column gets a
+    `<column>_std` (sample standard deviation)."""
     views = results.replica_views()
     frames = [table(view) for view in views]
     frames = [f for f in frames if f is not None and not f.empty]

@@ -7,7 +7,8 @@ Per model and corruption c with severities s:
 - relative corruption error rCE_c = sum_s (E_s - E_clean) / sum_s (E_ref,s - E_ref,clean) with E = 1 - mIoU
   (ImageNet-C's relative CE: the degradation beyond the clean error, against the reference's)
 Per model: mean corrupted mIoU = mean_c mean mIoU_c, RR = mean_c RR_c, mCE = mean_c CE_c, relative mCE =
-mean_c rCE_c, and the worst case = min over every (corruption, severity) present. Each corruption weighs the same whatever its severity count.
+mean_c rCE_c, and the worst case = min over every (corruption, severity) present. Each corruption weighs the
+same whatever its severity count.
 The functions take arrays with any leading batch shape (a scalar, or bootstrap resamples [B]) so that the
 point estimates and their bootstrap distributions come from the same code. Missing cells (an unfinished sweep)
 are NaN and make the means, RR and CE they enter NaN rather than silently biased; the worst case is taken

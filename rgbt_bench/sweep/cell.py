@@ -1,7 +1,7 @@
 """The sweep cell record: one typed definition of what a finished cell is, read and written by every consumer.
 
-A cell is one (model, dataset, split, corruption label, severity, corruption seed, training seed). Its JSON record (``cells/<id>.json``)
-holds three kinds of fields, kept flat on disk:
+A cell is one (model, dataset, split, corruption label, severity, corruption seed, training seed). Its JSON
+record (``cells/<id>.json``) holds three kinds of fields, kept flat on disk:
 - the key (`CellKey`): which cell it is; `cell_id` names its files;
 - the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
   data, corruption options, mIoU convention). `CellRecord.mismatch` is the one definition of "reusable",

@@ -3,8 +3,9 @@
 `--models crm,rtfnet,mine=pkg.module:build` names each model; a `NAME=SPEC` item gives a model a short
 name of its own (so one architecture can appear twice with different checkpoints). `--checkpoint NAME=PATH`
 attaches weights; `--checkpoint NAME@SEED=PATH`, repeated, attaches replicas of one model trained with other
-seeds, which reports aggregate (mean, spread, CIs over training seeds). On the built-in synthetic dataset a model without one is trained on the fly, once per
-training seed (`--train-seeds`: one replica each, evaluated side by side), and cached as
+seeds, which reports aggregate (mean, spread, CIs over training seeds). On the built-in synthetic dataset a
+model without one is trained on the fly, once per training seed (`--train-seeds`: one replica each,
+evaluated side by side), and cached as
 `<models_dir>/<model>_<preset>_synthetic_seed<seed>.pt`: reused when it finished with the requested training
 config, resumed when it was interrupted, retrained otherwise (rgbt_bench.training.cache). On a real
 dataset it is an error, since random weights would give meaningless numbers.
