@@ -26,7 +26,7 @@ from rich.console import Console
 
 from ..models import main_models
 from ..training.config import parse_key_values
-from .options import device_option, seed_option
+from .options import device_option, train_seed_option
 
 
 def _severities(text: str | None) -> list[int] | None:
@@ -49,7 +49,7 @@ def _severities(text: str | None) -> list[int] | None:
 @device_option
 @click.option("--iterations", type=int, default=None,
               help="Training iterations for every model [default: a per-model plan sized for the time budget].")
-@seed_option
+@train_seed_option
 @click.option("--quick", is_flag=True, help="Tiny dataset, a few iterations, severity 5 only: a smoke test.")
 @click.option("--models-dir", default=None,
               help="Where trained checkpoints are cached [default: models; models/quick with --quick].")

@@ -10,7 +10,7 @@ import os
 import click
 
 from ..training.config import TrainConfig, parse_key_values
-from .options import dataset_option, device_option
+from .options import corruption_seeds_option, dataset_option, device_option
 
 
 @click.command("sweep")
@@ -24,7 +24,7 @@ from .options import dataset_option, device_option
 @click.option("--checkpoint", "checkpoints", multiple=True, metavar="NAME=PATH",
               help="Weights for model NAME; repeatable. Without one, synthetic-dataset models are trained on the fly.")
 @click.option("--preset", default="tiny", show_default=True, help="Model size preset.")
-@click.option("--seeds", default="0", show_default=True, help="Comma-separated corruption seeds.")
+@corruption_seeds_option
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Images per batch (per process).")
 @device_option
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
