@@ -6,7 +6,7 @@ import click
 from ..datasets import DATASETS, dataset_class, spec_syntax
 from ..device import resolve_device
 
-__all__ = ["bootstrap_seed_option", "corruption_seed_option", "corruption_seeds_option", "dataset_option",
+__all__ = ["corruption_seed_option", "corruption_seeds_option", "dataset_option",
            "device_option", "resolve_device", "train_seed_option"]
 
 device_option = click.option("--device", default="auto", show_default=True,
@@ -57,7 +57,8 @@ class RenamedOption(click.Option):
         return " / ".join(f"'{o}'" for o in self._shown())
 
 
-# One name per meaning of "seed": training (weights, augmentation, masking), corruption draws, bootstrap.
+# One name per meaning of "seed": training (weights, augmentation, masking), corruption draws; the bootstrap's
+# is --bootstrap-seed (cli/report_cmd.py).
 train_seed_option = click.option("--train-seed", "--seed", "seed", cls=RenamedOption, old=("--seed",), default=1024,
                                  show_default=True, type=int,
                                  help="Seed of the training run: initialisation, data order, augmentation and "
@@ -71,6 +72,3 @@ corruption_seeds_option = click.option("--corruption-seed", "--corruption-seeds"
                                        show_default=True, metavar="SEED[,SEED...]",
                                        help="Seeds of the corruptions' random draws, comma-separated; each seed "
                                             "is a cell of its own (clean is evaluated once).")
-bootstrap_seed_option = click.option("--bootstrap-seed", "--seed", "seed", cls=RenamedOption, old=("--seed",),
-                                     default=0, show_default=True, type=int,
-                                     help="Seed of the bootstrap resampling.")
