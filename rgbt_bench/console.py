@@ -91,14 +91,16 @@ def clock(seconds: Optional[float]) -> str:
 
 
 def plain_line(task: Task, unit: str = "") -> str:
-    """'<description>: <done>/<total> <unit> (<pct>%), <rate> <unit>/s, elapsed <t>, ETA <t>'."""
+    """'<description>: <done>/<total> <unit> (<pct>%), <rate> <unit>/s, elapsed <t>, ETA <t>[, <status>]'
+    (status: the task's `status` field, if any)."""
     total = f"/{task.total:g}" if task.total else ""
     pct = f" ({100 * task.completed / task.total:.0f}%)" if task.total else ""
     speed = task.finished_speed or task.speed
     unit = f" {unit}" if unit else ""
     rate = f", {speed:.{0 if speed >= 100 else 1 if speed >= 10 else 2}f}{unit}/s" if speed else ""
+    status = f", {task.fields['status']}" if task.fields.get("status") else ""
     return (f"{task.description}: {task.completed:g}{total}{unit}{pct}{rate}, elapsed {clock(task.elapsed)}, "
-            f"ETA {clock(0.0 if task.finished else task.time_remaining)}")
+            f"ETA {clock(0.0 if task.finished else task.time_remaining)}{status}")
 
 
 class LoggedProgress(Progress):

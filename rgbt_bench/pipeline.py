@@ -13,7 +13,6 @@ The run's options are a RunConfig (rgbt_bench.run_config).
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,9 +27,9 @@ from .models import step_cost
 from .phases import Phases
 from .processes import map_in_processes, run_distributed
 from .run_config import DATASET, PRESET, RunConfig
+from .sweep.summary import summarize
 from .training import cache
 
-MISSING = ("rgb_missing", "thermal_missing")
 LEADERBOARD = "leaderboard.csv"
 SUITE_FILE = "suite.yaml"
 
@@ -72,24 +71,8 @@ def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[
     runs = sorted((p.config for p in plans.values() if p.state != cache.READY),
                   key=lambda c: -step_cost(c.model) * c.iterations)
     jobs, threads = config.processes(len(runs))
-    map_in_processes(train, runs if jobs == 1 else [dataclasses.replace(r, progress=False) for r in runs],
-                     jobs, threads, "training")
+    map_in_processes(train, runs, jobs, threads, "training", label=lambda run: run.model)
     return {m: plan.outcome for m, plan in plans.items()}
-
-
-def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], severity: int) -> pd.DataFrame:
-    """Per model (rows in `models` order, %): clean and mean corrupted mIoU (the report's robustness
-    summary) and mIoU with the RGB / thermal camera missing at `severity` (5: missing on every image)."""
-    by_model = summary.set_index("model")
-    cells = miou.set_index(["model", "corruption", "severity"])["miou"]
-    rows = []
-    for model in models:
-        row = {"model": model, "clean": float(by_model.loc[model, "clean_miou"]),
-               "mean_corrupted": float(by_model.loc[model, "mean_corrupted_miou"])}
-        for name in MISSING:
-            row[name] = float(cells.get((model, name, severity), float("nan")))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
 
 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:

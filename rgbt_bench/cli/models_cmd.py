@@ -8,6 +8,7 @@ from typing import Optional
 import click
 import torch
 
+from ..efficiency import format_count
 from ..errors import ConfigError, RgbtBenchError
 from ..models.registry import MODELS, build_model
 from .output import Column, emit, format_option
@@ -20,10 +21,6 @@ def count_parameters(name: str, preset: str, num_classes: int = COUNT_CLASSES) -
     with torch.device("meta"):
         model = build_model(name, num_classes, preset)
     return sum(p.numel() for p in model.parameters())
-
-
-def format_count(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
 
 
 @click.group()

@@ -6,8 +6,8 @@ import click
 from ..datasets import DATASETS, dataset_class, spec_syntax
 from ..device import resolve_device
 
-__all__ = ["corruption_seed_option", "corruption_seeds_option", "dataset_option",
-           "device_option", "resolve_device", "train_seed_option"]
+__all__ = ["corruption_seed_option", "corruption_seeds_option", "dataset_option", "device_option",
+           "inference_options", "resolve_device", "train_seed_option"]
 
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto (CUDA when present), cpu, cuda or cuda:N.")
@@ -72,3 +72,24 @@ corruption_seeds_option = click.option("--corruption-seed", "--corruption-seeds"
                                        show_default=True, metavar="SEED[,SEED...]",
                                        help="Seeds of the corruptions' random draws, comma-separated; each seed "
                                             "is a cell of its own (clean is evaluated once).")
+
+
+def inference_options(f):
+    """--inference whole|slide|ms-flip with --window / --stride (slide) and --scales / --flip (ms-flip)."""
+    options = [
+        click.option("--inference", default="whole", show_default=True, metavar="whole|slide|ms-flip",
+                     help="Evaluation mode: one pass on the whole image, a sliding window (mmseg mode='slide'), "
+                          "or multi-scale + flip test-time augmentation (mmseg --aug-test)."),
+        click.option("--window", default=None, metavar="HxW",
+                     help="Sliding window [default: the dataset's CRM training crop, e.g. 240x320 on MFNet, "
+                          "224x320 on PST900; else half the image]."),
+        click.option("--stride", default=None, metavar="HxW",
+                     help="Sliding-window stride [default: 2/3 of the window, as mmseg: 160x213 on MFNet]."),
+        click.option("--scales", default=None, metavar="S[,S...]",
+                     help="ms-flip image scales [default: mmseg's 0.5,0.75,1.0,1.25,1.5,1.75]."),
+        click.option("--flip/--no-flip", default=None, help="ms-flip: also the horizontally flipped image [default: on]."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
