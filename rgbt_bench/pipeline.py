@@ -8,7 +8,8 @@ Phases (each timed, see RunResult.phases):
    the results); finished cells are skipped, so a killed run resumes, and cells this run would not reuse
    (other weights, data or settings) are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
-5. summary: clean mIoU, mean corrupted mIoU and mIoU with each camera missing, per model.
+5. summary: clean mIoU, mean corrupted mIoU, mIoU with each camera missing and the cost, per model
+   (rgbt_bench.sweep.summary, what `sweep` prints too).
 The run's options are a RunConfig (rgbt_bench.run_config).
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .models import step_cost
 from .phases import Phases
 from .processes import map_in_processes, run_distributed
 from .run_config import DATASET, PRESET, RunConfig
-from .sweep.summary import summarize
+from .sweep.summary import results_summary
 from .training import cache
 
 LEADERBOARD = "leaderboard.csv"
@@ -38,7 +39,7 @@ __all__ = ["RunConfig", "RunResult", "run_pipeline"]
 
 @dataclass
 class RunResult:
-    """What a run produced: results directory, report directory, leaderboard CSV, summary table (%),
+    """What a run produced: results directory, report directory, leaderboard CSV, summary table (mIoU %, cost),
     wall and CPU seconds per phase, and what happened to each model's checkpoint."""
 
     out: Path
@@ -103,6 +104,6 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
         report = build_report(out, bootstrap=config.bootstrap, device=resolve_device(config.device))
         frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)
         leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]
-    summary = summarize(report.summary, report.miou, config.models, max(config.severities))
+    summary, _, _ = results_summary(out, config.models)
     return RunResult(out=out, report=report.out_dir, leaderboard=leaderboard, summary=summary,
                      phases=phases.seconds, cpu_seconds=phases.cpu_seconds, trained=trained)

@@ -58,7 +58,7 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
     from ..run_config import DEFAULT_MODELS, RunConfig
     from ..sweep.manifest import command_line
     from ..sweep.selection import parse_severities
-    from ..sweep.summary import columns
+    from ..sweep.summary import columns, for_display
 
     err = stderr_console()
     config = RunConfig(
@@ -69,7 +69,7 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
         command=command_line())
     result = run_pipeline(config, echo=err.print)
     console = stdout_console()
-    print_table(console, frame_table(result.summary.reset_index(), columns(max(config.severities)),
+    print_table(console, frame_table(for_display(result.summary).reset_index(), columns(max(config.severities)),
                                      title="mIoU (%) on synthetic/test"))
     phases = ", ".join(f"{k} {v:.1f}s" for k, v in result.phases.items())
     console.print(f"phases (wall): {phases}; total {sum(result.phases.values()):.1f}s "
