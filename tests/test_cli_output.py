@@ -79,7 +79,8 @@ def test_corruption_and_model_lists_as_records():
     assert night["params"] == {k: list(v) for k, v in CORRUPTIONS["night"].params.items()}
     assert corruptions[0]["options"] == {"fill": {"default": "zero", "choices": ["zero", "mean"]}}
     rows = list(csv.DictReader(io.StringIO(rgbt("corruptions", "list", "--format", "csv").stdout)))
-    assert rows[[r["name"] for r in rows].index("night")]["params"] == CORRUPTIONS["night"].summary().replace("\n", "; ")
+    night_row = rows[[r["name"] for r in rows].index("night")]
+    assert night_row["params"] == CORRUPTIONS["night"].summary().replace("\n", "; ")
     models = json.loads(rgbt("models", "list", "--format", "json", "--preset", "rtfnet152").stdout)
     rtf = next(r for r in models if r["name"] == "rtfnet")
     assert rtf["params"] == 254_510_053 and rtf["params_preset"] == "rtfnet152"  # RTFNet-152 as published

@@ -53,7 +53,8 @@ def test_efficiency_recorded_once_per_model(quick, tmp_path, capsys):
     out, _, err = quick
     (entry,) = json.loads((out / "run.json").read_text())["models"]
     cost = entry["efficiency"]
-    assert cost["params"] == sum(p.numel() for p in build(7).parameters()) and cost["image_size"] == [32, 40] and cost["batch_size"] == 3
+    assert cost["params"] == sum(p.numel() for p in build(7).parameters())
+    assert cost["image_size"] == [32, 40] and cost["batch_size"] == 3
     assert cost["inference"]["mode"] == "slide" and cost["flops"] > 0 and cost["images_per_s"] > 0
     assert "model 'u': " in err and "GFLOPs per 32x40 image (slide 32x32 stride 16x16)" in err
     main(sweep_args(tmp_path, "--corruptions", "fog,thermal_noise,rgb_missing", "--severities", "1,5",

@@ -87,7 +87,8 @@ def inference_options(f):
                      help="Sliding-window stride [default: 2/3 of the window, as mmseg: 160x213 on MFNet]."),
         click.option("--scales", default=None, metavar="S[,S...]",
                      help="ms-flip image scales [default: mmseg's 0.5,0.75,1.0,1.25,1.5,1.75]."),
-        click.option("--flip/--no-flip", default=None, help="ms-flip: also the horizontally flipped image [default: on]."),
+        click.option("--flip/--no-flip", default=None,
+                     help="ms-flip: also the horizontally flipped image [default: on]."),
     ]
     for option in reversed(options):
         f = option(f)

@@ -63,7 +63,8 @@ def run(out, models, suite, severities, device, iterations, seed, quick, models_
     err = stderr_console()
     config = RunConfig(
         out=out or ("results/quick" if quick else "results/main"), models=models or DEFAULT_MODELS, suite=suite,
-        severities=parse_severities(severities) if severities is not None else None, device=device, iterations=iterations, seed=seed, quick=quick,
+        severities=parse_severities(severities) if severities is not None else None, device=device,
+        iterations=iterations, seed=seed, quick=quick,
         models_dir=models_dir or ("models/quick" if quick else "models"), jobs=jobs, bootstrap=bootstrap,
         dataset_options=parse_key_values(dataset_options, "--dataset-option"), progress=progress,
         command=command_line())
