@@ -74,7 +74,7 @@ def test_summary_on_stderr_and_the_path_alone_on_stdout(quick):
     row = next(line for line in err.splitlines() if line.startswith("│ u "))
     values = [v.strip() for v in row.strip("│").split("│")]
     assert values[:3] == ["u", f"{clean:.1f}", values[2]] and values[3] == f"{rgb5:.1f}"
-    assert values[4] == "–"  # thermal_missing was not evaluated
+    assert values[4] == "-"  # thermal_missing was not evaluated
 
 
 def test_plain_progress_lines_when_stderr_is_not_a_terminal(quick):
