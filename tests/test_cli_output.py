@@ -56,6 +56,15 @@ def test_piped_tables_are_not_wrapped(command):
             table_rows(done.stdout)
 
 
+def test_piped_leaderboard_lines_are_whole(tmp_path):
+    results = write_results(tmp_path / "r", {("a", "clean", 0, 0): matrix(0.8), ("a", "fog", 1, 0): matrix(0.6)})
+    out = tmp_path / ("very_long_directory_name_" * 6) / "leaderboard.csv"
+    done = rgbt("leaderboard", str(results), "--out", str(out), "--bootstrap", "0")
+    assert done.exit_code == 0, done.output
+    assert any(line.startswith("wrote ") and str(out) in line for line in done.stdout.splitlines())
+    assert all(line == line.rstrip() for line in done.stdout.splitlines())
+
+
 def test_list_formats_for_scripts():
     runner_rows = {}
     for fmt in ("csv", "json"):

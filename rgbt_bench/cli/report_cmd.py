@@ -1,16 +1,15 @@
 """`rgbt-bench report`, `leaderboard` and `check`: read sweep results, write tables/plots, rank, guard regressions."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from ..console import print_table, stdout_console
 from .options import device_option, resolve_device
 
 CONFIDENCE = 0.95
-PIPE_WIDTH = 140
 
 
 def bootstrap_seed_option(f):
@@ -20,8 +19,8 @@ def bootstrap_seed_option(f):
 
 
 def _console() -> Console:
-    """A console on stdout; when stdout is not a terminal, wide enough for the tables not to wrap."""
-    return Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
+    """A console on stdout; when stdout is not a terminal, nothing wraps (rgbt_bench.console)."""
+    return stdout_console()
 
 
 @click.command("report")
@@ -58,7 +57,7 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     console = _console()
     r = result.results
     title = f"{r.dataset}/{r.split}, {len(r.names)} images, {result.completeness.cells} planned cells (mIoU %)"
-    console.print(frame_table(summary_frame(result), [
+    print_table(console, frame_table(summary_frame(result), [
         ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"),
         ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at")], title=title,
         ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
@@ -100,7 +99,7 @@ def leaderboard(results_dirs, out, rank_by, bootstrap, seed, allow_partial):
     console = _console()
     groups = frame[["dataset", "split"]].drop_duplicates()
     where = [] if len(groups) == 1 else [("dataset", "dataset"), ("split", "split")]
-    console.print(frame_table(frame, [
+    print_table(console, frame_table(frame, [
         ("rank", "#"), ("model", "model"), *where, ("clean_miou", "clean"),
         ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"), ("mce", "mCE %"), ("worst_miou", "worst"),
         ("reference", "mCE ref"), ("cells", "cells")], title=f"Leaderboard (mIoU %, ranked by {rank_by})"
@@ -151,10 +150,11 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all, allow
     counts = outcome.counts()
     shown = outcome.diff if show_all else outcome.failures
     if not shown.empty:
-        console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU %"), ("current", "current %"),
-                                          ("delta", "delta (points)"), ("status", "status")],
-                                  title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
-                                  styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
+        print_table(console, frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU %"),
+                                                 ("current", "current %"), ("delta", "delta (points)"),
+                                                 ("status", "status")],
+                                         title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
+                                         styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "PASS" if outcome.passed else "FAIL"
     console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points; results hold {done.cells} planned "
