@@ -134,3 +134,11 @@ def test_a_suite_file_may_use_an_alias(tmp_path):
     path.write_text("entries:\n  - corruption: fog\n    severities: [2]\n")
     (entry,) = load_suite(path).entries
     assert (entry.corruption, entry.label) == ("plasma_fog", "plasma_fog")
+
+
+def test_the_report_names_the_evaluation_mode(quick):
+    from rgbt_bench.report.load import load_results
+    from rgbt_bench.report.provenance import provenance, provenance_columns
+    block = provenance(load_results(quick[0]))
+    assert block["inference"] == {"u": "slide 32x32 stride 16x16"}
+    assert provenance_columns(block, "u")["inference"] == "slide 32x32 stride 16x16"
