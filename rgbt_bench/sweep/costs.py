@@ -16,6 +16,7 @@ from torch import nn
 
 from ..efficiency import format_count, measure
 from ..inference import InferenceMode
+from ..models.user_code import user_code
 from .manifest import device_name
 from .models import ModelRef
 
@@ -45,7 +46,8 @@ def model_costs(refs: list[ModelRef], models: dict[str, nn.Module], manifest: Pa
                 and all(old.get(k) == v for k, v in key.items()):
             out[ref.name] = old
             continue
-        cost = measure(models[ref.name], image_size, device, batch_size, amp_dtype=amp_dtype, device_name=name)
+        with user_code(ref.spec, "forward"):  # a user model's exception is one line naming it
+            cost = measure(models[ref.name], image_size, device, batch_size, amp_dtype=amp_dtype, device_name=name)
         out[ref.name] = {**cost.as_dict(), "inference": mode.as_dict()}
         note(f"model '{ref.name}': {format_count(cost.params)} parameters, {cost.gflops:.3g} GFLOPs per "
              f"{image_size[0]}x{image_size[1]} image ({mode.describe()}), {cost.images_per_s:.1f} images/s "
