@@ -9,14 +9,14 @@ Phases (each timed, see RunResult.phases):
    severities (written next to the results); finished cells are skipped, so a killed run resumes, and cells
    this run would not reuse (other weights, data, settings or training seeds) are moved to `<out>/stale/`;
 4. report: tables, plots and the leaderboard CSV (rgbt_bench.report);
-5. summary: clean mIoU, mean corrupted mIoU, mIoU with each camera missing and modality reliance per model,
-   and the Ablations table (each model against its control trained without masking).
+5. summary: clean mIoU, mean corrupted mIoU, mIoU with each camera missing, modality reliance and the cost,
+   per model (rgbt_bench.sweep.summary, what `sweep` prints too), and the Ablations table (each model against
+   its control trained without masking).
 The run's options are a RunConfig (rgbt_bench.run_config).
 """
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -30,13 +30,12 @@ from .models import step_cost
 from .phases import Phases
 from .processes import map_in_processes, run_distributed
 from .run_config import DATASET, PRESET, RunConfig
+from .sweep.summary import results_summary
 from .training import cache
 
 if TYPE_CHECKING:
     from .sweep.engine import SweepConfig
 
-MISSING = ("rgb_missing", "thermal_missing")
-RELIANCE = ("rgb_share", "fusion_gain")
 LEADERBOARD = "leaderboard.csv"
 SUITE_FILE = "suite.yaml"
 
@@ -45,10 +44,10 @@ __all__ = ["RunConfig", "RunResult", "run_pipeline"]
 
 @dataclass
 class RunResult:
-    """What a run produced: results directory, report directory, leaderboard CSV, summary table (%),
-    wall and CPU seconds per phase, what happened to each model's checkpoint, the Ablations table (model
-    minus its control trained without masking, rgbt_bench.report.ablations) with one verdict line per pair,
-    and notes: how many training seeds stand behind the numbers, then the report's notes."""
+    """What a run produced: results directory, report directory, leaderboard CSV, summary table (mIoU %,
+    reliance, cost), wall and CPU seconds per phase, what happened to each model's checkpoint, the Ablations
+    table (model minus its control trained without masking, rgbt_bench.report.ablations) with one verdict line
+    per pair, and notes: how many training seeds stand behind the numbers, then the report's notes."""
 
     out: Path
     report: Path
@@ -57,9 +56,9 @@ class RunResult:
     phases: dict[str, float]
     cpu_seconds: dict[str, float]
     trained: dict[str, str]
-    ablations: pd.DataFrame = dataclasses.field(default_factory=pd.DataFrame)
-    ablation_lines: list[str] = dataclasses.field(default_factory=list)
-    notes: list[str] = dataclasses.field(default_factory=list)
+    ablations: pd.DataFrame = field(default_factory=pd.DataFrame)
+    ablation_lines: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def write_suite(spec: str, severities: Sequence[int], out: Path) -> Path:
@@ -85,8 +84,7 @@ def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[
     runs = sorted((p.config for p in plans.values() if p.state != cache.READY),
                   key=lambda c: -step_cost(c.model) * c.iterations)
     jobs, threads = config.processes(len(runs))
-    map_in_processes(train, runs if jobs == 1 else [dataclasses.replace(r, progress=False) for r in runs],
-                     jobs, threads, "training")
+    map_in_processes(train, runs, jobs, threads, "training", label=lambda run: run.model)
     return {name: plan.outcome for name, plan in plans.items()}
 
 
@@ -101,27 +99,6 @@ def sweep_config(config: RunConfig, suite: Path, image_size: tuple[int, int]) ->
         workers=config.workers, cells_per_pass=len(checkpoints) * len(config.severities),
         models_dir=config.models_dir, dataset_options=dict(config.dataset_options), progress=config.progress,
         command=config.command, replace_stale=True)
-
-
-def summarize(summary: pd.DataFrame, miou: pd.DataFrame, models: Sequence[str], severity: int) -> pd.DataFrame:
-    """Per model (rows in `models` order, %): clean and mean corrupted mIoU (the report's robustness
-    summary), mIoU with the RGB / thermal camera missing at `severity` (5: missing on every image), the
-    modality reliance when the summary has it (rgbt_bench.report.reliance), and the training seeds behind each
-    row (every value is the mean over them)."""
-    by_model = summary.set_index("model")
-    cells = miou.set_index(["model", "corruption", "severity"])["miou"]
-    rows = []
-    for model in models:
-        row = {"model": model, "clean": float(by_model.loc[model, "clean_miou"]),
-               "mean_corrupted": float(by_model.loc[model, "mean_corrupted_miou"])}
-        for name in MISSING:
-            row[name] = float(cells.get((model, name, severity), float("nan")))
-        for name in RELIANCE:
-            if name in by_model.columns:
-                row[name] = float(by_model.loc[model, name])
-        row["train_seeds"] = int(by_model.loc[model, "train_seeds"])
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("model")
 
 
 def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunResult:
@@ -146,7 +123,7 @@ def run_pipeline(config: RunConfig, echo: Callable[[str], None] = print) -> RunR
         report = build_report(out, bootstrap=config.bootstrap, device=resolve_device(config.device))
         frame, _ = build_leaderboard([out], bootstrap=config.bootstrap)
         leaderboard = write_leaderboard(frame, out / LEADERBOARD, "mean_corrupted")[0]
-    summary = summarize(report.summary, report.miou, config.models, max(config.severities))
+    summary, _, _ = results_summary(out, config.models)
     return RunResult(out=out, report=report.out_dir, leaderboard=leaderboard, summary=summary,
                      phases=phases.seconds, cpu_seconds=phases.cpu_seconds, trained=trained,
                      ablations=report.ablations, ablation_lines=report.ablation_lines,

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from .console import PrefixedStream
 from .device import resolve_device
 from .errors import RgbtBenchError
 
@@ -37,12 +38,17 @@ def plan_processes(jobs: Optional[int], device: str, tasks: int) -> tuple[int, i
     return jobs, max(1, cpus // jobs)
 
 
-def in_process(env: dict[str, str], threads: int, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run fn(*args) in a worker process with `env` as its torch.distributed variables and `threads` threads."""
+def in_process(env: dict[str, str], threads: int, fn: Callable[..., Any], *args: Any, label: str = "") -> Any:
+    """Run fn(*args) in a worker process with `env` as its torch.distributed variables and `threads` threads;
+    with a `label`, every line the worker writes to stderr starts with "[label] " (console.PrefixedStream)."""
     for name in DIST_ENV:
         os.environ.pop(name, None)
     os.environ.update(env)
     torch.set_num_threads(threads)
+    if isinstance(sys.stderr, PrefixedStream):  # a pool worker runs several tasks: one prefix, this task's
+        sys.stderr = sys.stderr.stream
+    if label:
+        sys.stderr = PrefixedStream(sys.stderr, f"[{label}] ")
     return fn(*args)
 
 
@@ -76,12 +82,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def map_in_processes(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int, threads: int, what: str) -> list[Any]:
-    """fn(item) for every item, in this process when `jobs` is 1, else over `jobs` worker processes."""
+def map_in_processes(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int, threads: int, what: str,
+                     label: Optional[Callable[[Any], str]] = None) -> list[Any]:
+    """fn(item) for every item, in this process when `jobs` is 1, else over `jobs` worker processes, whose
+    stderr lines start with "[label(item)] " when `label` is given (parallel outputs interleave)."""
     if jobs == 1:
         return [fn(item) for item in items]
     with pool(jobs) as workers:
-        return results([workers.submit(in_process, {}, threads, fn, item) for item in items], what)
+        return results([workers.submit(in_process, {}, threads, fn, item, label=label(item) if label else "")
+                        for item in items], what)
 
 
 def run_distributed(fn: Callable[[Any], Any], arg: Any, jobs: int, threads: int, what: str) -> None:

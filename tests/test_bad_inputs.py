@@ -380,6 +380,24 @@ CASES = [
     Case("verify-dataset-option-unknown", lambda k: ["datasets", "verify", f"mfnet:{k.mfnet().root}",
                                                      "--dataset-option", "thermal=thermal_raw"],
          r"^Error: dataset 'mfnet' has no option 'thermal'; expected no options$"),
+    # ----- a quick sweep: --limit, --corruptions, --severities, --inference -------------------------------------
+    Case("flag-zero-limit", lambda k: k.sweep(*SYN, "--limit", "0"),
+         r"^Error: --limit must be >= 1 \(the number of images to evaluate\), got 0$"),
+    Case("flag-negative-limit", lambda k: k.sweep(*SYN, "--limit", "-3"), r"^Error: --limit must be >= 1 .* got -3$"),
+    Case("flag-unknown-corruption-with-suggestion", lambda k: k.sweep(*SYN, "--corruptions", "night,thermal_nosie"),
+         r"^Error: unknown corruption 'thermal_nosie'; expected one of .* Did you mean 'thermal_noise'\?$"),
+    Case("flag-imagenet-c-name-on-the-other-modality", lambda k: k.sweep(*SYN, "--corruptions", "gaussian_blur"),
+         r"^Error: unknown corruption 'gaussian_blur': ImageNet-C gaussian_blur's sigma table .* is implemented on "
+         r"thermal as thermal_blur; .* Did you mean 'thermal_blur'\?$"),
+    Case("flag-severity-out-of-range", lambda k: k.sweep(*SYN, "--severities", "1,6"),
+         r"^Error: invalid --severities '1,6'; expected distinct integers among 1..5"),
+    Case("flag-unknown-inference-mode", lambda k: k.sweep(*SYN, "--inference", "sliding"),
+         r"^Error: unknown inference mode 'sliding'; expected one of whole, slide, ms-flip. Did you mean 'slide'\?$"),
+    Case("flag-window-larger-than-the-image", lambda k: k.sweep(*SYN, "--inference", "slide", "--window", "480x640"),
+         r"^Error: --window 480x640 is larger than the 32x40 images; use a window of at most 32x40 \(a window of the "
+         r"whole image is --inference whole\)$"),
+    Case("flag-bad-scales", lambda k: k.sweep(*SYN, "--inference", "ms-flip", "--scales", "0.5,-1"),
+         r"^Error: invalid --scales '0.5,-1'; expected distinct positive numbers"),
     # ----- a user model returning NaN -------------------------------------------------------------------------
     Case("model-nan-logits-in-sweep", lambda k: k.sweep(
         *SYN, model="u=test_bad_inputs:build_nan", ckpt=k.ckpt(record="test_bad_inputs:build_nan",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import click
 
 from .. import __version__
+from ..console import safe_streams
 from ..errors import RgbtBenchError
 from ..registry import Registry, import_target
 
@@ -64,6 +65,7 @@ def cli() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the group, turning user errors into one line on stderr and exit 2."""
+    safe_streams()
     try:
         code = cli.main(args=argv, prog_name="rgbt-bench", standalone_mode=False)
     except click.exceptions.Abort:

@@ -8,7 +8,8 @@ import click
 import yaml
 
 from ..errors import ConfigError, writing
-from .options import dataset_option, seed_option
+from .options import corruption_seed_option, dataset_option
+from .output import Column, emit, format_option
 
 
 def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -27,22 +28,25 @@ def corruptions() -> None:
     """List corruptions and render example grids."""
 
 
-@corruptions.command("list")
-def list_corruptions() -> None:
-    """Table of corruptions: modality hit, what it does, parameters at severities 1..5 and options."""
-    from rich.console import Console
-    from rich.table import Table
+def _options_text(options: dict[str, dict[str, Any]]) -> str:
+    return "\n".join(f"{k}={o['default']}" + (f" ({'|'.join(map(str, o['choices']))})" if o["choices"] else "")
+                     for k, o in options.items()) or "-"
 
+
+@corruptions.command("list")
+@format_option
+def list_corruptions(fmt: str) -> None:
+    """Table of corruptions: modality hit, what it does, parameters at severities 1..5 and options."""
     from ..corruptions import CORRUPTIONS
 
-    table = Table(title="Corruptions (severity 0 = clean; parameters at severities 1..5; docs/corruptions.md)")
-    for col in ("name", "modality", "description", "severity 1..5", "options"):
-        table.add_column(col, overflow="fold", no_wrap=col in ("name", "modality"))
-    for c in CORRUPTIONS.values():
-        options = "\n".join(f"{k}={o.default}" + (f" ({'|'.join(map(str, o.choices))})" if o.choices else "")
-                            for k, o in c.options.items())
-        table.add_row(c.name, c.modality, c.description, c.summary(), options or "-")
-    Console().print(table)
+    rows = [{"name": c.name, "modality": c.modality, "description": c.description,
+             "params": {k: list(v) for k, v in c.params.items()}, "params_text": c.summary(),
+             "options": {k: {"default": o.default, "choices": list(o.choices) if o.choices else None}
+                         for k, o in c.options.items()}} for c in CORRUPTIONS.values()]
+    params = Column("params" if fmt == "json" else "params_text", "severity 1..5", name="params")
+    emit(rows, [Column("name", no_wrap=True), Column("modality", no_wrap=True), Column("description"), params,
+                Column("options", show=_options_text, csv=lambda v: _options_text(v) if v else "")], fmt,
+         title="Corruptions (severity 0 = clean; parameters at severities 1..5; docs/corruptions.md)")
 
 
 @corruptions.command("show")
@@ -53,7 +57,7 @@ def list_corruptions() -> None:
 @dataset_option
 @click.option("--split", default="test", show_default=True, help="Dataset split to take the example from.")
 @click.option("--index", "-i", default=0, show_default=True, type=int, help="Sample index in the split.")
-@seed_option
+@corruption_seed_option
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Corruption option, e.g. --option fill=mean (repeatable).")
 def show(name: str, severity: int, out: Path | None, dataset: str, split: str, index: int, seed: int,

@@ -3,35 +3,43 @@ from __future__ import annotations
 
 import click
 
+from .output import Column, emit, format_option
+
 
 @click.group()
 def datasets() -> None:
     """List datasets and verify their files."""
 
 
-@datasets.command("list")
-def list_datasets() -> None:
-    """Table of the registered datasets: classes, ignore index, mIoU convention, size, splits."""
-    from rich.console import Console
-    from rich.table import Table
+def size_text(size: list[int] | None) -> str:
+    """[480, 640] -> '480x640' (H x W)."""
+    return "x".join(map(str, size or []))
 
+
+@datasets.command("list")
+@format_option
+def list_datasets(fmt: str) -> None:
+    """Table of the registered datasets: classes, ignore index, mIoU convention, size, splits."""
     from ..datasets import DATASETS, dataset_class, spec_syntax
 
-    table = Table(title="Datasets")
-    for col in ("name", "classes", "ignore", "convention", "native size", "splits", "day/night", "spec"):
-        table.add_column(col, overflow="fold")
+    rows = []
     for name in DATASETS:
         try:
             info = dataset_class(name).info
         except (ImportError, AttributeError) as exc:
-            table.add_row(name, f"unavailable: {str(exc).splitlines()[0]}", "", "", "", "", "", "")
+            rows.append({"name": name, "note": f"unavailable: {str(exc).splitlines()[0]}"})
             continue
-        table.add_row(
-            name, str(info.num_classes), "none" if info.ignore_index is None else str(info.ignore_index),
-            info.convention, f"{info.native_size[0]}x{info.native_size[1]}", ", ".join(info.splits),
-            "yes" if info.has_day_night else "no", spec_syntax(info),
-        )
-    Console().print(table)
+        rows.append({"name": name, "classes": info.num_classes, "ignore_index": info.ignore_index,
+                     "convention": info.convention, "native_size": list(info.native_size),
+                     "splits": list(info.splits), "day_night": info.has_day_night, "spec": spec_syntax(info)})
+    columns = [Column("name", no_wrap=True), Column("classes"),
+               Column("ignore_index", "ignore", lambda v: "none" if v is None else str(v)),
+               Column("convention"), Column("native_size", "native size", size_text, size_text),
+               Column("splits"), Column("day_night", "day/night", lambda v: "" if v is None else "yes" if v else "no"),
+               Column("spec")]
+    if any("note" in row for row in rows):
+        columns.append(Column("note"))
+    emit(rows, columns, fmt, title="Datasets")
 
 
 @datasets.command("verify")
@@ -43,17 +51,18 @@ def list_datasets() -> None:
 def verify(spec: str, splits: tuple[str, ...], dataset_options: tuple[str, ...]) -> None:
     """Check every file of SPEC (e.g. mfnet:/data/MFNet): exists, decodes, channel counts, sizes agree,
     label ids in range. Lists each problem with its file; exit code 1 if there is any, else 0."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
+    from ..console import LoggedProgress, print_table, stderr_console, stdout_console
     from ..datasets.verify import problems, verify_dataset
     from ..training.config import parse_key_values
 
     options = parse_key_values(dataset_options, "--dataset-option")
     tasks: dict[str, int] = {}
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=Console(stderr=True)) as progress:
+    err = stderr_console()
+    with LoggedProgress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=err, unit="samples") as progress:
 
         def advance(split: str, done: int, total: int) -> None:
             if split not in tasks:
@@ -61,6 +70,7 @@ def verify(spec: str, splits: tuple[str, ...], dataset_options: tuple[str, ...])
             progress.update(tasks[split], completed=done)
 
         reports = verify_dataset(spec, splits, options, progress=advance)
+    err.file.flush()  # the progress lines come before the findings when both streams go to one log
 
     found = problems(reports)
     for problem in found:
@@ -70,7 +80,7 @@ def verify(spec: str, splits: tuple[str, ...], dataset_options: tuple[str, ...])
         table.add_column(col)
     for report in reports:
         table.add_row(report.split, str(report.samples), str(report.checked), str(len(report.problems)))
-    Console().print(table)
+    print_table(stdout_console(), table)
     verdict = f"{len(found)} problem(s) found" if found else "all files OK"
     click.echo(f"{spec}: {sum(r.checked for r in reports)} samples checked in {len(reports)} split(s); {verdict}")
     if found:

@@ -8,8 +8,10 @@ from typing import Optional
 import click
 import torch
 
+from ..efficiency import format_count
 from ..errors import ConfigError, RgbtBenchError
 from ..models.registry import MODELS, build_model
+from .output import Column, emit, format_option
 
 COUNT_CLASSES = 9  # MFNet's class count; only the classifier layers depend on it
 
@@ -21,39 +23,51 @@ def count_parameters(name: str, preset: str, num_classes: int = COUNT_CLASSES) -
     return sum(p.numel() for p in model.parameters())
 
 
-def format_count(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
-
-
 @click.group()
 def models() -> None:
     """List models and their presets; import published weights."""
 
 
+def check_preset(preset: str) -> str:
+    """`preset` when some registered model has it; ConfigError with the closest preset otherwise."""
+    from ..registry import Registry
+
+    presets = Registry("preset", {p: True for entry in MODELS.values() for p in entry.presets})
+    if preset not in presets:
+        raise presets.unknown(preset)
+    return preset
+
+
 @models.command("list")
 @click.option("--preset", default="tiny", show_default=True,
               help="Preset whose parameter count is shown; models without it show their 'tiny' count.")
-def list_models(preset: str) -> None:
+@format_option
+def list_models(preset: str, fmt: str) -> None:
     """Table of registered models: parameter count, modalities, presets and paper.
 
     User models are given as --model package.module:build_fn and are not listed here.
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"Models (parameters for preset '{preset}', {COUNT_CLASSES} classes)")
-    for col in ("name", "params", "modalities", "presets", "paper"):
-        table.add_column(col, overflow="fold")
+    check_preset(preset)
+    rows = []
     for name, entry in MODELS.items():
         shown = preset if preset in entry.presets else "tiny"
+        row = {"name": name, "params": None, "params_preset": shown, "modalities": "+".join(entry.modalities),
+               "presets": list(entry.presets), "paper": entry.paper}
         try:
-            count = format_count(count_parameters(name, shown))
+            row["params"] = count_parameters(name, shown)
         except (RgbtBenchError, ImportError, RuntimeError) as exc:
-            count = f"unavailable: {str(exc).splitlines()[0]}"
-        else:
-            count = count if shown == preset else f"{count} (tiny)"
-        table.add_row(name, count, "+".join(entry.modalities), ", ".join(entry.presets), entry.paper)
-    Console().print(table)
+            row["note"] = f"unavailable: {str(exc).splitlines()[0]}"
+        count = row.get("note") or format_count(row["params"])
+        row["params_text"] = count if shown == preset else f"{count} ({shown})"
+        rows.append(row)
+    if fmt == "table":
+        columns = [Column("name", no_wrap=True), Column("params_text", "params", name="params")]
+    else:
+        columns = [Column("name"), Column("params"), Column("params_preset")]
+    columns += [Column("modalities"), Column("presets"), Column("paper")]
+    if fmt != "table" and any("note" in row for row in rows):
+        columns.append(Column("note"))
+    emit(rows, columns, fmt, title=f"Models (parameters for preset '{preset}', {COUNT_CLASSES} classes)")
 
 
 def _classes(num_classes: Optional[int], dataset: Optional[str]) -> tuple[int, Optional[tuple[str, ...]]]:

@@ -1,16 +1,15 @@
 """`rgbt-bench report`, `leaderboard` and `check`: read sweep results, write tables/plots, rank, guard regressions."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 from rich.console import Console
 
+from ..console import print_table, stdout_console
 from .options import device_option, resolve_device
 
 CONFIDENCE = 0.95
-PIPE_WIDTH = 140
 
 
 def bootstrap_seed_option(f):
@@ -20,8 +19,8 @@ def bootstrap_seed_option(f):
 
 
 def _console() -> Console:
-    """A console on stdout; when stdout is not a terminal, wide enough for the tables not to wrap."""
-    return Console() if sys.stdout.isatty() else Console(width=PIPE_WIDTH)
+    """A console on stdout; when stdout is not a terminal, nothing wraps (rgbt_bench.console)."""
+    return stdout_console()
 
 
 @click.command("report")
@@ -59,7 +58,7 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     console = _console()
     r = result.results
     title = f"{r.dataset}/{r.split}, {len(r.names)} images, {result.completeness.cells} planned cells (mIoU %)"
-    console.print(frame_table(summary_frame(result), [
+    print_table(console, frame_table(summary_frame(result), [
         ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"), ("rr", "RR %"),
         ("mce", "mCE %"), ("worst_miou", "worst"), ("worst_setting", "worst at"), ("rgb_share", "RGB %"),
         ("fusion_gain", "fusion"), ("train_seeds", "seeds")], title=title,
@@ -67,7 +66,7 @@ def report(results_dir, reference, bootstrap, seed, qualitative, per_class, imag
     console.print(f"mIoU convention '{r.convention}'; mCE against '{result.reference.model}' "
                   f"({result.reference.chosen_by}); {seeds_note(r)}", highlight=False, soft_wrap=True)
     if not result.ablations.empty:
-        console.print(frame_table(result.ablations, [
+        print_table(console, frame_table(result.ablations, [
             ("treatment", "model"), ("control", "control"), ("statistic", "mIoU"), ("difference", "difference")],
             title="Ablations (model minus control trained without masking, mIoU points)",
             ci=("low", "high", f"{CONFIDENCE:.0%} CI")))
@@ -116,7 +115,7 @@ def leaderboard(results_dirs, out, rank_by, reference, bootstrap, seed, allow_pa
     for group, rows in frame.groupby("group", sort=True):
         first = rows.iloc[0]
         where = [("directory", "results")] if rows["results"].nunique() > 1 else []
-        console.print(frame_table(rows.assign(directory=rows["results"].map(lambda p: Path(p).name)), [
+        print_table(console, frame_table(rows.assign(directory=rows["results"].map(lambda p: Path(p).name)), [
             ("rank", "#"), ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"),
             ("rr", "RR %"), ("mce", "mCE %"), ("rmce", "rel. mCE %"), ("worst_miou", "worst"),
             ("rgb_share", "RGB share %"), ("fusion_gain", "fusion gain"), ("cells", "cells"), *where],
@@ -170,10 +169,11 @@ def check(ctx, results_dir, baseline, max_drop, update_baseline, show_all, allow
     counts = outcome.counts()
     shown = outcome.diff if show_all else outcome.failures
     if not shown.empty:
-        console.print(frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU %"), ("current", "current %"),
-                                          ("delta", "delta (points)"), ("status", "status")],
-                                  title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
-                                  styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
+        print_table(console, frame_table(shown, [("cell", "cell"), ("baseline", "baseline mIoU %"),
+                                                 ("current", "current %"), ("delta", "delta (points)"),
+                                                 ("status", "status")],
+                                         title=f"{results.path} vs {baseline} (max drop {max_drop:g} points)",
+                                         styles={"regression": "red", "missing": "red", "new": "yellow"}, digits=2))
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     verdict = "PASS" if outcome.passed else "FAIL"
     console.print(f"{verdict}: {summary} (tolerance {max_drop:g} mIoU points; results hold {done.cells} planned "

@@ -24,24 +24,11 @@ moved to <out>/stale/.
 """
 from __future__ import annotations
 
-import sys
-
 import click
-from rich.console import Console
 
 from ..models import main_models
 from ..training.config import parse_key_values
-from .options import device_option, seed_option
-
-
-def _severities(text: str | None) -> list[int] | None:
-    from ..errors import ConfigError
-    if text is None:
-        return None
-    try:
-        return [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise ConfigError(f"invalid --severities '{text}'; expected comma-separated integers 1..5, e.g. 1,3,5") from None
+from .options import device_option, train_seed_option
 
 
 @click.command("run")
@@ -54,10 +41,10 @@ def _severities(text: str | None) -> list[int] | None:
 @device_option
 @click.option("--iterations", type=int, default=None,
               help="Training iterations for every model [default: a per-model plan sized for the time budget].")
-@seed_option
+@train_seed_option
 @click.option("--train-seeds", default=None, metavar="0,1,2",
               help="Train one replica of every model per training seed; tables give the mean and spread over them "
-                   "and CIs resample them [default: --seed].")
+                   "and CIs resample them [default: --train-seed].")
 @click.option("--quick", is_flag=True, help="Tiny dataset, a few iterations, severity 5 only: a smoke test.")
 @click.option("--models-dir", default=None,
               help="Where trained checkpoints are cached [default: models; models/quick with --quick].")
@@ -67,34 +54,35 @@ def _severities(text: str | None) -> list[int] | None:
               help="Paired bootstrap resamples for the report's confidence intervals (0 skips them).")
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Synthetic dataset argument, e.g. size=[60,80]; repeatable.")
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Show live progress on stderr.")
+@click.option("--progress/--no-progress", default=True, show_default=True,
+              help="Show progress on stderr (a live display on a terminal, a plain line every 30 s otherwise; "
+                   "parallel trainings prefix their lines with the model name).")
 def run(out, models, suite, severities, device, iterations, seed, train_seeds, quick, models_dir, jobs, bootstrap,
         dataset_options, progress):
     """Main job: train tiny models on the synthetic dataset, sweep, report, leaderboard."""
+    from ..console import print_table, stderr_console, stdout_console
     from ..pipeline import run_pipeline
-    from ..run_config import DEFAULT_MODELS, RunConfig
     from ..report.terminal import frame_table
+    from ..run_config import DEFAULT_MODELS, RunConfig
     from ..sweep.manifest import command_line
+    from ..sweep.selection import parse_severities
+    from ..sweep.summary import columns, for_display
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = stderr_console()
     config = RunConfig(
         out=out or ("results/quick" if quick else "results/main"), models=models or DEFAULT_MODELS, suite=suite,
-        severities=_severities(severities), device=device, iterations=iterations, seed=seed,
-        train_seeds=train_seeds, quick=quick,
+        severities=parse_severities(severities) if severities is not None else None, device=device,
+        iterations=iterations, seed=seed, train_seeds=train_seeds, quick=quick,
         models_dir=models_dir or ("models/quick" if quick else "models"), jobs=jobs, bootstrap=bootstrap,
         dataset_options=parse_key_values(dataset_options, "--dataset-option"), progress=progress,
         command=command_line())
     result = run_pipeline(config, echo=err.print)
-    console = Console() if sys.stdout.isatty() else Console(width=140)
-    worst = max(config.severities)
-    several = len(config.train_seeds) > 1
-    console.print(frame_table(result.summary.reset_index(), [
-        ("model", "model"), ("clean", "clean"), ("mean_corrupted", "mean corrupted"),
-        ("rgb_missing", f"rgb_missing s{worst}"), ("thermal_missing", f"thermal_missing s{worst}"),
-        ("rgb_share", "RGB share of drop"), ("fusion_gain", "fusion gain"), ("train_seeds", "seeds")],
-        title=f"mIoU (%) on synthetic/test{', mean over training seeds' if several else ''}"))
+    console = stdout_console()
+    title = "mIoU (%) on synthetic/test" + (", mean over training seeds" if len(config.train_seeds) > 1 else "")
+    print_table(console, frame_table(for_display(result.summary).reset_index(), columns(max(config.severities)),
+                                     title=title))
     if not result.ablations.empty:
-        console.print(frame_table(result.ablations, [
+        print_table(console, frame_table(result.ablations, [
             ("treatment", "model"), ("control", "control"), ("statistic", "mIoU"), ("difference", "difference")],
             title="Ablations (model minus control trained without masking, mIoU points)",
             ci=("low", "high", "95% CI")))

@@ -16,7 +16,7 @@ from click.core import ParameterSource
 from ..models import MODELS
 from ..training.config import DEFAULT_ITERATIONS, SELECT_ON, TrainConfig, parse_crop, parse_key_values
 from ..training.recipes import DEFAULT_RECIPE, available_recipes
-from .options import dataset_option, device_option, seed_option
+from .options import dataset_option, device_option, train_seed_option
 
 _D = {name: f.default for name, f in TrainConfig.__dataclass_fields__.items()}
 _ITERATIONS = ", ".join([f"{e.iterations} for {m}" for m, e in MODELS.items() if e.iterations != DEFAULT_ITERATIONS]
@@ -68,7 +68,7 @@ def _explicit(ctx: click.Context, params: dict) -> dict:
 @click.option("--warmup", "warmup_iterations", type=int, default=_D["warmup_iterations"], show_default=True,
               help="Linear LR warm-up iterations before the poly decay.")
 @click.option("--crop", default=None, help="Training crop HxW [default: the recipe crop, or half the native size].")
-@seed_option
+@train_seed_option
 @device_option
 @click.option("--amp/--no-amp", default=None, help="Mixed precision [default: on for CUDA, off for CPU].")
 @click.option("--eval-every", type=int, default=_D["eval_every"], show_default=True,

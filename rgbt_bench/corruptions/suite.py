@@ -124,9 +124,11 @@ def _parse_entry(where: str, raw: Any) -> SuiteEntry:
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: options must be a mapping, got {options!r}")
     try:
-        resolved = get_corruption(name).resolve_options(**options)
+        corruption = get_corruption(name)
+        resolved = corruption.resolve_options(**options)
     except RgbtBenchError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
+    name = corruption.name  # an alias (ImageNet-C `fog`) is filed under the registered name (plasma_fog)
     label = raw.get("label", name)
     if not isinstance(label, str) or not LABEL_PATTERN.match(label) or label == "clean":
         raise ConfigError(f"{where}: label {label!r} is invalid; expected letters, digits, '_', '.', '-' "

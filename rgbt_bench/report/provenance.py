@@ -12,13 +12,15 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from .. import __version__
+from ..inference import describe
 from .load import Results
 from .notation import format_setting
 
 UNKNOWN = "unknown"
 # Columns every summary / leaderboard row carries (model-independent ones first).
 COLUMNS = ("rgbt_bench_version", "git_commit", "torch_version", "device", "dataset_fingerprint", "suite", "seeds",
-           "convention", "checkpoint_sha256", "selected_on")
+           "convention", "checkpoint_sha256", "selected_on", "inference")
+PER_MODEL = {"checkpoint_sha256": "checkpoints", "selected_on": "selected_on", "inference": "inference"}
 
 
 def _joined(values: Iterable[Any]) -> str:
@@ -73,6 +75,13 @@ def model_selection(results: Results) -> dict[str, str]:
             for model in results.models}
 
 
+def model_inference(results: Results) -> dict[str, str]:
+    """The evaluation mode of each model's cells ('whole', 'slide 240x320 stride 160x213', ...;
+    rgbt_bench.inference)."""
+    return {model: _joined(describe(c.record.identity.inference) for c in results.raw if c.record.key.model == model)
+            for model in results.models}
+
+
 def test_selected(results: Results) -> list[str]:
     """Models whose weights were selected on the test split: their test numbers are optimistically biased."""
     return [model for model, split in model_selection(results).items() if "test" in split.split(", ")]
@@ -100,15 +109,15 @@ def provenance(results: Results) -> dict[str, Any]:
         "convention": results.convention,
         "checkpoints": model_checkpoints(results),
         "selected_on": model_selection(results),
+        "inference": model_inference(results),
         "report_rgbt_bench_version": __version__,
     }
 
 
 def provenance_columns(block: dict[str, Any], model: str) -> dict[str, str]:
     """The flat provenance columns of one model's summary or leaderboard row."""
-    return {**{k: block[k] for k in COLUMNS if k not in ("checkpoint_sha256", "selected_on")},
-            "checkpoint_sha256": block["checkpoints"].get(model, UNKNOWN),
-            "selected_on": block["selected_on"].get(model, UNKNOWN)}
+    return {**{k: block[k] for k in COLUMNS if k not in PER_MODEL},
+            **{k: block[key].get(model, UNKNOWN) for k, key in PER_MODEL.items()}}
 
 
 LABELS = {"rgbt_bench_version": "rgbt-bench version (sweep)",
@@ -124,9 +133,9 @@ def label(key: str) -> str:
 
 def provenance_note(block: dict[str, Any]) -> str:
     """The block as Markdown lines (a trailing note under a table)."""
-    lines = [f"- {label(key)}: {value}" for key, value in block.items() if key not in ("checkpoints", "selected_on")]
-    lines += [f"- checkpoint {model}: sha256 {sha}, selected on {block['selected_on'].get(model, UNKNOWN)}"
-              for model, sha in block["checkpoints"].items()]
+    lines = [f"- {label(key)}: {value}" for key, value in block.items() if key not in PER_MODEL.values()]
+    lines += [f"- checkpoint {model}: sha256 {sha}, selected on {block['selected_on'].get(model, UNKNOWN)}, "
+              f"evaluated {block['inference'].get(model, UNKNOWN)}" for model, sha in block["checkpoints"].items()]
     return "\n".join(lines) + "\n"
 
 

@@ -4,8 +4,9 @@ A cell is one (model, dataset, split, corruption label, severity, corruption see
 record (``cells/<id>.json``) holds three kinds of fields, kept flat on disk:
 - the key (`CellKey`): which cell it is; `cell_id` names its files;
 - the identity (`CellIdentity`): what a finished cell must share with a run to be reused by it (weights,
-  data, corruption options, mIoU convention). `CellRecord.mismatch` is the one definition of "reusable",
-  used by the sweep's resume check and by `rgbt-bench run`'s stale-cell handling;
+  data and the `--limit` on it, corruption options, mIoU convention, evaluation mode: rgbt_bench.inference).
+  `CellRecord.mismatch` is the one definition of "reusable", used by the sweep's resume check and by
+  `rgbt-bench run`'s stale-cell handling;
 - what was measured and how (metrics, class names, the model's input convention, the split its weights were
   selected on ("test" for a checkpoint reproducing the published selection), device, timing, versions).
 
@@ -89,7 +90,9 @@ class CellIdentity:
     the rest describe the data and the setting, shared by every model of a sweep: the dataset's content
     fingerprint (rgbt_bench.datasets.fingerprint), the corruption (name, code version) and its options, the
     mIoU convention, and the batch size and mixed precision (a model's logits differ in the last bits between
-    batch sizes, enough to flip a pixel's argmax; AMP far more)."""
+    batch sizes, enough to flip a pixel's argmax; AMP far more), the first `limit` images of the split the sweep
+    evaluated (None: all of them) and the evaluation mode (`inference`: rgbt_bench.inference.InferenceMode.as_dict,
+    {"mode": "whole"} by default)."""
 
     model_spec: str
     preset: str
@@ -105,6 +108,8 @@ class CellIdentity:
     convention: str
     batch_size: int
     amp: bool
+    limit: Optional[int] = None
+    inference: dict[str, Any] = dataclasses.field(default_factory=lambda: {"mode": "whole"})
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -146,10 +151,11 @@ class CellRecord:
 
     def mismatch(self, identity: CellIdentity, model: bool = True) -> Optional[tuple[str, Any, Any]]:
         """None when this finished cell is reusable by a run whose cell has `identity`; else the first
-        differing field as (name, stored value, wanted value). The one definition of a reusable cell.
+        differing field as (name, stored value, wanted value), `limit` first (a limit changes the dataset
+        fingerprint too, and is what the user chose). The one definition of a reusable cell.
         `model=False` compares only the data and setting fields (not MODEL_FIELDS): whether a cell of another
         model (or of a model whose weights are not known yet) belongs with the run's cells at that setting."""
-        for f in dataclasses.fields(CellIdentity):
+        for f in sorted(dataclasses.fields(CellIdentity), key=lambda f: f.name != "limit"):
             if not model and f.name in MODEL_FIELDS:
                 continue
             stored, wanted = getattr(self.identity, f.name), getattr(identity, f.name)

@@ -34,6 +34,7 @@ from ..corruptions import CORRUPTION_VERSION, Suite, get_corruption, load_suite
 from ..datasets import RGBTDataset, open_dataset
 from ..datasets.fingerprint import dataset_fingerprint
 from ..errors import ConfigError, writing
+from ..inference import MODES, Inference, resolve_inference
 from ..loader import Loader
 from ..lock import OutputLock
 from ..metrics import CONVENTIONS, compute_metrics
@@ -42,11 +43,13 @@ from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
 from .cell import CellIdentity, CellKey, CellRecord, plain
+from .costs import model_costs
 from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
 from .plan import PlannedCell, group_cells, parse_seeds, plan_cells, settings_of
 from .progress import SweepProgress
+from .selection import effective_limit, first_images, parse_names, parse_severities, select
 from .stale import RunCells, move_aside, stale_cells
 from .store import CELL_DIR, cell_paths, is_done, write_cell, write_json
 from .timing import StageTimer
@@ -66,6 +69,10 @@ class SweepConfig:
     `replace_stale`: finished cells this sweep would not reuse (computed with other weights, data or
     settings, of a model of this sweep at a setting it does not evaluate, unreadable or of an older layout)
     are moved to `<out>/stale/` instead of being an error (what `rgbt-bench run` does).
+    `corruptions` / `severities`: restrict the suite (rgbt_bench.sweep.selection; None: all of it).
+    `limit`: evaluate the first `limit` images of the split (None: all). `inference`: whole, slide or
+    ms-flip with its `window` / `stride` or `scales` / `flip` (None: the mode's defaults; rgbt_bench.inference).
+    `efficiency`: measure each model's parameters, FLOPs and images/s into the manifest (rgbt_bench.efficiency).
     """
 
     models: list[str]
@@ -89,6 +96,15 @@ class SweepConfig:
     progress: bool = True
     command: Optional[str] = None
     replace_stale: bool = False
+    corruptions: Optional[list[str]] = None
+    severities: Optional[list[int]] = None
+    limit: Optional[int] = None
+    inference: str = "whole"
+    window: Optional[tuple[int, int]] = None
+    stride: Optional[tuple[int, int]] = None
+    scales: Optional[tuple[float, ...]] = None
+    flip: Optional[bool] = None
+    efficiency: bool = True
 
     def validate(self) -> None:
         """Raise ConfigError naming the first invalid value."""
@@ -106,6 +122,14 @@ class SweepConfig:
             raise ConfigError(f"seeds {self.seeds!r} are invalid; expected distinct integers >= 0")
         if self.train_seeds is not None:
             self.train_seeds = parse_seeds(self.train_seeds, "--train-seeds")
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"--limit must be >= 1 (the number of images to evaluate), got {self.limit}")
+        if self.corruptions is not None:
+            self.corruptions = parse_names(self.corruptions)
+        if self.severities is not None:
+            self.severities = parse_severities(self.severities)
+        if self.inference not in MODES:
+            raise MODES.unknown(self.inference)
 
 
 def _amp_dtype(amp: bool, device: torch.device) -> Optional[torch.dtype]:
@@ -135,8 +159,10 @@ class Sweep:
         self.out = Path(config.out).expanduser()
         self.timer = StageTimer(ctx.device)
         self.amp_dtype = _amp_dtype(config.amp, ctx.device)
-        self.suite: Suite = load_suite(config.suite)
-        self.dataset: RGBTDataset = open_dataset(config.dataset, config.split, **config.dataset_options)
+        self.suite: Suite = select(load_suite(config.suite), config.corruptions, config.severities)
+        full = open_dataset(config.dataset, config.split, **config.dataset_options)
+        self.limit = effective_limit(config.limit, len(full))
+        self.dataset: RGBTDataset = first_images(full, self.limit)
         self.info = self.dataset.info
         self.convention = config.convention or self.info.convention
         self.refs: list[ModelRef] = attach_checkpoints(
@@ -145,6 +171,10 @@ class Sweep:
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
         self.dataset.check_one_size()
+        self.image_size = tuple(self.dataset[0].label.shape)
+        self.inference = resolve_inference(config.inference, window=config.window, stride=config.stride,
+                                           scales=config.scales, flip=config.flip, dataset=self.info.name,
+                                           image_size=self.image_size)
         self.fingerprint = dataset_fingerprint(self.dataset)
 
     # ----- notes ------------------------------------------------------------------------------------------
@@ -176,7 +206,7 @@ class Sweep:
                             dataset_options=self.config.dataset_options, corruption_name=s.corruption,
                             corruption_version=None if s.clean else CORRUPTION_VERSION, options=options,
                             convention=self.convention, batch_size=self.config.batch_size,
-                            amp=self.amp_dtype is not None)
+                            amp=self.amp_dtype is not None, limit=self.limit, inference=self.inference.as_dict())
 
     def _record(self, cell: PlannedCell, per_image: np.ndarray, pass_s: float) -> CellRecord:
         """The finished cell's record."""
@@ -224,16 +254,18 @@ class Sweep:
                       f"{', ...' if len(torn) > 1 else ''}): an interrupted write or a damaged file", always=True)
         return [cell.key.cell_id for cell in pending]
 
-    def _start_manifest(self, extra: dict[str, Any]) -> None:
+    def _start_manifest(self, extra: dict[str, Any], efficiency: dict[str, Optional[dict[str, Any]]]) -> None:
         path = self.out / MANIFEST
         manifest = build_manifest(
             command=self.config.command, device=self.ctx.device, world_size=self.ctx.world_size,
             dataset={"spec": self.dataset.spec, "name": self.info.name, "split": self.config.split,
                      "fingerprint": self.fingerprint,
-                     "options": self.config.dataset_options, "num_images": len(self.dataset),
+                     "options": self.config.dataset_options, "num_images": len(self.dataset), "limit": self.limit,
+                     "image_size": list(self.image_size),
                      "class_names": list(self.info.class_names), "ignore_index": self.info.ignore_index,
                      "convention": self.convention},
-            suite=self.suite, models=[{**r.describe(), "preset": self.config.preset} for r in self.refs],
+            suite=self.suite, models=[{**r.describe(), "preset": self.config.preset, "efficiency": efficiency[r.name]}
+                                      for r in self.refs],
             seeds=list(self.config.seeds),
             settings={k: v for k, v in asdict(self.config).items() if k not in ("models", "checkpoints", "command")})
         with self._writing():
@@ -285,8 +317,9 @@ class Sweep:
                            cfg.split)
         distributed.on_main(lambda: self._check_directory(cells, models_known=False), ctx)
         train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
-        models = load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
-                             lambda text: self.note(text, always=True))
+        models = {name: Inference(model, self.inference) for name, model in
+                  load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
+                              lambda text: self.note(text, always=True)).items()}
         distributed.on_main(lambda: self._check_directory(cells, models_known=True), ctx)
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
         pending = [c for c in cells if c.key.cell_id in pending_ids]
@@ -294,13 +327,18 @@ class Sweep:
         plan = {"models": list(dict.fromkeys(r.name for r in self.refs)),
                 "replicas": [list(r.replica) for r in self.refs],
                 "settings": list(dict.fromkeys((c.key.corruption, c.key.severity, c.key.seed) for c in cells))}
+        efficiency = distributed.on_main(lambda: model_costs(
+            self.refs, models, self.out / MANIFEST, self.image_size, ctx.device, cfg.batch_size, self.amp_dtype,
+            self.inference, self.note) if cfg.efficiency else {r.name: None for r in self.refs}, ctx)
         distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
-                                                          "cells_pending": len(pending), "plan": plan}), ctx)
+                                                          "cells_pending": len(pending), "plan": plan,
+                                                          "inference": self.inference.as_dict()}, efficiency), ctx)
+        images = f"the first {len(self.dataset)} images (--limit)" if self.limit else f"{len(self.dataset)} images"
         self.note(f"sweep: {len(cells)} cells ({len(self.refs)} trained models x {len(cells) // len(self.refs)} "
                   f"settings), "
                   f"{len(cells) - len(pending)} already done, {len(pending)} to compute in {len(groups)} pass(es) "
-                  f"over {len(self.dataset)} images of {self.dataset.spec}/{cfg.split} on {ctx.device}"
-                  + (f" x {ctx.world_size} processes" if ctx.enabled else ""))
+                  f"over {images} of {self.dataset.spec}/{cfg.split}, inference {self.inference.describe()}, "
+                  f"on {ctx.device}" + (f" x {ctx.world_size} processes" if ctx.enabled else ""))
         shard = len(distributed.shard_indices(len(self.dataset), ctx))
         start = time.perf_counter()
         with SweepProgress(len(pending), shard * len(groups), cfg.progress and ctx.is_main) as progress:

@@ -1,14 +1,19 @@
-"""Live display of a sweep: cells written / total, images per second and time left (rich).
+"""Progress of a sweep: cells written / total, images per second and time left.
 
-The bar counts images decoded over all passes of this invocation (one pass per cell group), so the rate is
-this process's decode-and-evaluate throughput and the ETA covers the remaining passes. The display is
-off when disabled or when stderr is not a terminal (pipes, CI, tests); nothing is printed then.
+The count is of images decoded over all passes of this invocation (one pass per cell group), so the rate
+is this process's decode-and-evaluate throughput and the ETA covers the remaining passes. On a terminal it
+is a live rich display; when stderr is not a terminal (a pipe, a CI log) it is a plain line at a steady
+interval (rgbt_bench.console.LoggedProgress):
+
+    sweep: cells 12/60, images 340/800 (42%), 23.1 images/s, elapsed 0:00:15, ETA 0:00:20, pass 2/5
 """
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
+
+from ..console import LoggedProgress, clock, stderr_console
 
 
 class ImagesPerSecond(ProgressColumn):
@@ -19,17 +24,27 @@ class ImagesPerSecond(ProgressColumn):
         return Text("-- img/s" if speed is None else f"{speed:.1f} img/s")
 
 
+def plain_line(task: Task) -> str:
+    """The sweep's progress as one line of text."""
+    speed = task.finished_speed or task.speed
+    rate = f", {speed:.1f} images/s" if speed else ""
+    status = f", {task.fields['status']}" if task.fields.get("status") else ""
+    return (f"sweep: cells {task.fields['cells']}, images {task.completed:g}/{task.total:g} "
+            f"({100 * task.completed / task.total:.0f}%){rate}, elapsed {clock(task.elapsed)}, "
+            f"ETA {clock(0.0 if task.finished else task.time_remaining)}{status}")
+
+
 class SweepProgress:
-    """Context manager around a rich Progress: `advance(images)` and `cells_done(n)` update it."""
+    """Context manager around a LoggedProgress: `advance(images)` and `cells_done(n)` update it."""
 
     def __init__(self, total_cells: int, total_images: int, enabled: bool, console: Console | None = None):
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self.total_cells = total_cells
         self.done = 0
-        self.progress = Progress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("cells {task.fields[cells]}"),
-                                 ImagesPerSecond(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                                 TextColumn("{task.fields[status]}"), console=self.console,
-                                 disable=not (enabled and self.console.is_terminal))
+        self.progress = LoggedProgress(TextColumn("[bold]sweep"), BarColumn(), TextColumn("cells {task.fields[cells]}"),
+                                       ImagesPerSecond(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                                       TextColumn("{task.fields[status]}"), console=self.console,
+                                       disable=not enabled or total_cells == 0, line=plain_line)
         self.task = self.progress.add_task("sweep", total=max(total_images, 1), cells=self._cells(), status="")
 
     def _cells(self) -> str:

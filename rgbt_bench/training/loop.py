@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from ..console import LoggedProgress, stderr_console
 from ..datasets import open_dataset
 from ..errors import CheckpointError, ConfigError, RgbtBenchError, writing
 from ..models import build_model, resolve_builder
@@ -101,7 +101,7 @@ class Trainer:
     def __init__(self, config: TrainConfig, ctx: distributed.DistContext):
         self.config = config
         self.ctx = ctx
-        self.console = Console(stderr=True)
+        self.console = stderr_console()
         resolve_builder(config.model)
         opts = dict(config.dataset_options)
         self.train_set = open_dataset(config.dataset, "train", **opts)
@@ -298,10 +298,10 @@ class Trainer:
         self.scaler.update()
         return values
 
-    def _progress(self) -> Progress:
-        return Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=self.console,
-                        disable=not (self.ctx.is_main and self.config.progress))
+    def _progress(self) -> LoggedProgress:
+        return LoggedProgress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                              TimeRemainingColumn(), TextColumn("{task.fields[status]}"), console=self.console,
+                              disable=not (self.ctx.is_main and self.config.progress), unit="iterations")
 
     def run(self) -> Path:
         cfg = self.config

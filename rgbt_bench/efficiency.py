@@ -1,0 +1,135 @@
+"""A model's cost measured on the machine that evaluates it: parameters, FLOPs per image, images per second.
+
+- parameters: every parameter of the model (buffers such as BatchNorm statistics excluded), as papers count.
+- FLOPs: one forward pass of one image at the given size (the dataset's native resolution), in the sweep's
+  evaluation mode, counted by torch.utils.flop_counter.FlopCounterMode. It counts the matrix-multiply-like
+  operators (convolutions, transposed convolutions, mm / bmm / addmm / linear, scaled-dot-product
+  attention) and counts a multiply-add as 2 FLOPs. Element-wise operations, normalisation, softmax,
+  interpolation and grid sampling (Mask2Former's deformable attention) are not counted. fvcore, mmcv's
+  get_model_complexity_info and most segmentation papers count a multiply-add as ONE "FLOP": their GFLOPs
+  are our `gmacs` (= gflops / 2).
+- images per second: the forward pass alone (no data loading, corruption or metric), on random inputs of
+  the given size, `batch_size` images per call, under torch.inference_mode (and autocast when the sweep uses
+  AMP); `warmup` untimed calls, then the median over `repeats` timed calls (CUDA synchronised around each).
+  It depends on the device, its load and the thread count, which are recorded with it.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+WARMUP = 2
+REPEATS = 5
+MANIFEST = "run.json"
+COLUMNS = ("params", "gflops", "gmacs", "images_per_s", "batch_size", "device_name")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """The cost of one model at `image_size` (H, W): see the module docstring for what each number counts."""
+
+    params: int
+    flops: int
+    image_size: tuple[int, int]
+    images_per_s: float
+    batch_size: int
+    warmup: int
+    repeats: int
+    device: str
+    device_name: str
+    amp: bool
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+    @property
+    def gmacs(self) -> float:
+        """Multiply-adds, 1e9 of them: what fvcore / mmcv and most papers call GFLOPs."""
+        return self.flops / 2e9
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "image_size": list(self.image_size), "gflops": self.gflops, "gmacs": self.gmacs}
+
+
+def format_count(n: float) -> str:
+    """254510053 -> '254.51M', 185811 -> '185.8K', 640 -> '640'."""
+    if n >= 1e6:
+        return f"{n / 1e6:.2f}M"
+    return f"{n / 1e3:.1f}K" if n >= 1e3 else f"{n:g}"
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _inputs(batch: int, size: tuple[int, int], device: torch.device, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    rgb = torch.rand((batch, 3, *size), generator=gen)
+    thermal = torch.rand((batch, 1, *size), generator=gen)
+    return rgb.to(device), thermal.to(device)
+
+
+def count_flops(model: nn.Module, size: tuple[int, int], device: torch.device) -> int:
+    """FLOPs of one forward pass of one image of `size` (2 per multiply-add; FlopCounterMode)."""
+    rgb, thermal = _inputs(1, size, device, seed=0)
+    # FlopCounterMode's module tracker hooks the gradient of every module input that requires grad, which
+    # fails without autograd when a parameter is itself a module input (Mask2Former's learned queries go
+    # through a LayerNorm): parameters are frozen while counting
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in trainable:
+            p.requires_grad_(False)
+        with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+            model(rgb, thermal)
+    finally:
+        for p in trainable:
+            p.requires_grad_(True)
+    return int(counter.get_total_flops())
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(model: nn.Module, size: tuple[int, int], device: torch.device, batch_size: int = 1, *,
+            warmup: int = WARMUP, repeats: int = REPEATS, amp_dtype: Optional[torch.dtype] = None,
+            device_name: str = "") -> Efficiency:
+    """Parameters, FLOPs per image and forward images per second of `model` (in eval mode) at `size`."""
+    model.eval()
+    flops = count_flops(model, size, device)
+    rgb, thermal = _inputs(batch_size, size, device, seed=1)
+    times = []
+    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                                                enabled=amp_dtype is not None):
+        for i in range(warmup + repeats):
+            _sync(device)
+            start = time.perf_counter()
+            model(rgb, thermal)
+            _sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return Efficiency(params=count_parameters(model), flops=flops, image_size=tuple(size),
+                      images_per_s=batch_size / max(statistics.median(times), 1e-12), batch_size=batch_size,
+                      warmup=warmup, repeats=repeats, device=str(device), device_name=device_name,
+                      amp=amp_dtype is not None)
+
+
+def read_efficiency(results_dir: str | Path) -> pd.DataFrame:
+    """One row per model of a sweep's manifest (run.json) that recorded its efficiency: model, params, gflops,
+    gmacs, images_per_s, batch_size, device_name (and the rest of `Efficiency.as_dict`). Empty when none did
+    (an older sweep, or one run with --no-efficiency)."""
+    from .report.load import read_manifest
+
+    rows = [{"model": entry.get("name"), **entry["efficiency"]}
+            for entry in read_manifest(Path(results_dir)).get("models", []) if entry.get("efficiency")]
+    return pd.DataFrame(rows, columns=None if rows else ["model", *COLUMNS])

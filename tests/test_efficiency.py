@@ -1,0 +1,70 @@
+"""Model cost (rgbt_bench.efficiency): FLOPs against the multiply-add count of the layers, the record, the reader."""
+import pandas as pd
+import torch
+from torch import nn
+
+from rgbt_bench.efficiency import count_flops, format_count, measure, read_efficiency
+from rgbt_bench.inference import Inference, resolve_inference
+from rgbt_bench.models.registry import MODELS, build_model
+from rgbt_bench.sweep.store import write_json
+
+CPU = torch.device("cpu")
+
+
+class ConvLinear(nn.Module):
+    """A 3x3 convolution (4 -> 8 channels) and a per-pixel linear layer (8 -> 5 classes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+        self.linear = nn.Linear(8, 5)
+
+    def forward(self, rgb, thermal):
+        x = self.conv(torch.cat([rgb, thermal], 1))
+        return self.linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+
+
+def macs(h, w):
+    """Multiply-adds of ConvLinear on one h x w image: conv 8 outputs x 4 inputs x 9 taps, linear 8 x 5."""
+    return h * w * (8 * 4 * 9 + 8 * 5)
+
+
+def test_flops_count_two_per_multiply_add():
+    assert count_flops(ConvLinear(), (6, 10), CPU) == 2 * macs(6, 10)
+
+
+def test_flops_follow_the_evaluation_mode():
+    model = ConvLinear()
+    ms = resolve_inference("ms-flip", scales=[0.5, 1.0], flip=True, image_size=(8, 12))
+    # per flip: one pass at 4x6 and one at 8x12 (the softmax and resizes are not multiply-adds)
+    assert count_flops(Inference(model, ms), (8, 12), CPU) == 2 * 2 * (macs(4, 6) + macs(8, 12))
+    slide = resolve_inference("slide", window=(8, 8), stride=(8, 4), image_size=(8, 12))
+    assert count_flops(Inference(model, slide), (8, 12), CPU) == 2 * 2 * macs(8, 8)  # windows [0,8) and [4,12)
+
+
+def test_every_registered_model_is_counted():
+    # Mask2Former (CRM) feeds a parameter to a module: FlopCounterMode's module hooks must cope
+    for name in MODELS:
+        model = build_model(name, 9, "tiny").eval()
+        assert count_flops(model, (32, 40), CPU) > 0, name
+
+
+def test_measure_records_what_it_measured():
+    model = ConvLinear()
+    cost = measure(model, (6, 10), CPU, batch_size=3, warmup=1, repeats=3, device_name="test cpu")
+    assert cost.params == sum(p.numel() for p in model.parameters()) == 4 * 8 * 9 + 8 + 8 * 5 + 5
+    assert cost.flops == 2 * macs(6, 10) and cost.gmacs == macs(6, 10) / 1e9 and cost.gflops == 2 * cost.gmacs
+    assert cost.images_per_s > 0 and (cost.batch_size, cost.warmup, cost.repeats) == (3, 1, 3)
+    record = cost.as_dict()
+    assert record["image_size"] == [6, 10] and record["device_name"] == "test cpu" and record["amp"] is False
+    assert format_count(254_510_053) == "254.51M" and format_count(185_811) == "185.8K" and format_count(341) == "341"
+
+
+def test_read_efficiency_from_the_manifest(tmp_path):
+    entry = {"params": 10, "flops": 4, "gflops": 4e-9, "gmacs": 2e-9, "images_per_s": 5.0, "batch_size": 2,
+             "device_name": "cpu"}
+    write_json(tmp_path / "run.json", {"models": [{"name": "a", "efficiency": entry}, {"name": "b"}]})
+    frame = read_efficiency(tmp_path)
+    assert frame["model"].tolist() == ["a"] and frame.loc[0, "params"] == 10 and frame.loc[0, "images_per_s"] == 5.0
+    empty = read_efficiency(tmp_path / "nowhere")
+    assert isinstance(empty, pd.DataFrame) and empty.empty and "images_per_s" in empty.columns
