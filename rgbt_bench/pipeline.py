@@ -84,7 +84,8 @@ def train_models(config: RunConfig, image_size: tuple[int, int], echo: Callable[
     runs = sorted((p.config for p in plans.values() if p.state != cache.READY),
                   key=lambda c: -step_cost(c.model) * c.iterations)
     jobs, threads = config.processes(len(runs))
-    map_in_processes(train, runs, jobs, threads, "training", label=lambda run: run.model)
+    map_in_processes(train, runs, jobs, threads, "training",
+                     label=lambda run: f"{run.model}@{run.seed}" if several else run.model)
     return {name: plan.outcome for name, plan in plans.items()}
 
 

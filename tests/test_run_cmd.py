@@ -138,3 +138,19 @@ def test_bad_options_are_one_line_errors(tmp_path):
         write_suite("default", [5], blocked / "out")
     result = CliRunner().invoke(cli, ["run", "--severities", "1,x", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0 and isinstance(result.exception, ConfigError)
+
+
+def test_parallel_training_lines_name_the_replica(tmp_path, monkeypatch):
+    """With several training seeds every parallel run's lines carry model@seed (they all said "[crm]" before)."""
+    import rgbt_bench.pipeline as pipeline
+    seen = {}
+
+    def fake_map(fn, runs, jobs, threads, what, label=None):
+        seen.update({label(run): run.seed for run in runs})
+        return []
+
+    monkeypatch.setattr(pipeline, "map_in_processes", fake_map)
+    config = RunConfig(out=str(tmp_path / "out"), models="crm,mfnet", train_seeds="0,1", quick=True,
+                       models_dir=str(tmp_path / "models"), progress=False)
+    train_models(config, (32, 40), lambda text: None)
+    assert seen == {"crm@0": 0, "crm@1": 1, "mfnet@0": 0, "mfnet@1": 1}

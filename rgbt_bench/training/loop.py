@@ -320,7 +320,8 @@ class Trainer:
                                           if self.ctx.device.type == "cuda" else None,
                                           find_unused_parameters=self.objective.uses_model_loss)
         self.model.train()
-        for line in recipe_lines(cfg) if cfg.recipe else ["no recipe: the settings given by the caller"]:
+        default = "no --recipe: TrainConfig's defaults (the bundled tiny_synthetic recipe) and the values given"
+        for line in recipe_lines(cfg) if cfg.recipe else [default]:
             self._note(line)
         self._note(f"training {cfg.model} ({cfg.preset}) on {cfg.dataset}: {len(self.train_set)} train images, "
                    f"crop {self.crop[0]}x{self.crop[1]}, batch {cfg.batch_size} over {self.ctx.world_size} "
