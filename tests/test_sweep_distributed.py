@@ -54,3 +54,19 @@ def test_two_process_sweep_equals_one_process(tmp_path):
         np.testing.assert_array_equal(got.per_image, cell.per_image)
         assert list(got.names) == list(cell.names) and got.record.metrics == cell.record.metrics
         assert got.record.world_size == 2 and got.record.identity.num_images == 7
+
+
+def test_ranks_that_read_other_files_are_refused(monkeypatch):
+    """A node whose copy of the data (or of a checkpoint) differs from rank 0's stops every rank with one line
+    naming it, instead of writing cells that mix two datasets."""
+    import pytest
+
+    from rgbt_bench.errors import ConfigError
+    from rgbt_bench.sweep import distributed
+    ctx = distributed.DistContext(rank=0, world_size=2, local_rank=0, device=torch.device("cpu"))
+    mine = {"dataset fingerprint": "abc", "checkpoint of a@0": "111"}
+    monkeypatch.setattr(distributed, "all_gather_objects", lambda obj, ctx: [obj, {**obj, "dataset fingerprint": "x"}])
+    with pytest.raises(ConfigError, match=r"rank 1 read other files than rank 0 \(dataset fingerprint differs\)"):
+        distributed.require_same(mine, ctx)
+    monkeypatch.setattr(distributed, "all_gather_objects", lambda obj, ctx: [obj, dict(obj)])
+    distributed.require_same(mine, ctx)

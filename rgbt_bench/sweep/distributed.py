@@ -3,7 +3,9 @@
 Rank r evaluates the images r, r + world, r + 2*world, ... (no DistributedSampler padding, whose duplicates
 would be counted; torch DistributedSampler pads with duplicates). Per-image results are gathered to rank 0 and
 interleaved back into dataset order, so a sharded sweep writes exactly the arrays one process would.
-A user error on any rank is shared with all ranks, so every process stops with the same message instead of
+Every rank must read the same data and weights (`require_same`: on several nodes each reads its own copy of
+the files, and a node with other files would write cells mixing two datasets). A user error on any rank is
+shared with all ranks, so every process stops with the same message instead of
 waiting forever in a collective; a process that dies makes the others stop with PeerLostError, and the cells
 rank 0 wrote before stay valid for a rerun with any number of processes. Process-group setup is the training
 package's (gloo on CPU, nccl on CUDA).
@@ -15,13 +17,13 @@ from typing import Any, Callable, Optional, TypeVar
 import numpy as np
 import torch.distributed as dist
 
-from ..errors import RgbtBenchError
+from ..errors import ConfigError, RgbtBenchError
 from ..training.distributed import DistContext, PeerLostError, all_gather_objects, barrier, peers, setup, teardown
 
 T = TypeVar("T")
 
 __all__ = ["DistContext", "PeerLostError", "barrier", "collective", "interleave", "on_main", "setup", "shard_indices",
-           "teardown"]
+           "require_same", "teardown"]
 
 
 def shard_indices(n: int, ctx: DistContext) -> range:
@@ -61,6 +63,18 @@ def collective(fn: Callable[[], T], ctx: DistContext) -> list[T]:
     gathered = all_gather_objects((error, result), ctx)
     _raise_first([e for e, _ in gathered])
     return [r for _, r in gathered]
+
+
+def require_same(values: dict[str, Any], ctx: DistContext) -> None:
+    """ConfigError on every rank when any rank's `values` (what it read: dataset fingerprint, checkpoint hashes)
+    differ from rank 0's, naming the rank and the entries that differ."""
+    gathered = all_gather_objects(values, ctx)
+    for rank, other in enumerate(gathered):
+        differ = [key for key in values if other.get(key) != gathered[0].get(key)]
+        if differ:
+            verb = "differs" if len(differ) == 1 else "differ"
+            raise ConfigError(f"rank {rank} read other files than rank 0 ({', '.join(differ)} {verb}); every node "
+                              f"must read the same dataset and checkpoints (copy them, or use a shared filesystem)")
 
 
 def on_main(fn: Callable[[], T], ctx: DistContext) -> T:

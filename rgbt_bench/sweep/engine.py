@@ -320,6 +320,8 @@ class Sweep:
         models = {name: Inference(model, self.inference) for name, model in
                   load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
                               lambda text: self.note(text, always=True)).items()}
+        distributed.require_same({"dataset fingerprint": self.fingerprint,
+                                  **{f"checkpoint of {r.name}@{r.train_seed}": r.sha256 for r in self.refs}}, ctx)
         distributed.on_main(lambda: self._check_directory(cells, models_known=True), ctx)
         pending_ids = set(distributed.on_main(lambda: self._pending(cells), ctx))
         pending = [c for c in cells if c.key.cell_id in pending_ids]
