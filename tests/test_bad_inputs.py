@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 from fixtures_real import truncate, write_mfnet, write_png
-from torch import nn
-from user_model_example import build
-
 from matplotlib.figure import Figure
 from test_report import HAND, write_results
+from torch import nn
+from user_model_example import build
 
 from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.cli import main

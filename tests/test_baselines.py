@@ -11,6 +11,7 @@ from rgbt_bench.models.registry import build_model
 from rgbt_bench.models.resnet import build_resnet, load_pretrained
 from rgbt_bench.models.rtfnet import build_rtfnet
 
+
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fixtures_real import write_mfnet
 from click.testing import CliRunner
+from fixtures_real import write_mfnet
 from rich.console import Console
 from test_report import matrix, write_results
 

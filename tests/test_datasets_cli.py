@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from fixtures_real import kp_paths, truncate, write_kp, write_mfnet, write_png
+
 from rgbt_bench.cli import cli, main
 
 WIDE = {"COLUMNS": "250"}  # rich wraps tables at the terminal width

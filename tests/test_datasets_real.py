@@ -7,11 +7,20 @@ import re
 import numpy as np
 import pytest
 import torch
+from fixtures_real import (
+    blocks,
+    gradient,
+    kp_paths,
+    truncate,
+    write_jpeg,
+    write_kp,
+    write_mfnet,
+    write_png,
+    write_pst900,
+)
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from fixtures_real import (blocks, gradient, kp_paths, truncate, write_jpeg, write_kp, write_mfnet, write_png,
-                           write_pst900)
 from rgbt_bench.batch import collate
 from rgbt_bench.datasets import dataset_class, open_dataset
 from rgbt_bench.datasets.verify import problems, verify_dataset

@@ -24,9 +24,9 @@ from rgbt_bench.cli import main
 from rgbt_bench.datasets import open_dataset
 from rgbt_bench.datasets.io import FileError
 from rgbt_bench.errors import DataError
+from rgbt_bench.lock import OutputLock
 from rgbt_bench.sweep import store
 from rgbt_bench.sweep.engine import SweepConfig, run_sweep
-from rgbt_bench.lock import OutputLock
 from rgbt_bench.sweep.store import read_cells
 
 REPO = Path(__file__).resolve().parents[1]

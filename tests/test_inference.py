@@ -5,8 +5,20 @@ from torch import nn
 from user_model_example import build
 
 from rgbt_bench.errors import ConfigError
-from rgbt_bench.inference import (MS_FLIP, MS_SCALES, SLIDE, WHOLE, Inference, InferenceMode, describe,
-                                  parse_scales, parse_size, resolve_inference, scaled_size, windows)
+from rgbt_bench.inference import (
+    MS_FLIP,
+    MS_SCALES,
+    SLIDE,
+    WHOLE,
+    Inference,
+    InferenceMode,
+    describe,
+    parse_scales,
+    parse_size,
+    resolve_inference,
+    scaled_size,
+    windows,
+)
 
 SIZE = (24, 40)
 

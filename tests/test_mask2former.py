@@ -7,9 +7,16 @@ import torch
 import torch.nn.functional as F
 
 from rgbt_bench.errors import ConfigError, DataError
-from rgbt_bench.models.mask2former import (HungarianMatcher, Mask2FormerHead, Mask2FormerLoss, MSDeformAttn,
-                                           hungarian_assignment, ms_deform_attn_sample, semantic_inference,
-                                           semantic_targets)
+from rgbt_bench.models.mask2former import (
+    HungarianMatcher,
+    Mask2FormerHead,
+    Mask2FormerLoss,
+    MSDeformAttn,
+    hungarian_assignment,
+    ms_deform_attn_sample,
+    semantic_inference,
+    semantic_targets,
+)
 from rgbt_bench.models.mask2former.pixel_decoder import encoder_reference_points
 from rgbt_bench.models.mask2former.position import sine_position_embedding
 

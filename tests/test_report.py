@@ -13,8 +13,13 @@ import pytest
 from rgbt_bench.cli import main
 from rgbt_bench.errors import ConfigError, DataError
 from rgbt_bench.metrics import compute_metrics
-from rgbt_bench.report.bootstrap import (batched_miou, bootstrap_miou, paired_bootstrap, percentile_interval,
-                                         resample_counts)
+from rgbt_bench.report.bootstrap import (
+    batched_miou,
+    bootstrap_miou,
+    paired_bootstrap,
+    percentile_interval,
+    resample_counts,
+)
 from rgbt_bench.report.build import build_report
 from rgbt_bench.report.load import load_results
 from rgbt_bench.report.robustness import Reference, choose_reference, robustness_tables

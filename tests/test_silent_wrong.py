@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 import torch
 from fixtures_real import write_mfnet, write_pst900
-from test_report import write_results, matrix
+from test_report import matrix, write_results
 from user_model_example import build
 
 from rgbt_bench.checkpoint import save_checkpoint

@@ -15,11 +15,11 @@ from rgbt_bench.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.corruptions import apply_corruption
 from rgbt_bench.datasets import open_dataset
+from rgbt_bench.datasets.fingerprint import dataset_fingerprint
 from rgbt_bench.errors import CheckpointError, ConfigError, RgbtBenchError
 from rgbt_bench.metrics import compute_metrics
 from rgbt_bench.models.registry import build_model
 from rgbt_bench.sweep import SweepConfig, run_sweep
-from rgbt_bench.datasets.fingerprint import dataset_fingerprint
 from rgbt_bench.sweep.store import read_cells
 
 SIZE = [32, 40]

@@ -12,8 +12,8 @@ from rgbt_bench.metrics import ConfusionMatrix
 from rgbt_bench.sweep.batch_confusion import LabelBins
 from rgbt_bench.sweep.distributed import DistContext, interleave, shard_indices
 from rgbt_bench.sweep.models import attach_checkpoints, parse_checkpoints, parse_models
-from rgbt_bench.training.cache import cache_path
 from rgbt_bench.sweep.plan import CLEAN, CLEAN_SEED, by_setting, group_cells, parse_seeds, plan_cells, settings_of
+from rgbt_bench.training.cache import cache_path
 
 SUITE = Suite("s", "", [SuiteEntry("fogA", "plasma_fog", [1, 3], {}),
                         SuiteEntry("drop", "rgb_missing", [5], {"fill": "mean"})])

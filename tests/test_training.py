@@ -13,8 +13,7 @@ from rgbt_bench.datasets import DATASETS, open_dataset
 from rgbt_bench.datasets.synthetic import SyntheticRGBT
 from rgbt_bench.models import build_model
 from rgbt_bench.models.loading import model_from_checkpoint
-from rgbt_bench.training import TrainConfig, evaluate, train
-from rgbt_bench.training import loop
+from rgbt_bench.training import TrainConfig, evaluate, loop, train
 
 USER_MODEL = "tests.user_model_example:build"
 TINY_DATA = {"size": [32, 40], "counts": [16, 5, 4]}

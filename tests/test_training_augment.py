@@ -5,8 +5,16 @@ import pytest
 import torch
 
 from rgbt_bench.batch import Sample, SampleMeta
-from rgbt_bench.training.augment import (AugmentedDataset, AugmentParams, augment_sample, jitter_rgb,
-                                         jitter_thermal, resized_size, sample_seed, shortest_edge_size)
+from rgbt_bench.training.augment import (
+    AugmentedDataset,
+    AugmentParams,
+    augment_sample,
+    jitter_rgb,
+    jitter_thermal,
+    resized_size,
+    sample_seed,
+    shortest_edge_size,
+)
 from rgbt_bench.training.data import EpochSampler, train_loader
 from rgbt_bench.training.photometric import hsv_to_rgb, rgb_to_hsv, ssd_distort
 

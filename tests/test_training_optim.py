@@ -2,10 +2,10 @@
 import pytest
 import torch
 from torch import nn
+from user_model_example import build
 
 from rgbt_bench.models.crm import build_crm
 from rgbt_bench.training.optim import NORM_TYPES, build_optimizer, param_groups, poly_factor, schedule_step, set_lr
-from user_model_example import build
 
 
 class TableModel(nn.Module):

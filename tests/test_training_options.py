@@ -9,8 +9,7 @@ import torch
 from rgbt_bench.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from rgbt_bench.cli import main
 from rgbt_bench.errors import CheckpointError
-from rgbt_bench.training import TrainConfig, train
-from rgbt_bench.training import distributed, loop
+from rgbt_bench.training import TrainConfig, distributed, loop, train
 from rgbt_bench.training.selection import selected_on, selection_warning
 
 USER_MODEL = "tests.user_model_example:build"

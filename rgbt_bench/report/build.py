@@ -30,8 +30,7 @@ from .provenance import mixed_suites_note, provenance, provenance_columns, prove
 from .qualitative import parse_setting, qualitative_grid
 from .replicas import STD_SUFFIX, TRAIN_SEEDS, seeds_note
 from .robustness import Reference, choose_reference, robustness_tables
-from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, \
-    write_table
+from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, write_table
 
 REPORT_DIR = "report"
 LATEX_DIR = "latex"

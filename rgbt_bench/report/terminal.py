@@ -10,7 +10,6 @@ from typing import Iterable, Optional
 import pandas as pd
 from rich.table import Table
 
-
 MISSING = "-"
 
 

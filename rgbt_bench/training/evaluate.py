@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from ..batch import collate
-from ..loader import Loader
 from ..errors import ConfigError
+from ..loader import Loader
 from ..metrics import ConfusionMatrix, SegMetrics, compute_metrics
 
 
