@@ -71,7 +71,7 @@ class BusySampler:
                 return
             self._stop.wait(self.period_ms / 1000)
 
-    def __enter__(self) -> "BusySampler":
+    def __enter__(self) -> BusySampler:
         smi = shutil.which("nvidia-smi")
         if smi:  # one process streaming a sample per period, rather than a process per sample
             self._proc = subprocess.Popen([smi, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits",
@@ -137,7 +137,7 @@ def sweep_rows(work: Path, tree: Path, checkpoints: dict[str, str], preset: str,
 class _NoSampler:
     busy = None
 
-    def __enter__(self) -> "_NoSampler":
+    def __enter__(self) -> _NoSampler:
         return self
 
     def __exit__(self, *exc) -> None:

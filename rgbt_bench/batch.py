@@ -53,7 +53,7 @@ class Batch:
     def __len__(self) -> int:
         return self.rgb.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> Batch:
         return replace(
             self,
             rgb=self.rgb.to(device, non_blocking=non_blocking),
@@ -61,13 +61,13 @@ class Batch:
             label=self.label.to(device, non_blocking=non_blocking),
         )
 
-    def pin_memory(self) -> "Batch":
+    def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True) for custom batch types."""
         return replace(
             self, rgb=self.rgb.pin_memory(), thermal=self.thermal.pin_memory(), label=self.label.pin_memory()
         )
 
-    def with_images(self, rgb: torch.Tensor, thermal: torch.Tensor) -> "Batch":
+    def with_images(self, rgb: torch.Tensor, thermal: torch.Tensor) -> Batch:
         """A copy with replaced images (used by corruptions); labels and metadata are shared."""
         return replace(self, rgb=rgb, thermal=thermal)
 

@@ -201,7 +201,7 @@ def test_provenance_in_report_json_summary_and_leaderboard(built, tmp_path):
                                   check_dtype=False, atol=1e-4)
     lines, note = markdown_table(paths[2].read_text())
     assert lines[0].startswith("| group | rank | model |") and f"- checkpoint A: sha256 {SHA['A']}" in note
-    assert f"git commit (sweep): c0ffee" in note
+    assert "git commit (sweep): c0ffee" in note
 
 
 def test_a_rebuild_writes_the_same_bytes(tmp_path):

@@ -75,7 +75,7 @@ class Draws:
         """Per sample, what its numbers depend on besides the draw name: (seed, corruption, image)."""
         return [(self.seed, self.corruption, m.key) for m in self.meta]
 
-    def subset(self, indices: Sequence[int]) -> "Draws":
+    def subset(self, indices: Sequence[int]) -> Draws:
         """The draws of the samples at `indices` (their numbers do not change)."""
         return Draws([self.meta[i] for i in indices], self.seed, self.corruption, self.device)
 

@@ -53,7 +53,7 @@ class Suite:
     path: Path | None = None
     reference: str | None = None
 
-    def restrict(self, severities: Iterable[int]) -> "Suite":
+    def restrict(self, severities: Iterable[int]) -> Suite:
         """This suite with every entry cut to `severities` (entries left without any are dropped), named
         `<name>-s<severities>`; ConfigError when nothing is left."""
         chosen = sorted(set(severities))

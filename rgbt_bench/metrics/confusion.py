@@ -80,14 +80,14 @@ class ConfusionMatrix:
         self.matrix += self.compute(pred.to(self.matrix.device), target.to(self.matrix.device),
                                     self.num_classes, self.ignore_index)
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add another accumulator's counts into this one (same class count)."""
         if other.num_classes != self.num_classes:
             raise ValueError(f"cannot merge {other.num_classes}-class matrix into {self.num_classes}-class one")
         self.matrix += other.matrix.to(self.matrix.device)
         return self
 
-    def all_reduce(self) -> "ConfusionMatrix":
+    def all_reduce(self) -> ConfusionMatrix:
         """Sum the matrix over all processes of the default torch.distributed group (no-op without one)."""
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(self.matrix, op=dist.ReduceOp.SUM)

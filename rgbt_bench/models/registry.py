@@ -68,7 +68,7 @@ class ModelEntry:
         """The preset names, read from the builder's module (imports it)."""
         return tuple(import_target(f"{self.module}:{self.presets_attr}"))
 
-    def variant(self, name: str, description: str, options: Mapping[str, Any], **facts: Any) -> "ModelEntry":
+    def variant(self, name: str, description: str, options: Mapping[str, Any], **facts: Any) -> ModelEntry:
         """This architecture and its presets under `name`, built with `options` (e.g. an ablation of its
         training); `facts` set other fields. Published weights are not imported into a variant."""
         return dataclasses.replace(self, name=name, description=description, options={**self.options, **options},

@@ -265,7 +265,7 @@ class SwinTransformer(nn.Module):
         self.apply(trunc_normal_init)
 
     @classmethod
-    def from_config(cls, cfg: SwinConfig, in_chans: int, drop_path: Optional[float] = None) -> "SwinTransformer":
+    def from_config(cls, cfg: SwinConfig, in_chans: int, drop_path: Optional[float] = None) -> SwinTransformer:
         return cls(in_chans, cfg.embed_dim, cfg.depths, cfg.num_heads, cfg.window_size, cfg.mlp_ratio,
                    cfg.drop_path if drop_path is None else drop_path)
 

@@ -71,7 +71,7 @@ class Results:
     corruptions: list[str]
     cells: dict[tuple[str, str, int], Cell] = field(repr=False)
     raw: list[CellResult] = field(repr=False)
-    views: list["Results"] = field(default_factory=list, repr=False)
+    views: list[Results] = field(default_factory=list, repr=False)
     train_seeds: dict[str, tuple[Optional[int], ...]] = field(default_factory=dict)
     specs: dict[str, str] = field(default_factory=dict)
 
@@ -79,7 +79,7 @@ class Results:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def replica_views(self) -> list["Results"]:
+    def replica_views(self) -> list[Results]:
         """One Results per replica index (just this one when no model has several training seeds)."""
         return self.views or [self]
 
@@ -103,7 +103,7 @@ class Results:
         out = [(CLEAN, 0)] if any(c == CLEAN for (_, c, _) in self.cells) else []
         return out + [(c, s) for c in self.corruptions for s in self.severities(c)]
 
-    def restricted(self, corruptions: Iterable[str]) -> "Results":
+    def restricted(self, corruptions: Iterable[str]) -> Results:
         """These results with only `corruptions` among the corrupted settings (all cells kept): what summary
         statistics average over when some corruptions are incomplete (rgbt_bench.report.completeness)."""
         keep = set(corruptions)

@@ -170,7 +170,7 @@ class CellRecord:
                       "cell_id": self.cell_id})
 
     @classmethod
-    def from_json(cls, data: Any, where: Path | str) -> "CellRecord":
+    def from_json(cls, data: Any, where: Path | str) -> CellRecord:
         """The record of a JSON object read from `where`; StaleResultsError for another schema version,
         DataError when a field is missing or of the wrong kind."""
         if not isinstance(data, dict):

@@ -50,7 +50,7 @@ class SweepProgress:
     def _cells(self) -> str:
         return f"{self.done}/{self.total_cells}"
 
-    def __enter__(self) -> "SweepProgress":
+    def __enter__(self) -> SweepProgress:
         self.progress.__enter__()
         return self
 
