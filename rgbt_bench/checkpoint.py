@@ -144,8 +144,9 @@ def read_torch_file(path: str | Path, what: str = "checkpoint", expected: str = 
             raise CheckpointError(f"{what} {path} was refused: it holds objects other than tensors and plain "
                                   f"values (unsupported global {unsafe.group(1)}); it was not executed") from exc
         raise CheckpointError(f"{what} {path} is not a readable torch file; expected {expected}") from exc
+    # malformed pickle streams fail inside the unpickler's stack with any of these
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError, TypeError,
-            AttributeError, OverflowError, RecursionError, struct.error) as exc:  # malformed pickle streams fail inside the unpickler's stack
+            AttributeError, OverflowError, RecursionError, struct.error) as exc:
         raise CheckpointError(f"{what} {path} is not a readable torch file ({exc}); expected {expected}") from exc
 
 

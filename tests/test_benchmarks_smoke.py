@@ -26,7 +26,8 @@ from rgbt_bench.corruptions import CORRUPTIONS  # noqa: E402
 def table_rows(text: str) -> list[list[str]]:
     """Data rows of the Markdown tables in `text` (header and rule lines dropped)."""
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| ")]
-    return [r for r in rows if not re.match(r"^(corruption|implementation|what|engine stage|variant|curve|non-model part)$", r[0])]
+    header = r"^(corruption|implementation|what|engine stage|variant|curve|non-model part)$"
+    return [r for r in rows if not re.match(header, r[0])]
 
 
 def test_corruptions_smoke(capsys):

@@ -85,7 +85,8 @@ def evil_files(tmp_path) -> list[tuple[Path, Path]]:
     state = build(7).state_dict()
     for i, (how, writer) in enumerate([
             ("system", lambda obj, p: torch.save({"state_dict": state, "x": obj}, p)),
-            ("exec", lambda obj, p: torch.save({"model": USER, "num_classes": 7, "state_dict": {**state, "w": obj}}, p)),
+            ("exec", lambda obj, p: torch.save({"model": USER, "num_classes": 7,
+                                                "state_dict": {**state, "w": obj}}, p)),
             ("touch", lambda obj, p: torch.save(obj, p, _use_new_zipfile_serialization=False)),
             ("system", lambda obj, p: p.write_bytes(pickle.dumps({"state_dict": obj}, protocol=2))),
             ("exec", lambda obj, p: torch.save({k: obj if k.endswith("weight") else v for k, v in state.items()}, p))]):

@@ -77,7 +77,8 @@ def test_show_writes_a_grid_with_the_chosen_severity_framed(tmp_path, fixture_da
 @pytest.mark.parametrize("argv, message", [
     (["corruptions", "show", "nite"], "unknown corruption 'nite'"),
     (["corruptions", "show", "night", "-s", "9"], "severity 9 for corruption 'night' is out of range"),
-    (["corruptions", "show", "night", "--index", "7"], "--index 7 is out of range for synthetic split 'test' (3 samples)"),
+    (["corruptions", "show", "night", "--index", "7"],
+     "--index 7 is out of range for synthetic split 'test' (3 samples)"),
     (["corruptions", "show", "night", "--option", "fill"], "--option 'fill' is invalid; expected KEY=VALUE"),
     (["corruptions", "show", "rgb_missing", "--option", "fill=black"], "fill='black' is invalid"),
 ])

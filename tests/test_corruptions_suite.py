@@ -38,7 +38,8 @@ def write(tmp_path, text):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("entries:\n  - corruption: plasma_fgo\n", r"entry 1 \(plasma_fgo\): unknown corruption 'plasma_fgo'.*'plasma_fog'"),
+    ("entries:\n  - corruption: plasma_fgo\n",
+     r"entry 1 \(plasma_fgo\): unknown corruption 'plasma_fgo'.*'plasma_fog'"),
     ("entries:\n  - corruption: night\n    severities: [1, 7]\n", r"entry 1 \(night\): severity 7 is invalid"),
     ("entries:\n  - corruption: night\n    severities: [0]\n", r"severity 0 is invalid.*clean"),
     ("entries:\n  - corruption: night\n    severities: []\n", r"severities must be a non-empty list"),

@@ -83,7 +83,8 @@ def test_drop_path_is_per_sample_and_identity_in_eval():
 def official_checkpoint(encoder: SwinTransformer, path):
     """Write `encoder` as microsoft/Swin-Transformer does: {'model': ...} with a classifier head, a final
     norm, per-block buffers and no output norms."""
-    state = {k: v.clone() for k, v in encoder.state_dict().items() if not k.startswith(("norm0", "norm1", "norm2", "norm3"))}
+    state = {k: v.clone() for k, v in encoder.state_dict().items()
+             if not k.startswith(("norm0", "norm1", "norm2", "norm3"))}
     state["norm.weight"], state["norm.bias"] = torch.ones(128), torch.zeros(128)
     state["head.weight"], state["head.bias"] = torch.randn(10, 128), torch.zeros(10)
     state["layers.0.blocks.1.attn_mask"] = torch.zeros(4, 49, 49)
@@ -179,8 +180,9 @@ def test_max_fusion_then_batchnorm_per_scale(crm):
     fused = crm.backbone.fuse(r, t)
     for i, (a, b) in enumerate(zip(r, t)):
         bn = crm.backbone.fusion_norms[i]
-        expected = (torch.maximum(a, b) - bn.running_mean[None, :, None, None]) / torch.sqrt(
-            bn.running_var[None, :, None, None] + bn.eps) * bn.weight[None, :, None, None] + bn.bias[None, :, None, None]
+        channel = (slice(None), None, None)
+        expected = ((torch.maximum(a, b) - bn.running_mean[channel]) / torch.sqrt(bn.running_var[channel] + bn.eps)
+                    * bn.weight[channel] + bn.bias[channel])
         assert torch.allclose(fused[i], expected, atol=1e-5)
     add = build_crm(4, "tiny", fusion="add").eval()
     assert torch.allclose(add.backbone.fuse(r, t)[0], add.backbone.fusion_norms[0](r[0] + t[0]))
@@ -294,7 +296,10 @@ def test_self_distillation_blocks_the_teacher_gradient(crm):
 def test_paper_presets_sizes_on_meta_device(preset, backbone):
     with torch.device("meta"):
         model = build_crm(9, preset)
-    count = lambda m: sum(p.numel() for p in m.parameters())
+
+    def count(m: torch.nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
     assert count(model.backbone.rgb_encoder) == backbone
     p = PRESETS[preset]
     enc = model.backbone.rgb_encoder
@@ -315,11 +320,13 @@ def test_crm_pretrained_option_initialises_both_encoders(tmp_path):
     w = source.patch_embed.proj.weight
     assert torch.equal(model.backbone.rgb_encoder.patch_embed.proj.weight, w)
     assert torch.allclose(model.backbone.thermal_encoder.patch_embed.proj.weight, w.mean(1, keepdim=True))
-    assert torch.equal(model.backbone.thermal_encoder.layers[0].blocks[0].attn.qkv.weight, source.layers[0].blocks[0].attn.qkv.weight)
+    assert torch.equal(model.backbone.thermal_encoder.layers[0].blocks[0].attn.qkv.weight,
+                       source.layers[0].blocks[0].attn.qkv.weight)
 
 
 def official_checkpoint_for(encoder, path):
-    state = {k: v.clone() for k, v in encoder.state_dict().items() if not k.startswith(("norm0", "norm1", "norm2", "norm3"))}
+    state = {k: v.clone() for k, v in encoder.state_dict().items()
+             if not k.startswith(("norm0", "norm1", "norm2", "norm3"))}
     state["head.weight"] = torch.zeros(10, encoder.num_features[-1])
     torch.save({"model": state}, path)
 
@@ -335,7 +342,8 @@ def easy_scenes(n, h=64, w=96, seed=0):
         top, left = int(torch.randint(0, h - 24, (), generator=g)), int(torch.randint(0, w // 2 - 24, (), generator=g))
         rgb[i, :, top:top + 24, left:left + 24] = torch.tensor([0.9, 0.1, 0.1])[:, None, None]
         label[i, top:top + 24, left:left + 24] = 1
-        cy, cx = int(torch.randint(14, h - 14, (), generator=g)), int(torch.randint(w // 2 + 14, w - 14, (), generator=g))
+        cy = int(torch.randint(14, h - 14, (), generator=g))
+        cx = int(torch.randint(w // 2 + 14, w - 14, (), generator=g))
         disc = (yy - cy) ** 2 + (xx - cx) ** 2 < 144
         thermal[i, 0][disc] = 0.95
         label[i][disc] = 2

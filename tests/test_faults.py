@@ -87,8 +87,8 @@ def cli_args(w, out):
 
 
 def start_cli(w, out, gate: Path | None = None) -> subprocess.Popen:
-    env = {**os.environ, "FAULTS_GATE": str(gate or ""), "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-           "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "FAULTS_GATE": str(gate or ""), "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "rgbt_bench.cli", *cli_args(w, out)], cwd=REPO, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

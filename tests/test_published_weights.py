@@ -170,7 +170,8 @@ def test_crm_official_tensors_land_in_the_right_modules(tmp_path):
     model, ckpt = load_model("crm", 4, "tiny", checkpoint=done.out)
     bb, pd, dec = model.backbone, model.head.pixel_decoder, model.head.decoder
     rgb, thr = "backbone.RGB_branch", "backbone.THR_branch"
-    enc, ffn = "sem_seg_head.pixel_decoder.transformer.encoder.layers.0", "sem_seg_head.predictor.transformer_ffn_layers.0"
+    enc = "sem_seg_head.pixel_decoder.transformer.encoder.layers.0"
+    ffn = "sem_seg_head.predictor.transformer_ffn_layers.0"
     cross = "sem_seg_head.predictor.transformer_cross_attention_layers.1"
     self_ = "sem_seg_head.predictor.transformer_self_attention_layers.1"
     pairs = {
@@ -376,7 +377,8 @@ BAD_FILES = {  # name -> builder of the file under a tmp directory
 
 IMPORT_CASES = [
     ("rtfnet", "rtfnet152", ["--preset", "rtfnet50", "--num-classes", "9"],
-     r"rtfnet152.pth looks like an RTFNet-152 state dict \(2070 tensors\), not rtfnet rtfnet50; pass --preset rtfnet152$"),
+     r"rtfnet152.pth looks like an RTFNet-152 state dict \(2070 tensors\), not rtfnet rtfnet50; "
+     r"pass --preset rtfnet152$"),
     ("crm", "mfnet", ["--preset", "swin_t", "--num-classes", "9"],
      r"final.pth looks like an MFNet-pytorch state dict \(228 tensors\), not weights of 'crm'; import it with "
      r"`rgbt-bench models import mfnet \.\.\.`$"),

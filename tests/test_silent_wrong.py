@@ -33,7 +33,8 @@ from rgbt_bench.sweep.store import read_cells
 
 USER = "user_model_example:build"
 SYN = ["--dataset-option", "size=[32,40]", "--dataset-option", "counts=[8,4,6]"]
-SUITE = "entries:\n  - corruption: thermal_noise\n    severities: [1]\n  - corruption: rgb_missing\n    severities: [5]\n"
+SUITE = ("entries:\n  - corruption: thermal_noise\n    severities: [1]\n"
+         "  - corruption: rgb_missing\n    severities: [5]\n")
 CLEAN_U = "u__synthetic__test__clean__s0__seed0"
 MISSING_U = "u__synthetic__test__rgb_missing__s5__seed0"
 

@@ -19,7 +19,8 @@ def test_sweep_warns_about_and_records_a_test_selected_checkpoint(tmp_path, caps
                               out=str(tmp_path / "v.pt"), progress=False, dataset_options=OPTIONS))
     capsys.readouterr()
     suite = tmp_path / "one.yaml"
-    suite.write_text("name: one\ndescription: one corruption\nentries:\n  - corruption: rgb_missing\n    severities: [5]\n")
+    suite.write_text("name: one\ndescription: one corruption\n"
+                     "entries:\n  - corruption: rgb_missing\n    severities: [5]\n")
     out = run_sweep(SweepConfig(models=["t=mfnet", "v=mfnet"], checkpoints={"t": str(chosen), "v": str(plain)},
                                 out=str(tmp_path / "r"), dataset_options=OPTIONS, progress=False,
                                 suite=str(suite), models_dir=str(tmp_path / "models")))

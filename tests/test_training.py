@@ -217,4 +217,5 @@ def test_cli_trains_and_prints_the_checkpoint_path(capsys, tmp_path):
     assert ckpt["config"]["model_kwargs"] == {"with_loss": True, "dropout": 0.0}
     assert ckpt["config"]["crop"] == [24, 32] and ckpt["config"]["dataset_options"] == TINY_DATA
     model, _ = model_from_checkpoint(out)
-    assert hasattr(model, "mask_token") and model(torch.rand(1, 3, 32, 40), torch.rand(1, 1, 32, 40)).shape == (1, 7, 32, 40)
+    assert hasattr(model, "mask_token")
+    assert model(torch.rand(1, 3, 32, 40), torch.rand(1, 1, 32, 40)).shape == (1, 7, 32, 40)

@@ -50,8 +50,8 @@ def test_crop_and_flip_keep_images_and_labels_aligned():
         assert torch.equal(out.rgb[0] * 4, out.label.float())
         assert torch.equal(out.thermal[0] * 4, out.label.float())
         # the crop is a window of the original, possibly mirrored
-        found = [(t, l, f) for t in range(H - 20 + 1) for l in range(W - 24 + 1) for f in (False, True)
-                 if torch.equal((sample.label.flip(-1) if f else sample.label)[t:t + 20, l:l + 24], out.label)]
+        found = [(t, left, f) for t in range(H - 20 + 1) for left in range(W - 24 + 1) for f in (False, True)
+                 if torch.equal((sample.label.flip(-1) if f else sample.label)[t:t + 20, left:left + 24], out.label)]
         assert found
         flipped_seen += any(f for _, _, f in found) and not any(not f for _, _, f in found)
     assert 10 <= flipped_seen <= 30

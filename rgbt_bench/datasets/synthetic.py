@@ -48,7 +48,8 @@ def parse_size(size: Any) -> tuple[int, int]:
     except (TypeError, ValueError, AttributeError):
         parts = []
     if len(parts) != 2 or min(parts) < MIN_SIZE:
-        raise ConfigError(f"synthetic dataset size {size!r} is invalid; expected (H, W) or 'HxW' with both >= {MIN_SIZE}")
+        raise ConfigError(f"synthetic dataset size {size!r} is invalid; expected (H, W) or 'HxW' with both "
+                          f">= {MIN_SIZE}")
     return parts[0], parts[1]
 
 
@@ -85,7 +86,8 @@ def split_names(counts: Mapping[str, int]) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     start = 0
     for split in STORED_SPLITS:
-        names[split] = [f"{i:05d}{'N' if scene.is_night_index(i) else 'D'}" for i in range(start, start + counts[split])]
+        names[split] = [f"{i:05d}{'N' if scene.is_night_index(i) else 'D'}"
+                        for i in range(start, start + counts[split])]
         start += counts[split]
     names["test_day"] = [n for n in names["test"] if n.endswith("D")]
     names["test_night"] = [n for n in names["test"] if n.endswith("N")]

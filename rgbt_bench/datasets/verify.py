@@ -6,8 +6,9 @@ is reported), then load(i) must succeed (its DataError names the file: unreadabl
 wrong channel count or bit depth, sizes that disagree, label ids out of range), and the decoded Sample
 must follow the tensor conventions of rgbt_bench.batch. Every sample of a split must have one size (evaluation
 batches whole images; RGBTDataset.check_one_size): each sample of another size than the split's first is a
-problem. Split files must list each image once (rgbt_bench.datasets.io.read_split_file). A sample that appears in several splits
-(MFNet test and test_day, KP train and train_day) is checked once. Problems found while loading a sample
+problem. Split files must list each image once (rgbt_bench.datasets.io.read_split_file). A sample that
+appears in several splits (MFNet test and test_day, KP train and train_day) is checked once. Problems found
+while loading a sample
 that cannot be pinned on one file are attributed to the last file of files(i), the label by convention.
 """
 from __future__ import annotations

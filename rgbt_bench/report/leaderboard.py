@@ -123,9 +123,9 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
     return rows
 
 
-def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupted", bootstrap: int = 1000, seed: int = 0,
-                      confidence: float = 0.95, reference: Optional[str] = None, allow_partial: bool = False
-                      ) -> tuple[pd.DataFrame, list[Path]]:
+def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupted", bootstrap: int = 1000,
+                      seed: int = 0, confidence: float = 0.95, reference: Optional[str] = None,
+                      allow_partial: bool = False) -> tuple[pd.DataFrame, list[Path]]:
     """(ranked leaderboard, paths skipped for holding no sweep cells). DataError when none holds any, when one
     holds an unfinished sweep and not `allow_partial`, or when the directories are all of different setups;
     ConfigError when `reference` is absent from a group."""

@@ -30,8 +30,9 @@ def _earlier(manifest: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def model_costs(refs: list[ModelRef], models: dict[tuple[str, Optional[int]], nn.Module], manifest: Path, image_size: tuple[int, int],
-                device: torch.device, batch_size: int, amp_dtype: Optional[torch.dtype], mode: InferenceMode,
+def model_costs(refs: list[ModelRef], models: dict[tuple[str, Optional[int]], nn.Module], manifest: Path,
+                image_size: tuple[int, int], device: torch.device, batch_size: int,
+                amp_dtype: Optional[torch.dtype], mode: InferenceMode,
                 note: Callable[[str], None]) -> dict[str, dict[str, Any]]:
     """Model name -> Efficiency.as_dict() plus the evaluation mode, reused from `manifest` where it fits.
     Measured on each model's first training-seed replica (`models` is keyed by replica): the others share its

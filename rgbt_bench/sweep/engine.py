@@ -5,10 +5,11 @@ output directory, and that the finished cells already there belong with this run
 rgbt_bench.sweep.stale) before anything slow starts; reuse, resume or train the models cached on the
 synthetic dataset (rgbt_bench.training.cache); load all models onto the device; plan the cells not yet on
 disk (a re-run skips finished ones that are reusable, rgbt_bench.sweep.cell: other ones are an error, or with
-`replace_stale` moved aside; a torn or damaged cell is recomputed); then evaluate them in groups of `cells_per_pass` cells, one
-data pass per group (rgbt_bench.sweep.passes), writing every cell of a group atomically as soon as the
-pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight; nothing written is ever
-rewritten differently, since each cell depends only on its own (model, setting) and the images.
+`replace_stale` moved aside; a torn or damaged cell is recomputed); then evaluate them in groups of
+`cells_per_pass` cells, one data pass per group (rgbt_bench.sweep.passes), writing every cell of a group
+atomically as soon as the pass ends (rgbt_bench.sweep.store). A kill loses at most the group in flight;
+nothing written is ever rewritten differently, since each cell depends only on its own (model, setting) and
+the images.
 Under torchrun the images are sharded over the processes and rank 0 writes (rgbt_bench.sweep.distributed).
 The sweep holds a lock on its output directory, so a second sweep there stops at once (rgbt_bench.lock).
 """

@@ -4,8 +4,8 @@ Unlike `resume`, nothing but the weights (and the model kwargs they were built w
 schedule, RNG and iteration start afresh. The checkpoint (one written by `train`, or by `models import` from
 published weights, including an ImageNet initialisation checkpoint; a bare state dict is accepted too) must
 hold the same model and preset with the same class count; a published file that was not imported is named
-with the import command to run; keys and shapes are checked strictly and any mismatch is one CheckpointError naming the file
-and the first difference. Model kwargs the checkpoint records (e.g. an input convention) are used unless
+with the import command to run; keys and shapes are checked strictly and any mismatch is one CheckpointError
+naming the file and the first difference. Model kwargs the checkpoint records (e.g. an input convention) are used unless
 the run sets them itself; the file's SHA-256 is recorded in the new run's config (`init_sha256`).
 """
 from __future__ import annotations

@@ -92,7 +92,8 @@ def _build(config: TrainConfig, num_classes: int) -> nn.Module:
     try:
         return build_model(config.model, num_classes, config.preset, **kwargs)
     except TypeError as exc:
-        raise ConfigError(f"model '{config.model}' (preset {config.preset}) rejected model kwargs {kwargs}: {exc}") from exc
+        raise ConfigError(f"model '{config.model}' (preset {config.preset}) rejected model kwargs {kwargs}: "
+                          f"{exc}") from exc
 
 
 class Trainer:

@@ -200,7 +200,8 @@ class CRM(nn.Module):
         """
         x_rgb, x_thermal = self._prepare(rgb, thermal)
         if label.shape != (rgb.shape[0], *rgb.shape[-2:]):
-            raise ConfigError(f"CRM label must be [B,H,W] = {(rgb.shape[0], *rgb.shape[-2:])}, got {tuple(label.shape)}")
+            raise ConfigError(f"CRM label must be [B,H,W] = {(rgb.shape[0], *rgb.shape[-2:])}, "
+                              f"got {tuple(label.shape)}")
         ignore = DEFAULT_IGNORE if ignore_index is None else ignore_index
         padded = tuple(x_rgb.shape[-2:])
         # padded pixels take the ignore index: negatives of every mask ("official"), left out ("valid")

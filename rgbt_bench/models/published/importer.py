@@ -4,10 +4,11 @@ Order of work: check the arguments and the output path (nothing is read when `ou
 read the file without running pickled code (rgbt_bench.checkpoint.read_torch_file); recognise its layout
 from its keys and shapes with every importer, so that a file of another model, preset or class count is
 named for what it is; map it onto the model's state-dict names and check it strictly against the model
-(built on the meta device, so even Swin-B costs no memory); write the checkpoint atomically. A complete file gives an evaluable checkpoint. An ImageNet backbone file gives an
-INITIALISATION checkpoint: the encoders from the file (exactly as `--model-kwarg pretrained=PATH` does), the
-rest at the initialisation drawn with `seed`; it is marked "initialisation" and refused for evaluation
-(rgbt_bench.models.loading) but can start a training run.
+(built on the meta device, so even Swin-B costs no memory); write the checkpoint atomically. A complete
+file gives an evaluable checkpoint. An ImageNet backbone file gives an INITIALISATION checkpoint: the
+encoders from the file (exactly as `--model-kwarg pretrained=PATH` does), the rest at the initialisation
+drawn with `seed`; it is marked "initialisation" and refused for evaluation (rgbt_bench.models.loading) but
+can start a training run.
 """
 from __future__ import annotations
 
@@ -94,7 +95,8 @@ def import_weights(model: str, src: str | Path, preset: str, num_classes: int, o
     src, out = Path(src).expanduser(), Path(out).expanduser()
     importer = importer_for(model)
     if preset not in MODELS[model].presets:
-        raise ConfigError(f"model '{model}' has no preset '{preset}'; expected one of {', '.join(MODELS[model].presets)}")
+        raise ConfigError(f"model '{model}' has no preset '{preset}'; expected one of "
+                          f"{', '.join(MODELS[model].presets)}")
     if num_classes < 1 or (class_names is not None and len(class_names) != num_classes):
         raise ConfigError(f"number of classes {num_classes} is invalid; expected >= 1, matching the class names")
     if out.exists() and not force:
