@@ -68,6 +68,7 @@ def format_count(n: float) -> str:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of `model` (trainable or not; buffers excluded)."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -26,6 +26,7 @@ CACHE_NAME = "digests.json"
 
 
 def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of the file at `path`, read in chunks."""
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 

@@ -128,6 +128,7 @@ class CheckResult:
 
 
 def cell_name(row: dict) -> str:
+    """A cell of a check table named for messages: 'model corruption@severity seed S [train T] (dataset/split)'."""
     train = "" if row.get("train_seed") in (None, "given") else f" train {row['train_seed']}"
     return (f"{row['model']} {row['corruption']}@{int(row['severity'])} seed {int(row['seed'])}{train} "
             f"({row['dataset']}/{row['split']})")

@@ -43,6 +43,7 @@ def table_html(table: Table, digits: int = 2) -> str:
 
 
 def figure_html(name: str, caption: str, png: Path) -> str:
+    """A <figure> with the PNG at `png` embedded as base64, so index.html stands alone."""
     data = base64.b64encode(png.read_bytes()).decode("ascii")
     return (f'<figure id="figure-{html.escape(name)}"><img alt="{html.escape(caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{html.escape(caption)}</figcaption></figure>')

@@ -14,12 +14,14 @@ MISSING = "-"
 
 
 def fmt(value, digits: int = 1) -> str:
+    """A table cell: floats with `digits` decimals, missing values (None, NA, NaN) as MISSING."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return MISSING
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def interval(low, high) -> str:
+    """A confidence interval as '[low, high]' with one decimal; MISSING when either end is missing."""
     return MISSING if any(v is None or math.isnan(v) for v in (low, high)) else f"[{low:.1f}, {high:.1f}]"
 
 

@@ -53,6 +53,7 @@ def device_name(device: torch.device) -> str:
 
 
 def command_line(argv: Optional[list[str]] = None) -> str:
+    """`argv` (default: sys.argv) as one shell-quoted line that can be pasted back into a shell."""
     argv = sys.argv if argv is None else argv
     return " ".join(shlex.quote(a) for a in argv)
 
@@ -68,6 +69,7 @@ def suite_record(suite: Suite) -> dict[str, Any]:
 
 
 def now() -> str:
+    """The current UTC time in ISO 8601, to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 

@@ -50,6 +50,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def cell_paths(out_dir: Path, key: CellKey) -> tuple[Path, Path]:
+    """(arrays .npz, record .json) of cell `key` under `out_dir`/cells."""
     base = Path(out_dir) / CELL_DIR / key.cell_id
     return base.with_suffix(".npz"), base.with_suffix(".json")
 

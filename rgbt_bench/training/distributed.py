@@ -102,6 +102,7 @@ def broadcast_buffers(module: torch.nn.Module, ctx: DistContext) -> None:
 
 
 def barrier(ctx: DistContext) -> None:
+    """Wait for every rank (no-op without torchrun); a lost peer is one PeerLostError line."""
     if ctx.enabled:
         with peers("barrier", ctx):
             dist.barrier()

@@ -122,6 +122,7 @@ def _imagenet(obj: Any) -> Optional[Found]:
 
 
 def identify(obj: Any) -> Optional[Found]:
+    """A loaded file as a CRM checkpoint (any of its three layouts) or Swin ImageNet weights; None if neither."""
     return _crm(obj) or _imagenet(obj)
 
 
@@ -134,6 +135,8 @@ def _check_index(key: str, value: torch.Tensor) -> None:
 
 
 def to_model(found: Found, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The file's tensors under rgbt-bench CRM names: official names renamed (RULES), unused ones dropped
+    (DROPPED), relative position indices checked against the ones the encoders rebuild."""
     kept = {}
     for key, value in found.state.items():
         if key.endswith(".relative_position_index"):

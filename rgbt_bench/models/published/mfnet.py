@@ -54,6 +54,7 @@ def _widths(state: dict[str, torch.Tensor], branch: str) -> tuple[int, ...]:
 
 
 def identify(obj: Any) -> Optional[Found]:
+    """A loaded file as an MFNet-pytorch state dict, with the preset its widths match; None if not one."""
     state = unwrap_state_dict(obj)
     if state is None or "conv1_rgb.conv.weight" not in state or "decode1.conv.weight" not in state:
         return None
@@ -68,6 +69,7 @@ def identify(obj: Any) -> Optional[Found]:
 
 
 def to_model(found: Found, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The file's tensors under rgbt-bench MFNet names (our_name); CheckpointError on a name the port lacks."""
     out = {}
     for key, value in found.state.items():
         name = our_name(key)

@@ -59,11 +59,13 @@ def _torchvision(state: dict[str, torch.Tensor]) -> Optional[Found]:
 
 
 def identify(obj: Any) -> Optional[Found]:
+    """A loaded file as an RTFNet state dict or torchvision ResNet ImageNet weights; None if neither."""
     state = unwrap_state_dict(obj)
     return None if state is None else _rtfnet(state) or _torchvision(state)
 
 
 def to_model(found: Found, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The file's tensors under rgbt-bench RTFNet names (RULES)."""
     return rename(found.state, RULES)
 
 
