@@ -37,7 +37,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 import scipy.ndimage
@@ -205,7 +205,7 @@ def make_batch(n: int, size: tuple[int, int], seed: int = 0) -> Batch:
                  label=torch.zeros(n, h, w, dtype=torch.int64), meta=meta)
 
 
-def imagecorruptions_fn(name: str, batch: Batch) -> Callable[[], object] | None:
+def imagecorruptions_fn(name: str, batch: Batch) -> Optional[Callable[[], object]]:
     if name not in IMAGECORRUPTIONS:
         return None
     try:
@@ -304,7 +304,7 @@ def bench(names: list[str], size: tuple[int, int], n: int, severity: int, repeat
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="480x640", help="HxW of the images")
     ap.add_argument("--batch", type=int, default=8, help="images per batch")

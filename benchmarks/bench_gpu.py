@@ -196,7 +196,7 @@ def corruption_rows(checkpoint: tuple[str, str], preset: str, size: tuple[int, i
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="crm,rtfnet")
     ap.add_argument("--preset", default="tiny")

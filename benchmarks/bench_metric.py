@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -39,7 +40,7 @@ def make_data(n: int, size: tuple[int, int], classes: int, seed: int = 0):
     return label, pred, logits
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", default="480x640")
     ap.add_argument("--batch", type=int, default=8)

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 # the benchmarks' helpers, and this checkout's rgbt_bench rather than an installed copy
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
@@ -47,7 +48,7 @@ def point(work: Path, tree: Path, checkpoint: Path, model: str, suite: Path, bat
     return {**json.loads(done.stdout.strip().splitlines()[-1]), "load": load}
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(*sys.argv[2:7], int(sys.argv[7]))
         return 0

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -93,7 +94,7 @@ def time_models(models: dict[str, torch.nn.Module], settings) -> float:
     return total
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="crm,rtfnet")
     ap.add_argument("--images", type=int, default=16)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -31,7 +32,7 @@ from rgbt_bench.models import build_model  # noqa: E402
 IGNORE = 255
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--size", default="128x160", help="HxW of the training crop (multiple of 32: no padding)")

@@ -225,7 +225,7 @@ def check_clean_cells(naive: dict[str, Any], harness: dict[str, Any]) -> None:
                              f"sweep {want}; the two sides do not evaluate the same thing")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="crm,mfnet", help="registered names, NAME=module:fn or module:fn")
     ap.add_argument("--images", type=int, default=8)

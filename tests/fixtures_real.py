@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -75,7 +76,7 @@ def mfnet_names(counts: dict[str, int]) -> dict[str, list[str]]:
     return splits
 
 
-def write_mfnet(root: Path, size: tuple[int, int] = SIZE, counts: dict[str, int] | None = None) -> Fixture:
+def write_mfnet(root: Path, size: tuple[int, int] = SIZE, counts: Optional[dict[str, int]] = None) -> Fixture:
     """DIR/images/<name>.png (RGBA: RGB + thermal), DIR/labels/<name>.png (ids 0-8), DIR/<split>.txt."""
     splits = mfnet_names(counts or {"train": 3, "val": 2, "test": 4})
     fixture = Fixture(Path(root), splits)
@@ -89,7 +90,7 @@ def write_mfnet(root: Path, size: tuple[int, int] = SIZE, counts: dict[str, int]
     return fixture
 
 
-def write_pst900(root: Path, size: tuple[int, int] = SIZE, counts: dict[str, int] | None = None) -> Fixture:
+def write_pst900(root: Path, size: tuple[int, int] = SIZE, counts: Optional[dict[str, int]] = None) -> Fixture:
     """DIR/{train,test}/{rgb,thermal,thermal_raw,depth,labels}/<name>.png; thermal_raw and depth 16-bit."""
     counts = counts or {"train": 3, "test": 2}
     fixture = Fixture(Path(root), {})
@@ -122,7 +123,7 @@ def kp_paths(root: Path, name: str) -> tuple[Path, Path, Path]:
     return folder / "visible" / f"{frame}.jpg", folder / "lwir" / f"{frame}.jpg", Path(root) / "labels" / name
 
 
-def write_kp(root: Path, size: tuple[int, int] = SIZE, counts: dict[str, tuple[int, int]] | None = None) -> Fixture:
+def write_kp(root: Path, size: tuple[int, int] = SIZE, counts: Optional[dict[str, tuple[int, int]]] = None) -> Fixture:
     """visible / 3-channel grey lwir JPEGs, 1-channel labels with ids 0-18 and void 19, {split}_{day,night}.txt.
     Split `train` (etc.) in the returned fixture is the day list followed by the night list."""
     counts = counts or {"train": (2, 2), "val": (1, 1), "test": (2, 1)}

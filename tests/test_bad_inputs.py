@@ -95,8 +95,8 @@ class Kit:
         import importlib
         return importlib.import_module(module).build(7)
 
-    def ckpt(self, name: str = "u.pt", num_classes: int = 7, spec: str = USER, record: str | None = USER,
-             module: nn.Module | None = None) -> Path:
+    def ckpt(self, name: str = "u.pt", num_classes: int = 7, spec: str = USER, record: Optional[str] = USER,
+             module: Optional[nn.Module] = None) -> Path:
         state = (module or build(num_classes)).state_dict()
         payload = {"preset": "tiny", "num_classes": num_classes, "config": {}, "state_dict": state}
         return save_checkpoint(self.tmp / name, {**payload, "model": record} if record else payload)
@@ -112,7 +112,7 @@ class Kit:
         path.write_bytes(text if isinstance(text, bytes) else text.encode())
         return path
 
-    def sweep(self, *args, ckpt: Path | None = None, model: str = f"u={USER}") -> list[str]:
+    def sweep(self, *args, ckpt: Optional[Path] = None, model: str = f"u={USER}") -> list[str]:
         base = ["sweep", "--models", model, "--out", str(self.tmp / "out"), "--device", "cpu", "--no-progress",
                 "--models-dir", str(self.tmp / "models")]
         return base + (["--checkpoint", f"u={ckpt or self.ckpt()}"] if ckpt is not False else []) + list(args)
@@ -121,7 +121,7 @@ class Kit:
         return self.sweep("--suite", str(self.suite(text)), *SYN)
 
 
-def mfnet_show(kit: Kit, split: str = "test", index: int = 0, root: Path | None = None) -> list[str]:
+def mfnet_show(kit: Kit, split: str = "test", index: int = 0, root: Optional[Path] = None) -> list[str]:
     return ["corruptions", "show", "thermal_noise", "--dataset", f"mfnet:{root or kit.mfnet().root}", "--split",
             split, "-i", str(index), "-o", str(kit.tmp / "grid.png")]
 

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def cli_args(w, out):
             "--no-progress"]
 
 
-def start_cli(w, out, gate: Path | None = None) -> subprocess.Popen:
+def start_cli(w, out, gate: Optional[Path] = None) -> subprocess.Popen:
     env = {**os.environ, "FAULTS_GATE": str(gate or ""), "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "rgbt_bench.cli", *cli_args(w, out)], cwd=REPO, env=env,

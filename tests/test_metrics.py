@@ -1,4 +1,6 @@
 """Confusion matrix and mIoU conventions against independent implementations."""
+from typing import Optional
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,7 @@ from torchmetrics.classification import MulticlassJaccardIndex
 from rgbt_bench.metrics import ConfusionMatrix, compute_metrics
 
 
-def numpy_field_miou(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore: int | None) -> np.ndarray:
+def numpy_field_miou(pred: np.ndarray, label: np.ndarray, num_classes: int, ignore: Optional[int]) -> np.ndarray:
     """RTFNet-style reference: per-class TP/(TP+FP+FN) over all pixels, 0 for an empty denominator."""
     keep = np.ones(label.shape, bool) if ignore is None else label != ignore
     p, t = pred[keep], label[keep]
@@ -20,7 +22,7 @@ def numpy_field_miou(pred: np.ndarray, label: np.ndarray, num_classes: int, igno
     return np.array(ious)
 
 
-def random_data(seed: int, num_classes: int, ignore: int | None, absent: tuple[int, ...] = ()):
+def random_data(seed: int, num_classes: int, ignore: Optional[int], absent: tuple[int, ...] = ()):
     g = torch.Generator().manual_seed(seed)
     label = torch.randint(0, num_classes, (4, 17, 23), generator=g)
     pred = torch.randint(0, num_classes, (4, 17, 23), generator=g)

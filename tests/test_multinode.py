@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -133,7 +134,7 @@ def kill_node(node: subprocess.Popen) -> None:
     node.wait()
 
 
-def rank_of(node: subprocess.Popen) -> int | None:
+def rank_of(node: subprocess.Popen) -> Optional[int]:
     """The global rank of the node's worker (from its environment), None before torchrun has started it."""
     for pid in descendants(node.pid):
         try:

@@ -10,6 +10,7 @@ import pickle
 import re
 from collections import OrderedDict
 from pathlib import Path
+from typing import Optional
 
 import official_layouts as L
 import pytest
@@ -153,7 +154,7 @@ def test_unit_convention_feeds_the_images_as_they_are():
 
 
 # ----------------------------------------------------------------------------------------------- CRM
-def tiny_crm_files(tmp_path: Path, n: int = 4, extra: dict | None = None) -> tuple[OrderedDict, dict[str, Path]]:
+def tiny_crm_files(tmp_path: Path, n: int = 4, extra: Optional[dict] = None) -> tuple[OrderedDict, dict[str, Path]]:
     """The official tiny-size CRM state dict in its three wrappings."""
     official = L.random_state(L.crm_shapes(n, "tiny"), seed=6)
     bare = OrderedDict((k[len("network."):], v) for k, v in official.items())

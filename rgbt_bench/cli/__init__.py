@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Optional
 
 import click
 
@@ -40,7 +41,7 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return COMMANDS.names()
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+    def get_command(self, ctx: click.Context, name: str) -> Optional[click.Command]:
         if name not in COMMANDS:
             return None
         return import_target(COMMANDS[name].target)
@@ -63,7 +64,7 @@ def cli() -> None:
     fails, fog rolls in, night falls or the thermal sensor gets noisy?"""
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: run the group, turning user errors into one line on stderr and exit 2."""
     safe_streams()
     try:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import click
 import yaml
@@ -60,7 +60,7 @@ def list_corruptions(fmt: str) -> None:
 @corruption_seed_option
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Corruption option, e.g. --option fill=mean (repeatable).")
-def show(name: str, severity: int, out: Path | None, dataset: str, split: str, index: int, seed: int,
+def show(name: str, severity: int, out: Optional[Path], dataset: str, split: str, index: int, seed: int,
          options: tuple[str, ...]) -> None:
     """Write a PNG grid of corruption NAME on one sample: RGB and thermal rows, severities 0..5."""
     from ..batch import collate

@@ -1,6 +1,8 @@
 """`rgbt-bench datasets list` and `rgbt-bench datasets verify SPEC [--split S]`."""
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from .output import Column, emit, format_option
@@ -11,7 +13,7 @@ def datasets() -> None:
     """List datasets and verify their files."""
 
 
-def size_text(size: list[int] | None) -> str:
+def size_text(size: Optional[list[int]]) -> str:
     """[480, 640] -> '480x640' (H x W)."""
     return "x".join(map(str, size or []))
 

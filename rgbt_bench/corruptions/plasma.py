@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -104,7 +104,7 @@ def _plasma_one(uniforms: torch.Tensor, scales: list[float], crop: tuple[int, in
 
 
 def plasma_maps(uniforms: torch.Tensor, mapsize: int, decays: Sequence[float],
-                crop: tuple[int, int] | None = None) -> torch.Tensor:
+                crop: Optional[tuple[int, int]] = None) -> torch.Tensor:
     """[B, D, mapsize, mapsize] float32 plasma in [0, 1] for each decay, or its top-left `crop` (H, W) normalised
     over the whole map; `uniforms` [B, mapsize^2 - 1] in (-1, 1) in the order of the module docstring;
     mapsize >= 2. Each map is built on its own (one map fits in cache, several do not)."""
@@ -120,7 +120,7 @@ class _Cache:
         self.max_bytes, self.bytes, self.items = max_bytes, 0, OrderedDict()
         self.lock = threading.Lock()
 
-    def get(self, key: tuple) -> torch.Tensor | None:
+    def get(self, key: tuple) -> Optional[torch.Tensor]:
         with self.lock:
             if key in self.items:
                 self.items.move_to_end(key)

@@ -19,7 +19,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import yaml
 
@@ -50,8 +50,8 @@ class Suite:
     name: str
     description: str
     entries: list[SuiteEntry]
-    path: Path | None = None
-    reference: str | None = None
+    path: Optional[Path] = None
+    reference: Optional[str] = None
 
     def restrict(self, severities: Iterable[int]) -> Suite:
         """This suite with every entry cut to `severities` (entries left without any are dropped), named

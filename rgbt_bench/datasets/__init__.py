@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from ..errors import ConfigError
 from ..registry import Registry
@@ -25,12 +25,12 @@ def dataset_class(name: str) -> type[RGBTDataset]:
     return DATASETS.lookup(name)
 
 
-def spec_syntax(info: DatasetInfo, path: str | None = None) -> str:
+def spec_syntax(info: DatasetInfo, path: Optional[str] = None) -> str:
     """How a dataset is named on the command line: 'synthetic', or 'mfnet:<path>' for one read from disk."""
     return f"{info.name}:{path or f'/path/to/{info.name}'}" if info.needs_root else info.name
 
 
-def parse_spec(spec: str) -> tuple[str, Path | None]:
+def parse_spec(spec: str) -> tuple[str, Optional[Path]]:
     """Split 'name:/path' into (name, Path); a generated dataset ('synthetic') alone has no path."""
     name, sep, path = spec.partition(":")
     name = name.strip().lower()

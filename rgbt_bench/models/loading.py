@@ -98,7 +98,7 @@ def _check_fits(ckpt: dict[str, Any], path: Path, spec: str, num_classes: int, p
                               f"but {num_classes} are expected here (wrong dataset?)")
 
 
-def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: str | Path | None = None,
+def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: Optional[str | Path] = None,
                device: str | torch.device = "cpu", allow_initialisation: bool = False,
                **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Build `spec` (registry name or 'module:fn') and load `checkpoint` into it if given.

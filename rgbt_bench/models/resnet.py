@@ -24,7 +24,7 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -45,7 +45,7 @@ class Bottleneck(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Optional[nn.Module] = None):
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -126,7 +126,7 @@ ARCHS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int,
 
 
 def build_resnet(arch: str, in_channels: int = 3, base_width: int = 64,
-                 layers: Sequence[int] | None = None) -> ResNet:
+                 layers: Optional[Sequence[int]] = None) -> ResNet:
     """ResNet `arch` (a key of ARCHS) for `in_channels` inputs; `layers` overrides the block counts."""
     block, default_layers = ARCHS[arch]
     return ResNet(block, layers or default_layers, in_channels=in_channels, base_width=base_width)

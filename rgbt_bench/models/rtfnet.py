@@ -112,7 +112,7 @@ class RTFNet(TwoStreamBaseline):
         return self.decoder(r)
 
 
-def build_rtfnet(num_classes: int, preset: str = "tiny", pretrained: str | Path | None = None,
+def build_rtfnet(num_classes: int, preset: str = "tiny", pretrained: Optional[str | Path] = None,
                  **crm_options) -> RTFNet:
     """RTFNet for `num_classes` classes at `preset`; `pretrained` = torchvision ResNet weights file."""
     if preset not in RTFNET_PRESETS:

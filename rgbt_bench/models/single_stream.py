@@ -76,7 +76,7 @@ class SingleModality(SingleStream):
         return self._run(norm(x), tuple(x.shape[-2:]))
 
 
-def _build(kind: str, num_classes: int, preset: str, pretrained: str | Path | None, options: dict) -> SingleStream:
+def _build(kind: str, num_classes: int, preset: str, pretrained: Optional[str | Path], options: dict) -> SingleStream:
     if preset not in SINGLE_STREAM_PRESETS:
         raise ConfigError(f"model '{kind}' has no preset '{preset}'; "
                           f"expected one of {', '.join(SINGLE_STREAM_PRESETS)}")
@@ -93,19 +93,19 @@ def _build(kind: str, num_classes: int, preset: str, pretrained: str | Path | No
     return model
 
 
-def build_early_fusion(num_classes: int, preset: str = "tiny", pretrained: str | Path | None = None,
+def build_early_fusion(num_classes: int, preset: str = "tiny", pretrained: Optional[str | Path] = None,
                        **options) -> SingleStream:
     """One encoder-decoder on the 4-channel normalised RGB-T input."""
     return _build("early_fusion", num_classes, preset, pretrained, options)
 
 
-def build_rgb_only(num_classes: int, preset: str = "tiny", pretrained: str | Path | None = None,
+def build_rgb_only(num_classes: int, preset: str = "tiny", pretrained: Optional[str | Path] = None,
                    **options) -> SingleModality:
     """The encoder-decoder on RGB alone."""
     return _build("rgb_only", num_classes, preset, pretrained, options)
 
 
-def build_thermal_only(num_classes: int, preset: str = "tiny", pretrained: str | Path | None = None,
+def build_thermal_only(num_classes: int, preset: str = "tiny", pretrained: Optional[str | Path] = None,
                        **options) -> SingleModality:
     """The encoder-decoder on thermal alone."""
     return _build("thermal_only", num_classes, preset, pretrained, options)

@@ -9,6 +9,8 @@ interval (rgbt_bench.console.LoggedProgress):
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from rich.console import Console
 from rich.progress import BarColumn, ProgressColumn, Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
@@ -37,7 +39,7 @@ def plain_line(task: Task) -> str:
 class SweepProgress:
     """Context manager around a LoggedProgress: `advance(images)` and `cells_done(n)` update it."""
 
-    def __init__(self, total_cells: int, total_images: int, enabled: bool, console: Console | None = None):
+    def __init__(self, total_cells: int, total_images: int, enabled: bool, console: Optional[Console] = None):
         self.console = console or stderr_console()
         self.total_cells = total_cells
         self.done = 0

@@ -13,7 +13,7 @@ import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import numpy as np
 
@@ -69,7 +69,7 @@ def is_done(out_dir: Path, key: CellKey) -> bool:
 
 
 def write_cell(out_dir: Path, record: CellRecord, per_image: np.ndarray, names: list[str],
-               is_night: list[bool | None]) -> None:
+               is_night: list[Optional[bool]]) -> None:
     """Write a finished cell: arrays first, then the JSON record that marks it complete."""
     npz_path, json_path = cell_paths(out_dir, record.key)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
