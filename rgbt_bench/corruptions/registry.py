@@ -61,5 +61,32 @@ def get_corruption(name: str) -> Corruption:
 
 def apply_corruption(batch: Batch, name: str, severity: int, seed: int, **options: Any) -> Batch:
     """Corrupt `batch` with corruption `name` at `severity` (0 = unchanged); its random numbers depend on
-    (`seed`, corruption, image identity) only (rgbt_bench.corruptions.stream)."""
+    (`seed`, corruption, image identity) only (rgbt_bench.corruptions.stream).
+
+    Args:
+        batch: images in rgbt_bench.batch's conventions, with one SampleMeta per sample (its `key` seeds
+            that sample's random numbers, which therefore do not depend on the batch or the device).
+        name: a registered corruption or an alias of one (`rgbt-bench corruptions list`).
+        severity: 0 (the batch itself is returned) to 5.
+        seed: corruption seed; the same (seed, corruption, image) always gives the same corruption.
+        **options: the corruption's options (e.g. fill="mean"), checked against the ones it declares.
+
+    Returns:
+        A Batch with the corrupted images; labels and metadata are those of `batch`.
+
+    Raises:
+        ConfigError: an unknown name (naming the closest one), severity or option.
+
+    Example:
+        At severity 5 the thermal camera is missing from every sample; RGB is untouched:
+
+        >>> import torch
+        >>> from rgbt_bench.batch import Batch, SampleMeta
+        >>> batch = Batch(rgb=torch.full((2, 3, 8, 8), 0.5), thermal=torch.full((2, 1, 8, 8), 0.5),
+        ...               label=torch.zeros(2, 8, 8, dtype=torch.int64),
+        ...               meta=[SampleMeta("demo", "test", f"image{i}", i) for i in range(2)])
+        >>> out = apply_corruption(batch, "thermal_missing", severity=5, seed=0)
+        >>> out.thermal.abs().sum().item(), torch.equal(out.rgb, batch.rgb)
+        (0.0, True)
+    """
     return get_corruption(name)(batch, severity, seed, **options)

@@ -143,7 +143,23 @@ def yaml_position(exc: yaml.YAMLError) -> str:
 
 
 def load_suite(path_or_name: str | Path) -> Suite:
-    """Read and validate a suite file (or a bundled suite by name)."""
+    """Read and validate a suite file (or a bundled suite by name).
+
+    Args:
+        path_or_name: a YAML file (keys name, description, reference, entries; docs/corruptions.md) or the
+            name of a suite in the repository's corruptions/ folder (`available_suites()`).
+
+    Returns:
+        The Suite, with every entry's options resolved against its corruption.
+
+    Raises:
+        ConfigError: naming the file, the entry and what was expected, for anything unreadable or invalid.
+
+    Example:
+        >>> suite = load_suite("default")
+        >>> suite.reference, len(suite.entries), suite.entries[0].corruption, suite.entries[0].severities
+        ('rtfnet', 12, 'rgb_missing', [1, 2, 3, 4, 5])
+    """
     path = suite_path(path_or_name)
     try:
         text = path.read_text()

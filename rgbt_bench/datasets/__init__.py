@@ -44,7 +44,30 @@ def parse_spec(spec: str) -> tuple[str, Optional[Path]]:
 
 
 def open_dataset(spec: str, split: str, **options: Any) -> RGBTDataset:
-    """Open split `split` of the dataset named by `spec`; extra options go to the dataset class."""
+    """Open split `split` of the dataset named by `spec`; extra options go to the dataset class.
+
+    Args:
+        spec: 'synthetic' (generated on first use and cached) or 'NAME:DIR' for a dataset on disk
+            ('mfnet:/data/MFNet', 'pst900:...', 'kp:...'; on-disk layouts in the README).
+        split: one of the dataset's splits (`DatasetInfo.splits`), e.g. 'test' or 'test_night'.
+        **options: options of the dataset class, e.g. the synthetic dataset's `size`, `counts` and `seed`.
+
+    Returns:
+        The dataset: `len()` samples, each a Sample of rgb float32 [3,H,W] and thermal float32 [1,H,W] in
+        [0, 1], label int64 [H,W] and its SampleMeta; `info` holds class names, ignore index and convention.
+
+    Raises:
+        ConfigError: an unknown dataset, split or option, or a spec without the directory it needs.
+        DataError: a dataset directory that is missing or malformed (naming the file).
+
+    Example:
+        >>> ds = open_dataset("synthetic", "test", size=(32, 48), counts=(8, 2, 4))
+        >>> len(ds), ds.info.num_classes, ds.info.ignore_index
+        (4, 7, 255)
+        >>> sample = ds[0]
+        >>> tuple(sample.rgb.shape), tuple(sample.thermal.shape), sample.label.dtype, sample.meta.name
+        ((3, 32, 48), (1, 32, 48), torch.int64, '00010D')
+    """
     name, root = parse_spec(spec)
     cls = dataset_class(name)
     cls.check_split(split)

@@ -55,6 +55,23 @@ class ConfusionMatrix:
 
     Pixels whose label equals `ignore_index` (or lies outside [0, C)) are not counted; predictions
     outside [0, C) raise, since they mean the model and the dataset disagree on the class count.
+
+    Args:
+        num_classes: C, the dataset's class count.
+        ignore_index: label value that is never counted (e.g. 255), or None.
+        device: where the int64 [C, C] `matrix` lives (the predictions' device avoids copies).
+
+    Example:
+        >>> import torch
+        >>> cm = ConfusionMatrix(num_classes=3, ignore_index=255)
+        >>> cm.update(torch.tensor([[0, 1], [2, 2]]), torch.tensor([[0, 1], [1, 255]]))
+        >>> cm.matrix
+        tensor([[1, 0, 0],
+                [0, 1, 1],
+                [0, 0, 0]])
+        >>> from rgbt_bench.metrics import compute_metrics
+        >>> compute_metrics(cm.matrix).iou
+        (1.0, 0.5, 0.0)
     """
 
     def __init__(self, num_classes: int, ignore_index: Optional[int] = None, device: torch.device | str = "cpu"):

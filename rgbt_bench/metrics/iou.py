@@ -40,7 +40,29 @@ def _ratio(num: np.ndarray, den: np.ndarray, empty: float) -> np.ndarray:
 
 
 def compute_metrics(matrix: torch.Tensor | np.ndarray, convention: str = "field") -> SegMetrics:
-    """IoU, per-class accuracy (recall), their means and pixel accuracy from a [C, C] matrix."""
+    """IoU, per-class accuracy (recall), their means and pixel accuracy from a [C, C] matrix.
+
+    Args:
+        matrix: confusion counts [C, C], rows = label, columns = prediction (ConfusionMatrix.matrix).
+        convention: "field" (RTFNet / CRM: every class counts, a class absent from label and prediction has
+            IoU 0) or "mmseg" (such a class is NaN and left out of the means); see the module docstring.
+
+    Returns:
+        SegMetrics with per-class `iou` and `acc` and `miou`, `mean_acc`, `pixel_acc`, all fractions.
+
+    Raises:
+        ConfigError: `convention` is not one of CONVENTIONS.
+
+    Example:
+        Class 2 occurs in neither label nor prediction, so the two conventions differ:
+
+        >>> matrix = [[3, 1, 0], [0, 4, 0], [0, 0, 0]]
+        >>> m = compute_metrics(matrix)
+        >>> m.iou, round(m.miou, 4), m.pixel_acc
+        ((0.75, 0.8, 0.0), 0.5167, 0.875)
+        >>> compute_metrics(matrix, "mmseg").miou
+        0.775
+    """
     if convention not in CONVENTIONS:
         from ..errors import ConfigError
         raise ConfigError(f"unknown mIoU convention '{convention}'; expected one of {', '.join(CONVENTIONS)}")

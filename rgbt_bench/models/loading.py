@@ -103,10 +103,38 @@ def load_model(spec: str, num_classes: int, preset: str = "tiny", checkpoint: Op
                **model_kwargs: Any) -> tuple[nn.Module, dict[str, Any]]:
     """Build `spec` (registry name or 'module:fn') and load `checkpoint` into it if given.
 
-    Returns (model on `device`, checkpoint payload or {}). The checkpoint's recorded model kwargs
-    (config["model_kwargs"], minus build-only ones such as `pretrained`) are used, overridden by
-    `model_kwargs`. A bare state-dict file is loaded strictly into the model built from the arguments.
-    An initialisation checkpoint is refused unless `allow_initialisation` (see module docstring).
+    The checkpoint's recorded model kwargs (config["model_kwargs"], minus build-only ones such as
+    `pretrained`) are used, overridden by `model_kwargs`. A bare state-dict file is loaded strictly into the
+    model built from the arguments.
+
+    Args:
+        spec: a registered model or a user model 'package.module:build_fn' (as for build_model).
+        num_classes: classes the checkpoint was trained for.
+        preset: the size preset the checkpoint was trained at.
+        checkpoint: an rgbt-bench checkpoint (`train`, `models import`) or a bare state dict; None builds
+            the model with fresh weights.
+        device: where the model is moved.
+        allow_initialisation: accept an initialisation checkpoint (a training start; see module docstring).
+        **model_kwargs: builder options that override the checkpoint's recorded ones.
+
+    Returns:
+        (model on `device` in train mode, the checkpoint's payload: {} without a checkpoint).
+
+    Raises:
+        CheckpointError: an unreadable file, one of another model, preset or class count, a published file
+            that was not imported, or an initialisation checkpoint without `allow_initialisation`.
+
+    Example:
+        >>> import torch
+        >>> torch.save(build_model("mfnet", num_classes=9).state_dict(), "mfnet.pt")
+        >>> model, payload = load_model("mfnet", 9, checkpoint="mfnet.pt")
+        >>> type(model).__name__, list(payload)
+        ('MFNet', ['state_dict'])
+        >>> load_model("mfnet", 5, checkpoint="mfnet.pt")
+        Traceback (most recent call last):
+        ...
+        rgbt_bench.errors.CheckpointError: checkpoint mfnet.pt does not fit the model: ... does it have 5 classes
+        and this architecture/preset?
     """
     if checkpoint is None:
         return build_model(spec, num_classes, preset, **model_kwargs).to(device), {}

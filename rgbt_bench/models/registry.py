@@ -178,7 +178,30 @@ def _check_signature(spec: str, fn: Callable[..., nn.Module], num_classes: int, 
 
 def build_model(spec: str, num_classes: int, preset: str = "tiny", **kwargs) -> nn.Module:
     """Build model `spec` for `num_classes` classes with its entry's `options` (overridden by `kwargs`); user
-    builders that take no preset get none."""
+    builders that take no preset get none.
+
+    Args:
+        spec: a registered model (`rgbt-bench models list`) or a user model 'package.module:build_fn'.
+        num_classes: classes of the dataset the model will segment.
+        preset: the size preset, 'tiny' (CPU-sized) or a published configuration such as CRM's 'swin_t'.
+        **kwargs: builder options, e.g. `pretrained=PATH` for ImageNet encoder weights.
+
+    Returns:
+        The model with freshly initialised weights, in train mode. Called as model(rgb [B,3,H,W],
+        thermal [B,1,H,W]), both float32 in [0, 1], it returns logits [B, num_classes, H, W] in eval mode.
+
+    Raises:
+        ConfigError: an unknown model (naming the closest one) or preset, or a user builder that cannot be
+            imported, cannot take these arguments, fails or does not return an nn.Module.
+
+    Example:
+        >>> import torch
+        >>> model = build_model("mfnet", num_classes=9).eval()
+        >>> with torch.no_grad():
+        ...     logits = model(torch.rand(2, 3, 32, 48), torch.rand(2, 1, 32, 48))
+        >>> tuple(logits.shape)
+        (2, 9, 32, 48)
+    """
     if spec in MODELS and preset not in MODELS[spec].presets:
         raise ConfigError(f"model '{spec}' has no preset '{preset}'; expected one of {', '.join(MODELS[spec].presets)}")
     fn = resolve_builder(spec)
