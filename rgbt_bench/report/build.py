@@ -106,13 +106,46 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
                  device: str | torch.device = "cpu", allow_partial: bool = False) -> Report:
     """Compute and write the report of the sweep in `results_dir`.
 
-    `reference`: model CE is measured against (default: run.json's "reference", else the first model).
-    `bootstrap`: resamples for the paired bootstrap (0 skips it). `qualitative` / `per_class`:
-    'CORRUPTION@SEVERITY' (alias 'CORRUPTION:SEVERITY'), 'clean', 'worst' (lowest mean mIoU over models) or
-    'none' (no such plot); `per_class` defaults to the qualitative setting, else the worst. `plot=False`
-    writes tables only; `latex=True` adds report/latex/*.tex. User errors are raised before anything is written.
-    Partial results (an interrupted sweep) are refused unless `allow_partial`, which summarises them over
-    their complete corruptions only (rgbt_bench.report.completeness).
+    User errors are raised before anything is written. Partial results (an interrupted sweep) are refused
+    unless `allow_partial`, which summarises them over their complete corruptions only
+    (rgbt_bench.report.completeness).
+
+    Args:
+        results_dir: the `out` directory of a sweep.
+        reference: the model CE is measured against (default: run.json's "reference", else the one the
+            suite names, else the first model).
+        bootstrap: resamples for the paired bootstrap confidence intervals (0 skips them).
+        seed: seed of the bootstrap's resampling.
+        confidence: level of the bootstrap intervals.
+        qualitative: setting of the grid of inputs, labels and predictions: 'CORRUPTION@SEVERITY' (alias
+            'CORRUPTION:SEVERITY'), 'clean', 'worst' (lowest mean mIoU over models) or 'none' (no grid).
+        per_class: setting of the per-class IoU bars, as `qualitative` (default: the qualitative setting,
+            else the worst).
+        plot: False writes tables only (no figures, no grid).
+        images: images in the qualitative grid.
+        latex: also write report/latex/*.tex.
+        device: where the models run for the qualitative grid.
+        allow_partial: report an unfinished sweep over its complete corruptions.
+
+    Returns:
+        The Report: its tables (`summary`, `miou`, `per_class`, `day_night`, `robustness`, `ablations`), the
+        chosen `reference`, `bootstrap` intervals, `notes` and the `files` written under `results_dir`/report.
+
+    Raises:
+        DataError: no finished cells, cells that do not fit together, or partial results.
+        ConfigError: an unknown reference model or setting, or a negative `bootstrap`.
+
+    Example:
+        >>> from rgbt_bench.sweep import SweepConfig, run_sweep
+        >>> out = run_sweep(SweepConfig(models=["mfnet"], corruptions=["thermal_missing"], severities=[5],
+        ...                             dataset_options={"size": (32, 48), "counts": (8, 2, 4)},
+        ...                             train_iterations=1, out="results/example", progress=False,
+        ...                             efficiency=False))
+        >>> report = build_report("results/example", bootstrap=0, plot=False)
+        >>> report.out_dir, report.reference.model, report.summary["model"].tolist()
+        (PosixPath('results/example/report'), 'mfnet', ['mfnet'])
+        >>> sorted(p.name for p in report.files if p.suffix == ".md")
+        ['day_night.md', 'miou.md', 'per_class.md', 'robustness.md', 'summary.md']
     """
     results = load_results(results_dir)
     done = completeness(results)

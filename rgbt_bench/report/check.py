@@ -157,7 +157,38 @@ def check_setup(baseline: pd.DataFrame, current: pd.DataFrame, where: str) -> No
 
 
 def compare(baseline: pd.DataFrame, current: pd.DataFrame, max_drop: float, where: str = "baseline") -> CheckResult:
-    """Compare per cell; `max_drop` is the largest tolerated fall in mIoU percentage points."""
+    """Compare per cell; `max_drop` is the largest tolerated fall in mIoU percentage points.
+
+    Args:
+        baseline: a baseline table (read_baseline of a CSV written by write_baseline).
+        current: the results' table (current_table).
+        max_drop: largest tolerated fall in mIoU, in percentage points (0: no fall at all).
+        where: how the baseline is named in messages.
+
+    Returns:
+        CheckResult: `diff` has one row per cell (baseline, current, delta, status ok / regression / missing
+        / new), regressions first; `passed` is False when a cell fell by more than `max_drop` or is missing.
+
+    Raises:
+        ConfigError: a negative `max_drop`, or a baseline of another mIoU convention or setup.
+
+    Example:
+        A baseline 5 points above the results on one cell:
+
+        >>> from rgbt_bench.sweep import SweepConfig, run_sweep
+        >>> out = run_sweep(SweepConfig(models=["mfnet"], corruptions=["thermal_missing"], severities=[5],
+        ...                             dataset_options={"size": (32, 48), "counts": (8, 2, 4)},
+        ...                             train_iterations=1, out="results/example", progress=False,
+        ...                             efficiency=False))
+        >>> from rgbt_bench.report import load_results
+        >>> current = current_table(load_results("results/example"))
+        >>> baseline = current.assign(miou=current["miou"] + [0.0, 5.0])
+        >>> result = compare(baseline, current, max_drop=1.0)
+        >>> result.passed, result.counts()
+        (False, {'ok': 1, 'regression': 1, 'missing': 0, 'new': 0})
+        >>> result.failures["cell"].tolist()
+        ['mfnet thermal_missing@5 seed 0 train 1024 (synthetic/test)']
+    """
     if not max_drop >= 0:
         raise ConfigError(f"--max-drop must be >= 0 percentage points, got {max_drop}")
     conventions = set(baseline["convention"].dropna()) - set(current["convention"])

@@ -126,9 +126,39 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
 def build_leaderboard(paths: Iterable[str | Path], rank_by: str = "mean_corrupted", bootstrap: int = 1000,
                       seed: int = 0, confidence: float = 0.95, reference: Optional[str] = None,
                       allow_partial: bool = False) -> tuple[pd.DataFrame, list[Path]]:
-    """(ranked leaderboard, paths skipped for holding no sweep cells). DataError when none holds any, when one
-    holds an unfinished sweep and not `allow_partial`, or when the directories are all of different setups;
-    ConfigError when `reference` is absent from a group."""
+    """Rank the models of several sweeps, within groups of results of one setup.
+
+    Args:
+        paths: results directories (the `out` of each sweep); other paths, e.g. files matched by a
+            `results/*` glob, are skipped.
+        rank_by: the column ranked on: 'mean_corrupted', 'clean', 'worst', 'rr', 'mce' or 'rmce' (RANK_BY).
+        bootstrap: resamples for the confidence intervals of clean and mean corrupted mIoU (0 skips them).
+        seed: seed of the bootstrap's resampling.
+        confidence: level of the bootstrap intervals.
+        reference: the model mCE is measured against in every group (default: per group, the suite's
+            `reference`, else the first model).
+        allow_partial: rank unfinished sweeps over their complete corruptions.
+
+    Returns:
+        (leaderboard, skipped): one row per model and results directory (COLUMNS: group, rank, model,
+        mIoU figures with intervals, setup and provenance), ranked within each group; and the given paths
+        that held no sweep cells.
+
+    Raises:
+        DataError: no path holds cells, one holds an unfinished sweep and not `allow_partial`, or the
+            directories are all of different setups.
+        ConfigError: an unknown `rank_by`, or a `reference` absent from a group.
+
+    Example:
+        >>> from rgbt_bench.sweep import SweepConfig, run_sweep
+        >>> out = run_sweep(SweepConfig(models=["mfnet"], corruptions=["thermal_missing"], severities=[5],
+        ...                             dataset_options={"size": (32, 48), "counts": (8, 2, 4)},
+        ...                             train_iterations=1, out="results/example", progress=False,
+        ...                             efficiency=False))
+        >>> frame, skipped = build_leaderboard(["results/example"], bootstrap=0)
+        >>> frame[["group", "rank", "model"]].to_dict("records"), skipped
+        ([{'group': 1, 'rank': 1, 'model': 'mfnet'}], [])
+    """
     if rank_by not in RANK_BY:
         raise ConfigError(f"invalid --rank-by '{rank_by}'; expected one of {', '.join(RANK_BY)}")
     paths = list(paths)

@@ -167,7 +167,32 @@ def _read_raw(path: Path) -> list[CellResult]:
 
 
 def load_results(path: str | Path) -> Results:
-    """Read every finished cell of `path`; DataError when there are none or they do not fit together."""
+    """Read every finished cell of `path`; DataError when there are none or they do not fit together.
+
+    Args:
+        path: the `out` directory of a sweep (rgbt_bench.sweep.run_sweep).
+
+    Returns:
+        Results: the cells pooled over corruption seeds, keyed by (model, corruption, severity), with
+        per-image confusion matrices, image names and day/night flags, models, corruptions, class names,
+        mIoU convention, each model's training seeds and the manifest (run.json).
+
+    Raises:
+        DataError: no directory, no finished cell, or cells of different datasets, splits, conventions,
+            class lists or images.
+
+    Example:
+        >>> from rgbt_bench.sweep import SweepConfig, run_sweep
+        >>> out = run_sweep(SweepConfig(models=["mfnet"], corruptions=["thermal_missing"], severities=[5],
+        ...                             dataset_options={"size": (32, 48), "counts": (8, 2, 4)},
+        ...                             train_iterations=1, out="results/example", progress=False,
+        ...                             efficiency=False))
+        >>> results = load_results("results/example")
+        >>> results.models, results.settings(), results.num_classes, len(results.names)
+        (['mfnet'], [('clean', 0), ('thermal_missing', 5)], 7, 4)
+        >>> 0.0 <= results.miou("mfnet", "thermal_missing", 5) <= 1.0
+        True
+    """
     path = Path(path)
     if not path.is_dir():
         raise DataError(f"results directory {path} does not exist; expected the --out of a sweep")

@@ -366,7 +366,40 @@ class Sweep:
 
 
 def run_sweep(config: SweepConfig) -> Path:
-    """Run (or resume) the sweep described by `config`; returns the results directory."""
+    """Run (or resume) the sweep described by `config`; returns the results directory.
+
+    Everything a user can get wrong is checked before the slow work starts; finished cells already in
+    `config.out` are reused when they belong with this run (see the module docstring).
+
+    Args:
+        config: models, dataset and split, suite (restricted by `corruptions` / `severities`), seeds,
+            output directory and evaluation settings; the fields are described on SweepConfig.
+
+    Returns:
+        `config.out` as a Path: one finished cell per (model, training seed, corruption, severity,
+        corruption seed) under cells/ (rgbt_bench.sweep.store) and the manifest run.json, which
+        rgbt_bench.report.load_results reads.
+
+    Raises:
+        ConfigError: an invalid setting, model, suite or output directory, or finished cells in `config.out`
+            computed with other weights, data or settings (unless `replace_stale`).
+        DataError: a dataset that cannot be read, or unreadable or old-layout cells in `config.out`.
+        CheckpointError: a checkpoint that is unreadable or does not fit its model.
+
+    Example:
+        MFNet (tiny, trained on the fly for one iteration into models/) on four built-in images, clean
+        and with the thermal camera missing:
+
+        >>> from rgbt_bench.sweep import SweepConfig, run_sweep
+        >>> config = SweepConfig(models=["mfnet"], dataset_options={"size": (32, 48), "counts": (8, 2, 4)},
+        ...                      corruptions=["thermal_missing"], severities=[5], train_iterations=1,
+        ...                      out="results/example", progress=False, efficiency=False)
+        >>> out = run_sweep(config)
+        >>> for cell in sorted((out / "cells").glob("*.json")):
+        ...     print(cell.name)
+        mfnet__synthetic__test__clean__s0__seed0__train1024.json
+        mfnet__synthetic__test__thermal_missing__s5__seed0__train1024.json
+    """
     config.validate()
     ctx = distributed.setup(config.device)
     try:
