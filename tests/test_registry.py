@@ -91,10 +91,12 @@ def test_cli_help_is_built_from_the_registries():
 
 
 def test_readme_models_table_matches_the_registry():
-    """The README's copy of each model's presets and modalities, compared with the one in the registry."""
+    """The README's copy of each model's presets, modalities and whether `run` trains it, compared with the
+    registry's."""
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme.split("## Models", 1)[1].split("\n\n", 2)[1]
+    section = readme.split("### Models", 1)[1].split("\n\n", 2)[1]
     rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
-    table = {name.strip("`"): (presets, modalities) for name, presets, modalities, _ in rows}
-    assert table == {name: (", ".join(e.presets), "+".join(e.modalities)) for name, e in MODELS.items()}
+    table = {name.strip("`"): (presets, modalities, main) for name, presets, modalities, main, _ in rows}
+    assert table == {name: (", ".join(e.presets), "+".join(e.modalities), "yes" if e.main else "no")
+                     for name, e in MODELS.items()}
