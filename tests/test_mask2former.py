@@ -329,3 +329,14 @@ def test_valid_mode_keeps_weight_one_at_the_border():
 def test_ignore_mode_is_validated():
     with pytest.raises(ConfigError, match="ignore_mode 'skip'.*official, valid"):
         Mask2FormerLoss(3, ignore_mode="skip")
+
+
+def test_an_image_with_a_1x1_stride_32_map_is_one_clear_error():
+    """A 24x32 image gave a bare torch ValueError from GroupNorm in the tiny pixel decoder (one image, one channel
+    per group, one value); larger images with the same batch of one run."""
+    from rgbt_bench.models.registry import build_model
+    model = build_model("crm", 3).eval()
+    with torch.no_grad(), pytest.raises(ConfigError, match="stride-32 feature map is 1x1"):
+        model(torch.rand(1, 3, 24, 32), torch.rand(1, 1, 24, 32))
+    with torch.no_grad():
+        assert model(torch.rand(1, 3, 24, 40), torch.rand(1, 1, 24, 40)).shape == (1, 3, 24, 40)

@@ -104,6 +104,11 @@ class MSDeformAttnPixelDecoder(nn.Module):
         for i, (f, c) in enumerate(zip(features, self.in_channels)):
             if f.dim() != 4 or f.shape[1] != c:
                 raise ConfigError(f"pixel decoder feature {i} has shape {tuple(f.shape)}, expected [B, {c}, H, W]")
+        norm = self.input_proj[0][1]
+        if features[3].shape[0] == 1 and norm.num_channels == norm.num_groups and features[3].shape[2:].numel() == 1:
+            raise ConfigError("the image is too small for this preset's pixel decoder: its stride-32 feature map is "
+                              "1x1 and GroupNorm with one channel per group cannot normalise one value; use images "
+                              "larger than 32 px on at least one side")
         with torch.autocast(device_type=features[0].device.type, enabled=False):
             return self._forward_float(features)
 
