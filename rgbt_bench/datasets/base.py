@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -11,6 +11,8 @@ from torch.utils.data import Dataset
 from ..batch import Sample
 from ..errors import ConfigError, DataError
 from .io import FileError, header_size
+
+MODALITIES = ("rgb", "thermal")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class DatasetInfo:
     `RGBTDataset.check_split`). `recipe_crop` is the training crop (H, W) of the CRM recipe (CRM_RGBTSeg
     configs; None: half the image size, rgbt_bench.training.config.default_crop). `needs_root`: False for
     datasets generated on the fly, named on the command line without a path.
+    `visible_in` gives, per class (in `class_names` order), the modalities whose images show it; empty means
+    every class is visible in both RGB and thermal (true of real scenes; the synthetic dataset hides some
+    classes from one camera on purpose).
     """
 
     name: str
@@ -36,10 +41,25 @@ class DatasetInfo:
     description: str = ""
     recipe_crop: Optional[tuple[int, int]] = None
     needs_root: bool = True
+    visible_in: tuple[tuple[str, ...], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.visible_in and len(self.visible_in) != len(self.class_names):
+            raise ValueError(f"{self.name}: visible_in has {len(self.visible_in)} entries for "
+                             f"{len(self.class_names)} classes")
+        unknown = {m for mods in self.visible_in for m in mods} - set(MODALITIES)
+        if unknown:
+            raise ValueError(f"{self.name}: visible_in names unknown modalities {sorted(unknown)}")
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def visible_classes(self, modalities: Sequence[str]) -> tuple[str, ...]:
+        """The classes that at least one of `modalities` ("rgb", "thermal") shows, in class order."""
+        if not self.visible_in:
+            return self.class_names if modalities else ()
+        return tuple(name for name, shown in zip(self.class_names, self.visible_in) if set(shown) & set(modalities))
 
 
 class RGBTDataset(Dataset):

@@ -34,6 +34,10 @@ PALETTE = ((0, 0, 0), (128, 64, 128), (255, 255, 255), (64, 0, 128), (64, 64, 0)
 # A one-pixel halo around every object ("thing") is ambiguous: thermal optics blur it. It is ignored.
 IGNORE_INDEX = 255
 THINGS = (CAR, PERSON, CONE, PIPE)
+# Which camera shows each class (docs/synthetic.md; the contrast tests in tests/test_synthetic.py measure it):
+# lane markings and cones have the temperature of the ground behind them, hot pipes the paint of their wall.
+VISIBLE_IN = (("rgb", "thermal"), ("rgb", "thermal"), ("rgb",), ("rgb", "thermal"), ("rgb", "thermal"), ("rgb",),
+              ("thermal",))
 
 # What each pixel shows, finer than the label: tells posters and camouflaged persons apart for analysis.
 ELEMENT_NAMES = ("sky", "building", "verge", "road", "lane_marking", "hot_pipe", "car", "person",

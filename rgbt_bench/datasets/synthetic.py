@@ -146,6 +146,7 @@ class SyntheticRGBT(RGBTDataset):
         has_day_night=True,
         description="Procedural road scenes where lane markings and cones show only in RGB, hot pipes only "
                     "in thermal, and only thermal tells persons from person-shaped posters.",
+        visible_in=scene.VISIBLE_IN,
     )
 
     def __init__(self, root: Optional[Path] = None, split: str = "train", size: Any = None, seed: int = 0,
