@@ -237,7 +237,7 @@ class Trainer:
         path = self.config.log_path
         kept = []
         if self.config.resume and path.is_file():
-            kept = [line for line, record in _log_records(path.read_text())
+            kept = [line for line, record in log_records(path.read_text())
                     if record["iteration"] <= self.state.iteration]
         with writing(f"training outputs to {path.parent}"):
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -378,7 +378,7 @@ class Trainer:
             self._note(warning_for_test_selection(str(self.config.out_path)))
 
 
-def _log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
+def log_records(text: str) -> list[tuple[str, dict[str, Any]]]:
     """(line, record) for each whole JSON line of a training log. A line torn by a full disk or a kill during
     its append does not parse and is dropped, like blank lines."""
     records = []
