@@ -60,6 +60,22 @@ def test_best_and_last_checkpoints_record_what_was_trained(run):
     assert best["metrics"]["selected_on"] == "val" and best["metrics"]["val"] == top
     assert best["iteration"] == top["iteration"] == last["best"]["iteration"]
     assert last["best"]["miou"] == pytest.approx(top["miou"])
+    assert best["metrics"]["history"] == history  # the whole curve, also the evaluations after the best
+
+
+def test_selected_checkpoint_saved_early_records_the_whole_curve(tmp_path, monkeypatch):
+    """Best at the first evaluation: `out` is written then, and completed with the later ones at the end."""
+    scores = iter([0.5, 0.2, 0.3])
+
+    def fake_evaluate(*args, **kwargs):
+        real = evaluate_module(*args, **kwargs)
+        return dataclasses.replace(real, miou=next(scores))
+    evaluate_module = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", fake_evaluate)
+    config = _config(tmp_path / "early.pt", iterations=6, eval_every=2)
+    best = load_checkpoint(train(config))
+    assert best["iteration"] == 2 and best["metrics"]["val"]["miou"] == 0.5
+    assert [(h["iteration"], h["miou"]) for h in best["metrics"]["history"]] == [(2, 0.5), (4, 0.2), (6, 0.3)]
 
 
 def test_recorded_val_metrics_reproduce_from_the_saved_weights(run):

@@ -3,7 +3,8 @@
 Per iteration: poly LR for this iteration (or, with lr_step="epoch", for this epoch), forward through the
 TrainingObjective (AMP on CUDA: bf16 where supported, else fp16 with a GradScaler), backward,
 gradient-norm clipping, AdamW step. Every `eval_every` iterations (or `eval_every_epochs` epochs) and at the
-end the model is evaluated on the VAL split; the best val mIoU is written to `out`, the full state (model,
+end the model is evaluated on the VAL split; the best val mIoU is written to `out` (which, once training
+ends, records every evaluation of the run in metrics["history"]), the full state (model,
 optimiser, scaler, iteration, per-rank RNG states, best so far) to `<out stem>.last.pt` every `save_every`
 iterations and at the end. Only with select_on="test" (the published CRM behaviour, asked for explicitly)
 is the test split used, and then every start and end of the run prints selection.warning_for_test_selection.
@@ -273,8 +274,21 @@ class Trainer:
         if self.ctx.is_main:
             if improved or (force and self.select_set is None):
                 self._save_selected()
+            elif force and self.select_set is not None:
+                self._complete_selected_history()
             self._save_last(rng_states)
         distributed.barrier(self.ctx)
+
+    def _complete_selected_history(self) -> None:
+        """At the end of training, give the selected checkpoint (saved at its best evaluation) the evaluations
+        made after it, so that it records the whole curve (rgbt_bench.training.convergence judges it)."""
+        path = self.config.out_path
+        if not path.is_file():
+            return
+        ckpt = load_checkpoint(path)
+        if ckpt["metrics"].get("history") != self.state.history:
+            ckpt["metrics"] = {**ckpt["metrics"], "history": list(self.state.history)}
+            save_checkpoint(path, ckpt)
 
     # ----- training ----------------------------------------------------------------------------------
     def _step(self, net: nn.Module, batch) -> dict[str, float]:
