@@ -58,6 +58,14 @@ def test_quick_run_end_to_end_and_rerun(tmp_path):
              for p in cells if "__clean__" in p.name}
     for row in board.itertuples():
         assert row.clean_miou_pct == pytest.approx(100 * clean[row.model], abs=1e-3)
+    # every cell carries its network's val curve (3 iterations, evaluated at each), which the checks judge
+    training = json.loads(next(p for p in cells if "__clean__" in p.name).read_text())["training"]
+    assert training["iterations"] == 3 and [v["iteration"] for v in training["val"]] == [1, 2, 3]
+    assert training["source"] == "checkpoint" and training["unknown"] is None
+    checks = json.loads((res / "report" / "report.json").read_text())["training_checks"]
+    assert len(checks) == len(DEFAULT_MODELS) and all(c["still_rising"] in (True, False) for c in checks)
+    assert all(f"note: {line}" in result.output for line in json.loads((res / "report" / "report.json")
+                                                                       .read_text())["notes"])
 
     # a fresh run in one process with two threads trains the same weights and computes the same cells
     # (before rgbt_bench.threads: every parameter and 44 of 78 cells differed)
@@ -105,7 +113,7 @@ def test_cache_key_reuse_resume_retrain(tmp_path):
     longer = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), iterations=5,
                        progress=False).train_config("rgb_only", (32, 40))
     assert plan(longer).state == "train"
-    assert plan(longer).reason == "its training config differs: eval_every 1, requested 2; iterations 3, requested 5"
+    assert plan(longer).reason == "its training config differs: iterations 3, requested 5"
     other_seed = RunConfig(quick=True, models=["rgb_only"], models_dir=str(tmp_path / "models"), seed=7,
                            progress=False).train_config("rgb_only", (32, 40))
     # another training seed is another replica, kept in its own file beside the first

@@ -26,6 +26,8 @@ from typing import Any, Optional
 from ..errors import DataError
 
 SCHEMA_VERSION = 2  # 1: the unversioned records written before this module
+# Record fields added without a new schema version: absent from records written before them (read as None).
+OPTIONAL_FIELDS = ("training",)
 # Identity fields that are a model's own; the others are shared by every model of a sweep at one setting.
 MODEL_FIELDS = ("model_spec", "preset", "model_kwargs", "checkpoint_sha256")
 # A key field is written into the file name as it is when it is made of these characters with no "_" at
@@ -121,7 +123,9 @@ class CellRecord:
     """A finished cell's record. `metrics` are those of the summed confusion matrix (rgbt_bench.metrics);
     reports recompute everything from the per-image matrices stored beside it. `training_sha256`: hash of the
     training config an rgbt-bench checkpoint records (rgbt_bench.training.cache.training_key; None for other
-    weights), which baselines compare instead of the weights' own hash (rgbt_bench.report.setup)."""
+    weights), which baselines compare instead of the weights' own hash (rgbt_bench.report.setup). `training`:
+    the weights' val curve and planned iterations (rgbt_bench.training.convergence.training_curve), which the
+    report's training checks judge; None in records written before it was recorded (OPTIONAL_FIELDS)."""
 
     key: CellKey
     identity: CellIdentity
@@ -143,6 +147,7 @@ class CellRecord:
     finished_at: str
     rgbt_bench_version: str
     training_sha256: Optional[str] = None
+    training: Optional[dict[str, Any]] = None
     schema: int = SCHEMA_VERSION
 
     @property
@@ -181,7 +186,8 @@ class CellRecord:
         try:
             key = CellKey(**{f.name: data[f.name] for f in dataclasses.fields(CellKey)})
             identity = CellIdentity(**{f.name: data[f.name] for f in dataclasses.fields(CellIdentity)})
-            rest = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name not in ("key", "identity")}
+            rest = {f.name: data[f.name] for f in dataclasses.fields(cls)
+                    if f.name not in ("key", "identity") and (f.name in data or f.name not in OPTIONAL_FIELDS)}
         except KeyError as exc:
             raise DataError(f"{where} lacks field {exc}; expected a sweep cell record") from None
         record = cls(key=key, identity=identity, **{**rest, "class_names": tuple(rest["class_names"])})

@@ -224,7 +224,7 @@ class Sweep:
             dataset_spec=self.dataset.spec, device=str(self.ctx.device), device_name=device_name(self.ctx.device),
             world_size=self.ctx.world_size, elapsed_s=round(self.timer.cells.get(cell.key.cell_id, 0.0), 4),
             pass_elapsed_s=round(pass_s, 4), finished_at=now(), rgbt_bench_version=__version__,
-            training_sha256=ref.training_sha256)
+            training_sha256=ref.training_sha256, training=ref.training)
 
     def _ref(self, key: CellKey) -> ModelRef:
         return next(r for r in self.refs if r.replica == key.replica)

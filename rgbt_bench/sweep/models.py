@@ -28,6 +28,7 @@ from ..models import resolve_builder
 from ..models.loading import build_kwargs, load_model
 from ..training import cache
 from ..training.config import TrainConfig
+from ..training.convergence import training_curve
 from ..training.selection import selected_on, selection_warning
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]+$")
@@ -51,6 +52,7 @@ class ModelRef:
     model_kwargs: Optional[dict[str, Any]] = None
     train_seed: Optional[int] = None
     training_sha256: Optional[str] = None
+    training: Optional[dict[str, Any]] = None
 
     @property
     def replica(self) -> tuple[str, Optional[int]]:
@@ -187,8 +189,8 @@ def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
     """Every model on `device` in eval mode, weights loaded strictly, keyed by its replica (name, training
     seed). Recorded on each ref: the checkpoint's sha256, the kwargs the model was built with, the input
     convention it expects (rgbt_bench.models.normalize; None for a user model that does not say), the split
-    its weights were selected on and the hash of its training config; a test-selected checkpoint is `warn`ed
-    about."""
+    its weights were selected on, the hash of its training config and its val curve
+    (rgbt_bench.training.convergence.training_curve); a test-selected checkpoint is `warn`ed about."""
     models: dict[tuple[str, Optional[int]], nn.Module] = {}
     for ref in refs:
         model, ckpt = load_model(ref.spec, num_classes, preset, checkpoint=ref.checkpoint, device=device)
@@ -197,6 +199,7 @@ def load_models(refs: list[ModelRef], num_classes: int, preset: str, device,
         ref.input_convention = getattr(model, "input_convention", None)
         ref.selected_on = selected_on(ckpt)
         ref.training_sha256 = training_sha256(ckpt)
+        ref.training = training_curve(ckpt, ref.checkpoint)
         warning = selection_warning(ckpt, f"checkpoint {ref.checkpoint} of model '{ref.name}'")
         if warning:
             warn(warning)

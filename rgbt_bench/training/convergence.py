@@ -70,13 +70,52 @@ def convergence(history: Sequence[Mapping[str, Any]], window: float = WINDOW,
     return Convergence(gain > min_gain, gain, max(before), max(within), start, len(points))
 
 
-def read_val_history(log_path: str | Path) -> list[dict[str, Any]]:
-    """The val evaluations recorded in a training log (`<checkpoint stem>.log.jsonl`), in file order; a line
-    torn by a kill or a full disk is skipped, as the trainer does on resume."""
+def _points(records: Sequence[Mapping[str, Any]], split: str) -> list[dict[str, Any]]:
+    """{"iteration", "miou"} of the `split` evaluations among training-log or history records, in order."""
+    return [{"iteration": int(r["iteration"]), "miou": float(r["miou"])} for r in records
+            if isinstance(r, Mapping) and r.get("split", split) == split and "miou" in r and "iteration" in r]
+
+
+def training_curve(ckpt: Mapping[str, Any], path: Optional[str | Path]) -> dict[str, Any]:
+    """What a report needs to judge a checkpoint's training (`convergence`), recorded with every sweep cell:
+    {"iterations": the run's planned iterations, "split": the selection split, "val": [{"iteration", "miou"}],
+    "source": "checkpoint" or the training log's file name, "unknown": why the curve cannot be judged, or None}.
+
+    The curve is the checkpoint's metrics["history"] (complete in checkpoints written since the trainer records
+    the whole run there); when that stops before the run's last iteration, the training log beside the
+    checkpoint (`<stem>.log.jsonl`) is read instead, if its val records start with the checkpoint's own (the
+    same run). A checkpoint without an rgbt-bench training config (imported, or another tool's) has no curve.
+    """
+    config = ckpt.get("config")
+    if not isinstance(config, Mapping) or not isinstance(config.get("iterations"), int):
+        return {"iterations": None, "split": None, "val": [], "source": None,
+                "unknown": "no rgbt-bench training config in the checkpoint (imported or trained elsewhere)"}
+    iterations, split = config["iterations"], str(config.get("select_on") or "val")
+    metrics = ckpt.get("metrics") if isinstance(ckpt.get("metrics"), Mapping) else {}
+    val, source = _points(metrics.get("history") or [], split), "checkpoint"
+    log = Path(path).with_name(f"{Path(path).stem}.log.jsonl") if path is not None else None
+    if (not val or val[-1]["iteration"] < iterations) and log is not None and log.is_file():
+        try:
+            logged = _points(read_val_history(log, split), split)
+        except DataError:
+            logged = []
+        if logged[:len(val)] == val and len(logged) > len(val):
+            val, source = logged, log.name
+    unknown = None
+    if not val:
+        unknown = "no val evaluations recorded"
+    elif val[-1]["iteration"] < iterations:
+        unknown = f"the recorded val curve ends at iteration {val[-1]['iteration']} of {iterations}"
+    return {"iterations": iterations, "split": split, "val": val, "source": source, "unknown": unknown}
+
+
+def read_val_history(log_path: str | Path, split: str = "val") -> list[dict[str, Any]]:
+    """The `split` evaluations recorded in a training log (`<checkpoint stem>.log.jsonl`), in file order; a
+    line torn by a kill or a full disk is skipped, as the trainer does on resume."""
     from .loop import log_records
     path = Path(log_path)
     try:
         text = path.read_text()
     except OSError as exc:
         raise DataError(f"{path}: cannot read the training log ({exc.strerror or exc})") from exc
-    return [record for _, record in log_records(text) if record.get("split") == "val" and "miou" in record]
+    return [record for _, record in log_records(text) if record.get("split") == split and "miou" in record]
