@@ -31,6 +31,7 @@ from .qualitative import parse_setting, qualitative_grid
 from .replicas import STD_SUFFIX, TRAIN_SEEDS, seeds_note
 from .robustness import Reference, choose_reference, robustness_tables
 from .tables import Table, day_night_table, miou_table, miou_wide, per_class_table, percent_names, records, write_table
+from .training_checks import check_lines, checks_table, training_checks
 
 REPORT_DIR = "report"
 LATEX_DIR = "latex"
@@ -40,7 +41,7 @@ INDEX = "index.html"
 PROVENANCE = "provenance.json"
 REPORT_JSON = "report.json"
 # Every file a report can write (besides those an earlier report.json lists): candidates for stale removal.
-TABLE_NAMES = ("miou", "per_class", "day_night", "robustness", "summary", "ablations", "bootstrap_cells",
+TABLE_NAMES = ("miou", "per_class", "day_night", "robustness", "summary", "ablations", "training", "bootstrap_cells",
                "bootstrap_summary", "bootstrap_differences")
 # Summary columns that are not percentages: names and counts.
 NOT_PERCENT = ("model", "worst_setting", "reference", TRAIN_SEEDS)
@@ -67,6 +68,8 @@ class Report:
     completeness: Optional[Completeness] = None
     ablations: pd.DataFrame = field(default_factory=pd.DataFrame)
     ablation_lines: list[str] = field(default_factory=list)
+    training: pd.DataFrame = field(default_factory=pd.DataFrame)
+    training_lines: list[str] = field(default_factory=list)
     tables: list[Table] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
@@ -167,7 +170,9 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
                     summary, boot, provenance(results), done)
     report.ablations = ablation_table(results, summary, miou, boot)
     report.ablation_lines = verdicts(report.ablations, results)
-    report.notes += _notes(results, done)
+    report.training = training_checks(results)
+    report.training_lines = check_lines(report.training, results)
+    report.notes += _notes(results, done) + report.training_lines
     report.tables = _tables(report)
     _write_tables(report)
     settings = [(CLEAN, 0)] + ([class_setting] if class_setting and class_setting[0] != CLEAN else [])
@@ -200,6 +205,7 @@ def _meta(report: Report, class_setting, qual_setting, latex: bool) -> dict:
             "qualitative_setting": format_setting(*qual_setting) if qual_setting else None, "latex": latex,
             "train_seeds": {m: r.replicas(m) for m in r.models}, "train_seeds_note": seeds_note(r),
             "ablations": report.ablation_lines,
+            "training_checks": records(report.training.rename(columns={"gain": "gain_pct"})),
             "provenance": report.provenance, "summary": records(report.table("summary").file_frame()),
             "notes": report.notes, "files": [_relative(p, report.out_dir) for p in report.files]}
 
@@ -272,6 +278,10 @@ def _tables(report: Report) -> list[Table]:
                                f"points{'' if boot is None else f' with {boot.confidence:.0%} paired bootstrap CIs'}",
                                report.ablations, percent_names(["treatment_miou", "control_miou", "difference", "low",
                                                                 "high"])))
+    tables.append(Table("training", "Training checks per trained network: classes its cameras show with clean IoU "
+                        "(%) below 5, and whether its val mIoU was still rising at the end (gain: best val mIoU of the "
+                        "last quarter of the run minus the best before, points)", checks_table(report.training),
+                        percent_names(["gain"])))
     if boot is not None:
         level = f"{boot.confidence:.0%}"
         tables += [
