@@ -99,6 +99,7 @@ def test_report_writes_the_checks_everywhere(results):
     assert rows["mfnet"]["still_rising"] is None and rows["mfnet"]["train_seed"] is None
     assert meta["notes"][-len(lines):] == lines
     table = (report.out_dir / "training.md").read_text()
+    assert table.startswith("| model | training seed | missed classes (IoU %) | still rising | val mIoU gain (%) |")
     assert "| rtfnet | – | lane_marking 0.0; person 3.0 | no |" in table
     assert "| mfnet | – | none | unknown |" in table
     assert "training check: rgb_only did not learn" in (report.out_dir / "index.html").read_text()
@@ -131,6 +132,13 @@ def test_other_datasets_classes_count_as_visible_to_both_cameras(tmp_path):
     m = np.array([[90, 10], [10, 0]], dtype=np.int64)  # class "thing": IoU 0
     results = load_results(write_results(tmp_path / "r", {("thermal_only", "clean", 0, 0): m}))
     assert training_checks(results)["missed_classes"].tolist() == ["thing 0.0"]
+
+
+def test_a_class_absent_from_the_images_is_not_a_miss(tmp_path):
+    m = confusion(person=0.0)
+    m[4] = 0  # no person pixel in the split: IoU 0 under the field convention, but nothing to learn from
+    results = load_results(write_results(tmp_path / "r", {("crm", "clean", 0, 0): m}, class_names=CLASSES))
+    assert training_checks(results)["missed_classes"].tolist() == [""]
 
 
 def test_record_without_training_field_reads_as_none(tmp_path):

@@ -12,7 +12,8 @@ Choices:
   first) and for the sweep (images sharded over the processes); every CPU computation runs with one
   intra-op thread anyway (rgbt_bench.threads), so the numbers do not depend on --jobs or the core count;
 - training: TrainConfig's measured per-model defaults (lr 3e-3; 900 iterations for CRM and crm_nomask,
-  1000 for the per-pixel baselines); val evaluated every eighth of the run, the best kept; resumable state saved every 50
+  1000 for the per-pixel baselines); val evaluated every eighth of the run (~2.5 CPU-s a pass for CRM, ~1.5 s
+  for a baseline, ~5 % of the training time), the best kept; resumable state saved every 50
   iterations;
 - sweep: the whole default suite, severities 1..5 (--severities 1,3,5 trims it on a slower machine while
   keeping each corruption's slope and severity 5, the camera-always-missing test of the CRM paper that the

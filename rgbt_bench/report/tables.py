@@ -107,7 +107,9 @@ LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "m
           "rgb_share_low": "RGB share CI low", "rgb_share_high": "RGB share CI high",
           "fusion_gain_low": "fusion gain CI low", "fusion_gain_high": "fusion gain CI high",
           "treatment": "model", "control": "control", "statistic": "statistic", "treatment_miou": "model mIoU",
-          "control_miou": "control mIoU", "difference": "difference"}
+          "control_miou": "control mIoU", "difference": "difference", "train_seed": "training seed",
+          "missed_classes": "missed classes (IoU %)", "still_rising": "still rising", "gain": "val mIoU gain",
+          "cannot_tell": "cannot tell"}
 PCT_SUFFIX = "_pct"
 
 

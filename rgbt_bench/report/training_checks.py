@@ -3,7 +3,8 @@ that it did not learn, and whether its val curve was still rising when training 
 
 - missed classes (rgbt_bench.metrics.visibility.missed_classes): IoU on the clean evaluation (summed over
   its images and corruption seeds, the results' convention) below MIN_IOU for a class one of the model's
-  modalities shows (DatasetInfo.visible_in; a model outside the registry is taken to see both cameras);
+  modalities shows (DatasetInfo.visible_in; a model outside the registry is taken to see both cameras) and
+  the evaluated images contain;
 - still rising (rgbt_bench.training.convergence): best val mIoU in the last quarter of the run more than one
   point above the best before it, from the val curve the sweep recorded with each cell
   (rgbt_bench.training.convergence.training_curve).
@@ -68,7 +69,9 @@ def training_checks(results: Results) -> pd.DataFrame:
     for (model, seed), cells in _replicas(results).items():
         why, missed = [], ""
         if cells:
-            iou = compute_metrics(sum(c.confusion for c in cells), results.convention).iou
+            matrix = sum(c.confusion for c in cells)
+            iou = [v if labelled else float("nan")  # a class the split does not contain cannot be judged
+                   for v, labelled in zip(compute_metrics(matrix, results.convention).iou, matrix.sum(axis=1) > 0)]
             by_name = dict(zip(results.class_names, iou))
             missed = "; ".join(f"{name} {PCT * by_name[name]:.1f}"
                                for name in missed_classes(iou, info, _modalities(results.specs.get(model, model))))
