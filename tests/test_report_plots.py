@@ -127,7 +127,11 @@ def test_end_to_end_report_on_a_real_sweep(swept, capsys):
     results = load_results(out)
     assert results.dataset == "synthetic" and len(results.names) == 10 and results.has_day_night
     meta = json.loads((report / "report.json").read_text())
-    assert meta["qualitative_setting"] == "thermal_noise@5" and meta["notes"] == []
+    assert meta["qualitative_setting"] == "thermal_noise@5"
+    assert all(n.startswith("training check:") for n in meta["notes"])  # random weights, no training run
+    assert meta["notes"][-1] == ("training check: cannot tell whether u1, u2 were still improving when training "
+                                 "stopped: no rgbt-bench training config in the checkpoint (imported or trained "
+                                 "elsewhere)")
     # the grid: a clean row and a corrupted row per image, thermal with its colour bar, the context in the title
     texts = svg_texts(report / "qualitative")
     assert texts.count("clean") == 3 and texts.count("thermal_noise@5") == 3
@@ -162,8 +166,8 @@ def test_missing_checkpoint_skips_only_the_qualitative_grid(swept, tmp_path, cap
     finally:
         os.replace(moved, ckpts["u2"])
     printed = capsys.readouterr().out
-    note = next(line for line in printed.splitlines() if line.startswith("note:"))
+    note = next(line for line in printed.splitlines() if line.startswith("note: qualitative"))
     assert f"checkpoint {ckpts['u2']} of model 'u2' is gone" in note
     assert not (out / "report" / "qualitative.png").exists()
     assert_figure(out / "report" / "heatmap")
-    assert "qualitative grid skipped" in json.loads((out / "report" / "report.json").read_text())["notes"][0]
+    assert "qualitative grid skipped" in json.loads((out / "report" / "report.json").read_text())["notes"][-1]
