@@ -131,8 +131,9 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
         allow_partial: report an unfinished sweep over its complete corruptions.
 
     Returns:
-        The Report: its tables (`summary`, `miou`, `per_class`, `day_night`, `robustness`, `ablations`), the
-        chosen `reference`, `bootstrap` intervals, `notes` and the `files` written under `results_dir`/report.
+        The Report: its tables (`summary`, `miou`, `per_class`, `day_night`, `robustness`, `ablations`,
+        `training`: the training checks), the chosen `reference`, `bootstrap` intervals, `notes` and the `files`
+        written under `results_dir`/report.
 
     Raises:
         DataError: no finished cells, cells that do not fit together, or partial results.
@@ -148,7 +149,9 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
         >>> report.out_dir, report.reference.model, report.summary["model"].tolist()
         (PosixPath('results/example/report'), 'mfnet', ['mfnet'])
         >>> sorted(p.name for p in report.files if p.suffix == ".md")
-        ['day_night.md', 'miou.md', 'per_class.md', 'robustness.md', 'summary.md']
+        ['day_night.md', 'miou.md', 'per_class.md', 'robustness.md', 'summary.md', 'training.md']
+        >>> report.training[["model", "still_rising", "evaluations"]].values.tolist()  # one evaluation: too few
+        [['mfnet', None, 1]]
     """
     results = load_results(results_dir)
     done = completeness(results)
