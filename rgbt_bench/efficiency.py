@@ -127,10 +127,14 @@ def measure(model: nn.Module, size: tuple[int, int], device: torch.device, batch
 
 def read_efficiency(results_dir: str | Path) -> pd.DataFrame:
     """One row per model of a sweep's manifest (run.json) that recorded its efficiency: model, params, gflops,
-    gmacs, images_per_s, batch_size, device_name (and the rest of `Efficiency.as_dict`). Empty when none did
-    (an older sweep, or one run with --no-efficiency)."""
+    gmacs, images_per_s, batch_size, device_name (and the rest of `Efficiency.as_dict`). Training-seed replicas
+    share their model's architecture, hence its cost: the first one's row is kept. Empty when none did (an
+    older sweep, or one run with --no-efficiency)."""
     from .report.load import read_manifest
 
-    rows = [{"model": entry.get("name"), **entry["efficiency"]}
-            for entry in read_manifest(Path(results_dir)).get("models", []) if entry.get("efficiency")]
+    by_model: dict[str, dict] = {}
+    for entry in read_manifest(Path(results_dir)).get("models", []):
+        if entry.get("efficiency"):
+            by_model.setdefault(entry.get("name"), {"model": entry.get("name"), **entry["efficiency"]})
+    rows = list(by_model.values())
     return pd.DataFrame(rows, columns=None if rows else ["model", *COLUMNS])

@@ -66,5 +66,8 @@ def test_read_efficiency_from_the_manifest(tmp_path):
     write_json(tmp_path / "run.json", {"models": [{"name": "a", "efficiency": entry}, {"name": "b"}]})
     frame = read_efficiency(tmp_path)
     assert frame["model"].tolist() == ["a"] and frame.loc[0, "params"] == 10 and frame.loc[0, "images_per_s"] == 5.0
+    replicas = [{"name": "a", "train_seed": seed, "efficiency": {**entry, "params": 10 + seed}} for seed in (0, 1)]
+    write_json(tmp_path / "run.json", {"models": replicas})  # the replicas of one model: one row (it was two)
+    assert read_efficiency(tmp_path)[["model", "params"]].values.tolist() == [["a", 10]]
     empty = read_efficiency(tmp_path / "nowhere")
     assert isinstance(empty, pd.DataFrame) and empty.empty and "images_per_s" in empty.columns
