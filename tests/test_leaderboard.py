@@ -139,3 +139,23 @@ def test_leaderboard_prints_under_an_ascii_locale(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = {cells[2].strip(): cells for line in done.stdout.splitlines() if len(cells := line.split("|")) > 4}
     assert rows["other"][4].strip() == "-" and rows["other"][1].strip() == "-" and rows["slow"][4].strip() == "65.0"
+
+
+def test_rows_carry_the_cost_their_sweep_measured(tmp_path):
+    """Issue 11 item 3: parameters, GFLOPs and forward images/s per row, with the device they were measured on
+    (the leaderboard had none); a model whose sweep did not measure it gets empty values."""
+    import json
+    path = write_results(tmp_path / "one", FIRST)
+    manifest = json.loads((path / "run.json").read_text())
+    manifest["models"][0]["efficiency"] = {"params": 2523130, "gflops": 0.449, "images_per_s": 53.2,
+                                           "batch_size": 20, "device_name": "x86_64 CPU, 1 threads"}
+    (path / "run.json").write_text(json.dumps(manifest))
+    frame, _ = build_leaderboard([path], bootstrap=0)
+    fast = frame.set_index("model").loc["fast"]
+    assert (fast["params"], fast["gflops"], fast["images_per_s"]) == (2523130, 0.449, 53.2)
+    assert fast["cost_batch_size"] == 20 and fast["cost_device"] == "x86_64 CPU, 1 threads"
+    assert pd.isna(frame.set_index("model").loc["slow", "params"])
+    out = tmp_path / "board.csv"
+    main(["leaderboard", str(path), "--out", str(out), "--bootstrap", "0"])
+    assert pd.read_csv(out).set_index("model").loc["fast", "images_per_s"] == 53.2
+    assert "| parameters | GFLOPs | images/s | measured on |" in out.with_suffix(".md").read_text()

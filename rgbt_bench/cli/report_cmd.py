@@ -102,6 +102,7 @@ def leaderboard(results_dirs, out, rank_by, reference, bootstrap, seed, allow_pa
     from ..errors import ConfigError, writing
     from ..report.leaderboard import build_leaderboard, group_lines, partial_note, write_leaderboard
     from ..report.terminal import frame_table
+    from ..sweep.summary import for_display
     from ..training.selection import warning_for_test_selection
 
     if bootstrap < 0:
@@ -115,10 +116,14 @@ def leaderboard(results_dirs, out, rank_by, reference, bootstrap, seed, allow_pa
     for group, rows in frame.groupby("group", sort=True):
         first = rows.iloc[0]
         where = [("directory", "results")] if rows["results"].nunique() > 1 else []
-        print_table(console, frame_table(rows.assign(directory=rows["results"].map(lambda p: Path(p).name)), [
+        devices = sorted(set(rows["cost_device"].dropna()))
+        shown = for_display(rows.assign(directory=rows["results"].map(lambda p: Path(p).name)))
+        print_table(console, frame_table(shown, [
             ("rank", "#"), ("model", "model"), ("clean_miou", "clean"), ("mean_corrupted_miou", "mean corrupted"),
             ("rr", "RR %"), ("mce", "mCE %"), ("rmce", "rel. mCE %"), ("worst_miou", "worst"),
-            ("rgb_share", "RGB share %"), ("fusion_gain", "fusion gain"), ("cells", "cells"), *where],
+            ("rgb_share", "RGB share %"), ("fusion_gain", "fusion gain"), ("params", "params"),
+            ("gflops", "GFLOPs"), ("images_per_s", f"img/s ({', '.join(devices) or 'not measured'})"),
+            ("cells", "cells"), *where],
             title=f"Leaderboard{f' group {group}' if several else ''} (mIoU %, ranked by {rank_by}) on "
                   f"{first['dataset']}/{first['split']}, {first['images']} images, mCE against {first['reference']}",
             ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))

@@ -13,7 +13,10 @@ Each group has one mCE reference: `--reference`, else the model its suite names,
 its first directory; its mIoUs come from the first directory of the group that holds it (the mean over its
 training-seed replicas), so every mCE and relative mCE of a group is against the same numbers. Ties share
 a rank (pandas rank method "min"). CI bounds come from the paired bootstrap of each directory. Every row
-carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds)."""
+carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds) and
+the model's cost as its sweep measured it (rgbt_bench.efficiency: parameters, GFLOPs per image at the
+evaluated size, forward images/s with the batch size and the device named; empty for a sweep run with
+--no-efficiency). Images/s compare only between rows measured on one device."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Iterable, Optional
 import pandas as pd
 
 from ..atomic import atomic_write_text
+from ..efficiency import read_efficiency
 from ..errors import ConfigError, DataError
 from .bootstrap import paired_bootstrap
 from .completeness import Completeness, completeness
@@ -36,15 +40,17 @@ from .tables import Table, markdown_file, percent_names, records_json
 RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
            "mce": ("mce", False), "rmce": ("rmce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
 SETUP = ["setup_suite", "train_seeds"]
+# The model's cost as the sweep measured it; cost_device / cost_batch_size say where and how.
+COST = ["params", "gflops", "images_per_s", "cost_batch_size", "cost_device"]
 COLUMNS = ["group", "rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high",
            "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "rmce", "worst_miou",
-           "worst_setting", "rgb_share", "fusion_gain", "reference", "reference_chosen_by", "convention", "images",
-           *SETUP, "cells", "complete", "results", *(c for c in PROVENANCE_COLUMNS if c != "convention")]
+           "worst_setting", "rgb_share", "fusion_gain", *COST, "reference", "reference_chosen_by", "convention",
+           "images", *SETUP, "cells", "complete", "results", *(c for c in PROVENANCE_COLUMNS if c != "convention")]
 PERCENT = ["clean_miou", "clean_low", "clean_high", "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high",
            "rr", "mce", "rmce", "worst_miou", "rgb_share", "fusion_gain"]
 # The Markdown view: the ranking itself; provenance follows it as a note.
-SHOWN = ["group", "rank", "model", "dataset", "split", *PERCENT, "worst_setting", "reference", "convention", "images",
-         "train_seeds", "cells"]
+SHOWN = ["group", "rank", "model", "dataset", "split", *PERCENT, "worst_setting", "params", "gflops", "images_per_s",
+         "cost_device", "reference", "convention", "images", "train_seeds", "cells"]
 
 
 def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -108,9 +114,11 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
         own = reference if reference.model in results.models else choose_reference(results)
         boot = paired_bootstrap(summarised, own, bootstrap, seed, confidence).summary
         ci = {(r.model, r.statistic): (r.low, r.high) for r in boot.itertuples()}
+    cost = read_efficiency(results.path).set_index("model")
     rows = []
     nan = (float("nan"), float("nan"))
     for r in summary.to_dict(orient="records"):
+        measured = cost.loc[r["model"]] if r["model"] in cost.index else {}
         clean_ci, corrupted_ci = ci.get((r["model"], "clean"), nan), ci.get((r["model"], "mean_corrupted"), nan)
         rows.append({**r, **provenance_columns(block, r["model"]), "group": group, "dataset": results.dataset,
                      "split": results.split, "convention": results.convention,
@@ -119,7 +127,9 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
                      "reference_chosen_by": reference.chosen_by, "setup_suite": setup["suite"],
                      "train_seeds": setup["train_seeds"],
                      "clean_low": clean_ci[0], "clean_high": clean_ci[1],
-                     "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1]})
+                     "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1],
+                     **{c: measured.get(c, float("nan")) for c in ("params", "gflops", "images_per_s")},
+                     "cost_batch_size": measured.get("batch_size"), "cost_device": measured.get("device_name")})
     return rows
 
 

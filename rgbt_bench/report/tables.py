@@ -109,7 +109,8 @@ LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "m
           "treatment": "model", "control": "control", "statistic": "statistic", "treatment_miou": "model mIoU",
           "control_miou": "control mIoU", "difference": "difference", "train_seed": "training seed",
           "missed_classes": "missed classes (IoU %)", "still_rising": "still rising", "gain": "val mIoU gain",
-          "cannot_tell": "cannot tell"}
+          "cannot_tell": "cannot tell", "params": "parameters", "gflops": "GFLOPs", "images_per_s": "images/s",
+          "cost_device": "measured on"}
 PCT_SUFFIX = "_pct"
 
 
