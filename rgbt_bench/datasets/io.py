@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import struct
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -77,31 +78,30 @@ def check_unique(names: list[str], path: Path) -> None:
 
 def header_size(path: Path) -> tuple[int, int]:
     """(H, W) of an image file from its header, without decoding its pixels; FileError when unreadable."""
-    try:
-        with Image.open(path) as image:
-            width, height = image.size
-    except FileNotFoundError:
-        raise FileError(path, "file not found") from None
-    except UnidentifiedImageError:
-        raise FileError(path, "not a readable image file") from None
-    except DECODE_ERRORS as exc:
-        raise FileError(path, f"cannot read image header ({exc})") from None
+    with _image_errors(path, "cannot read image header"), Image.open(path) as image:
+        width, height = image.size
     return height, width
 
 
 def open_image(path: Path) -> Image.Image:
     """Open and fully decode an image file; missing, unreadable or truncated files raise FileError."""
+    with _image_errors(path, "cannot decode image"), open(path, "rb") as f:
+        image = Image.open(f)
+        image.load()
+    return image
+
+
+@contextmanager
+def _image_errors(path: Path, failure: str) -> Iterator[None]:
+    """Turn PIL's errors on `path` into FileError: missing, not an image, or `failure` (with the reason)."""
     try:
-        with open(path, "rb") as f:
-            image = Image.open(f)
-            image.load()
+        yield
     except FileNotFoundError:
         raise FileError(path, "file not found") from None
     except UnidentifiedImageError:
         raise FileError(path, "not a readable image file") from None
     except DECODE_ERRORS as exc:
-        raise FileError(path, f"cannot decode image ({exc})") from None
-    return image
+        raise FileError(path, f"{failure} ({exc})") from None
 
 
 def read_image(path: Path, channels: Iterable[int], bits: int, what: str) -> np.ndarray:
