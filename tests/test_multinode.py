@@ -72,10 +72,12 @@ def listening(port: int) -> bool:
     return False
 
 
-def start_nodes(cli_args: list[str], tmp_path: Path, **extra_env: str) -> list[subprocess.Popen]:
+def start_nodes(cli_args: list[str], tmp_path: Path, node_env: Optional[list[dict[str, str]]] = None,
+                **extra_env: str) -> list[subprocess.Popen]:
     """Two torchrun agents rendezvousing at a free port of 127.0.0.1, as two nodes of one job would.
 
-    The first is started alone until it listens on the port, so it is the one hosting the rendezvous store."""
+    The first is started alone until it listens on the port, so it is the one hosting the rendezvous store.
+    `node_env`: extra environment of each node's worker."""
     port = free_port()
     rdzv = ["--nnodes", "2", "--nproc_per_node", "1", "--rdzv-backend", "c10d",
             "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", uuid.uuid4().hex, "--local-addr", "127.0.0.1",
@@ -84,7 +86,8 @@ def start_nodes(cli_args: list[str], tmp_path: Path, **extra_env: str) -> list[s
     for i in range(2):
         with open(tmp_path / f"node{i}.out", "wb") as out, open(tmp_path / f"node{i}.err", "wb") as err:
             nodes.append(subprocess.Popen([sys.executable, "-m", "torch.distributed.run", *rdzv, *cli_args], cwd=REPO,
-                                          env=env(**extra_env), stdout=out, stderr=err))
+                                          env=env(**extra_env, **(node_env or [{}, {}])[i]), stdout=out,
+                                          stderr=err))
         deadline = time.monotonic() + TIMEOUT_S
         while i == 0 and not listening(port):
             assert nodes[0].poll() is None and time.monotonic() < deadline, "the first torchrun agent did not start"
@@ -249,3 +252,38 @@ def test_two_node_training_ends_with_the_weights_of_a_two_process_single_node_ru
             assert torch.equal(got["state_dict"][key], value), key
     last = load_checkpoint(tmp_path / "nodes.last.pt")
     assert last["iteration"] == 4 and last["world_size"] == 2
+
+
+
+class DyingInBackward(TinyRGBT):
+    """Where DIE_IN_BACKWARD_AT=K is set: the process exits inside the backward of its K-th training step,
+    after the step's loss check, while its peer waits in DDP's gradient all-reduce."""
+
+    steps = 0
+
+    def forward(self, rgb, thermal):
+        out = super().forward(rgb, thermal)
+        if out.requires_grad and "DIE_IN_BACKWARD_AT" in os.environ:
+            DyingInBackward.steps += 1
+            if DyingInBackward.steps == int(os.environ["DIE_IN_BACKWARD_AT"]):
+                out.register_hook(lambda grad: os._exit(9))
+        return out
+
+
+def build_dying(num_classes: int, preset: str = "tiny") -> TinyRGBT:
+    return DyingInBackward(num_classes)
+
+
+@pytest.mark.slow
+def test_a_node_lost_in_a_training_step_backward_is_one_line_on_the_survivor(tmp_path):
+    """Before: the survivor printed gloo's traceback ("[rank0]: Traceback ... RuntimeError: [.../pair.cc:537]
+    Read error ... Connection reset by peer"); now one PeerLostError line naming the training step."""
+    open_dataset("synthetic", "train", size=[32, 40], counts=[16, 5, 4])
+    args = ["-m", "rgbt_bench.cli", "train", "--model", "test_multinode:build_dying", "--iterations", "8",
+            "--batch-size", "4", "--eval-every", "0", "--device", "cpu", "--no-progress", "--out",
+            str(tmp_path / "nodes.pt"), "--dataset-option", "size=[32,40]", "--dataset-option", "counts=[16,5,4]"]
+    results = wait(start_nodes(args, tmp_path, node_env=[{}, {"DIE_IN_BACKWARD_AT": "3"}]), tmp_path)
+    (survivor_rc, _, survivor_err), (victim_rc, _, _) = results
+    assert survivor_rc != 0 and victim_rc != 0, "the surviving node must fail, not hang or pretend success"
+    assert "lost the other processes during training step 3 (" in survivor_err, survivor_err[-3000:]
+    assert "]: Traceback" not in survivor_err, survivor_err[-3000:]

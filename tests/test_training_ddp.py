@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from rgbt_bench.checkpoint import load_checkpoint
 from rgbt_bench.datasets import open_dataset
@@ -51,3 +52,23 @@ def test_torchrun_two_processes_train_and_evaluate_without_duplicates(tmp_path):
     assert single.miou == pytest.approx(recorded["miou"], abs=1e-12)
     assert list(single.iou) == pytest.approx(recorded["iou"], abs=1e-12)
     assert load_checkpoint(out)["metrics"]["selected_on"] == "val"
+
+
+def test_a_step_turns_only_the_backends_errors_into_peer_lost():
+    """A DDP step's own errors (a model's shape mismatch, out of memory) keep their message; the backend's
+    "connection reset" becomes the one-line PeerLostError, also when a user model's wrapper re-raised it."""
+    from rgbt_bench.training.distributed import DistContext, PeerLostError, peers
+
+    ctx = DistContext(0, 2, 0, torch.device("cpu"), False)
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        with peers("training step 1", ctx, backend_errors_only=True):
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x6)")
+    gloo = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:4: "
+                        "Connection reset by peer. This is typically caused by a remote worker hanging")
+    with pytest.raises(PeerLostError, match=r"^rank 0 of 2 lost the other processes during training step 1 "
+                                            r"\(Read error \[127.0.0.1\]:4: Connection reset by peer\)"):
+        with peers("training step 1", ctx, backend_errors_only=True):
+            raise gloo
+    with pytest.raises(PeerLostError):
+        with peers("training step 1", ctx, backend_errors_only=True):
+            raise ValueError("model 'my:build': forward or loss raised RuntimeError") from gloo

@@ -64,12 +64,33 @@ class PeerLostError(RgbtBenchError):
     """Another process of the torchrun job died or became unreachable in the middle of a collective."""
 
 
+# What the backends' errors say when a peer is gone (gloo: "[.../gloo/transport/tcp/pair.cc:537] Read error
+# [host]:port: Connection reset by peer. ..."; NCCL: "NCCL error ..." / "ProcessGroupNCCL ... timeout").
+_BACKEND_ERROR = re.compile(r"gloo|nccl|ProcessGroup|Connection (?:reset|closed|refused)|Broken pipe", re.IGNORECASE)
+
+
+def _backend_error(exc: BaseException) -> bool:
+    """Whether `exc`, or the exception it was raised from, is a communication backend's error."""
+    return any(isinstance(e, dist.DistError) or (isinstance(e, RuntimeError) and _BACKEND_ERROR.search(str(e)))
+               for e in (exc, exc.__cause__) if e is not None)
+
+
 @contextmanager
-def peers(what: str, ctx: DistContext) -> Iterator[None]:
-    """Turn the backend's error in a collective (a RuntimeError) into one PeerLostError line naming `what`."""
+def peers(what: str, ctx: DistContext, backend_errors_only: bool = False) -> Iterator[None]:
+    """Turn the backend's error in a collective (a RuntimeError) into one PeerLostError line naming `what`.
+
+    `backend_errors_only`: for code that also runs a model (a DDP step, whose forward and backward hold the
+    gradient all-reduce): convert only errors that come from the communication backend, so that a model's own
+    error (a shape mismatch, out of memory) keeps its message.
+    """
+    if not ctx.enabled:
+        yield
+        return
     try:
         yield
-    except RuntimeError as exc:
+    except Exception as exc:
+        if not (_backend_error(exc) if backend_errors_only else isinstance(exc, RuntimeError)):
+            raise
         # gloo: "[.../pair.cc:553] Connection closed by peer [host]:port. This is typically caused by ..."
         reason = re.sub(r"^\[[^\]]*\]\s*", "", str(exc).strip()).split("\n")[0].split(". ")[0] or type(exc).__name__
         raise PeerLostError(f"rank {ctx.rank} of {ctx.world_size} lost the other processes during {what} ({reason}): "

@@ -296,16 +296,18 @@ class Trainer:
         step = schedule_step(self.state.iteration, self.iters_per_epoch, cfg.lr_step)
         self.lr = cfg.lr * set_lr(self.optimizer, step, cfg.iterations, cfg.poly_power, cfg.warmup_iterations)
         batch = batch.to(self.ctx.device, non_blocking=True)
-        with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None), user_code(cfg.model, "forward or loss"):
-            terms = net(batch.rgb, batch.thermal, batch.label)
-        loss = terms["loss"]
-        values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
-        if distributed.all_reduce_flag(not math.isfinite(values["loss"]), self.ctx):
-            raise RgbtBenchError(f"training loss is not finite at iteration {self.state.iteration} "
-                                 f"({values['loss']} on rank {self.ctx.rank}); try a lower --lr or --grad-clip")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        # DDP's forward broadcasts buffers and its backward all-reduces gradients: a peer lost there is one line
+        with distributed.peers(f"training step {self.state.iteration + 1}", self.ctx, backend_errors_only=True):
+            with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None), user_code(cfg.model, "forward or loss"):
+                terms = net(batch.rgb, batch.thermal, batch.label)
+            loss = terms["loss"]
+            values = {k: float(v.detach()) if isinstance(v, torch.Tensor) else float(v) for k, v in terms.items()}
+            if distributed.all_reduce_flag(not math.isfinite(values["loss"]), self.ctx):
+                raise RgbtBenchError(f"training loss is not finite at iteration {self.state.iteration} "
+                                     f"({values['loss']} on rank {self.ctx.rank}); try a lower --lr or --grad-clip")
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
         if cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             values["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip))
