@@ -1,4 +1,4 @@
-"""A model's cost measured on the machine that evaluates it: parameters, FLOPs per image, images per second.
+"""A model's cost on the machine that evaluates it: parameters, FLOPs per image, images per second.
 
 - parameters: every parameter of the model (buffers such as BatchNorm statistics excluded), as papers count.
 - FLOPs: one forward pass of one image at the given size (the dataset's native resolution), in the sweep's
@@ -8,15 +8,17 @@
   interpolation and grid sampling (Mask2Former's deformable attention) are not counted. fvcore, mmcv's
   get_model_complexity_info and most segmentation papers count a multiply-add as ONE "FLOP": their GFLOPs
   are our `gmacs` (= gflops / 2).
-- images per second: the forward pass alone (no data loading, corruption or metric), on random inputs of
-  the given size, `batch_size` images per call, under torch.inference_mode (and autocast when the sweep uses
-  AMP); `warmup` untimed calls, then the median over `repeats` timed calls (CUDA synchronised around each).
-  It depends on the device, its load and the thread count, which are recorded with it.
+- images per second: measured by the sweep itself, not by extra forward passes: the images its model stage
+  fed to the model divided by the seconds those forward passes took (rgbt_bench.sweep.timing: wall clock on
+  CPU, CUDA events on a GPU), summed over all processes of the sweep. So it is the forward rate of ONE process
+  (on CPU with one intra-op thread, rgbt_bench.threads) on real corrupted images, `batch_size` images per
+  call, under torch.inference_mode (and autocast with AMP), first (warm-up) batches included; data loading,
+  corruption and the metric are not in it. `timed_images` / `timed_s` say what it rests on; a resumed sweep
+  adds its own forward passes to the earlier ones of the same weights and settings. It depends on the
+  device and its load, which is why the device is recorded with it.
 """
 from __future__ import annotations
 
-import statistics
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -26,8 +28,6 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-WARMUP = 2
-REPEATS = 5
 MANIFEST = "run.json"
 COLUMNS = ("params", "gflops", "gmacs", "images_per_s", "batch_size", "device_name")
 
@@ -39,10 +39,10 @@ class Efficiency:
     params: int
     flops: int
     image_size: tuple[int, int]
-    images_per_s: float
+    images_per_s: Optional[float]
     batch_size: int
-    warmup: int
-    repeats: int
+    timed_images: int
+    timed_s: float
     device: str
     device_name: str
     amp: bool
@@ -97,32 +97,22 @@ def count_flops(model: nn.Module, size: tuple[int, int], device: torch.device) -
     return int(counter.get_total_flops())
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def measure(model: nn.Module, size: tuple[int, int], device: torch.device, batch_size: int = 1, *,
-            warmup: int = WARMUP, repeats: int = REPEATS, amp_dtype: Optional[torch.dtype] = None,
-            device_name: str = "") -> Efficiency:
-    """Parameters, FLOPs per image and forward images per second of `model` (in eval mode) at `size`."""
+def static_cost(model: nn.Module, size: tuple[int, int], device: torch.device, batch_size: int, *,
+                amp: bool = False, device_name: str = "") -> Efficiency:
+    """Parameters and FLOPs per image of `model` (in eval mode) at `size`; no forward pass timed yet
+    (images_per_s None until `with_forwards` adds the sweep's own)."""
     model.eval()
-    flops = count_flops(model, size, device)
-    rgb, thermal = _inputs(batch_size, size, device, seed=1)
-    times = []
-    with torch.inference_mode(), torch.autocast(device.type, dtype=amp_dtype or torch.float32,
-                                                enabled=amp_dtype is not None):
-        for i in range(warmup + repeats):
-            _sync(device)
-            start = time.perf_counter()
-            model(rgb, thermal)
-            _sync(device)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return Efficiency(params=count_parameters(model), flops=flops, image_size=tuple(size),
-                      images_per_s=batch_size / max(statistics.median(times), 1e-12), batch_size=batch_size,
-                      warmup=warmup, repeats=repeats, device=str(device), device_name=device_name,
-                      amp=amp_dtype is not None)
+    return Efficiency(params=count_parameters(model), flops=count_flops(model, size, device), image_size=tuple(size),
+                      images_per_s=None, batch_size=batch_size, timed_images=0, timed_s=0.0, device=str(device),
+                      device_name=device_name, amp=amp)
+
+
+def with_forwards(record: dict[str, Any], images: int, seconds: float) -> dict[str, Any]:
+    """`record` (Efficiency.as_dict) with `images` more images forwarded in `seconds` more seconds, and its
+    images per second over all of them (None while nothing was timed)."""
+    timed_images, timed_s = record.get("timed_images", 0) + images, record.get("timed_s", 0.0) + seconds
+    return {**record, "timed_images": timed_images, "timed_s": timed_s,
+            "images_per_s": timed_images / timed_s if timed_images and timed_s > 0 else None}
 
 
 def read_efficiency(results_dir: str | Path) -> pd.DataFrame:
@@ -137,4 +127,6 @@ def read_efficiency(results_dir: str | Path) -> pd.DataFrame:
         if entry.get("efficiency"):
             by_model.setdefault(entry.get("name"), {"model": entry.get("name"), **entry["efficiency"]})
     rows = list(by_model.values())
-    return pd.DataFrame(rows, columns=None if rows else ["model", *COLUMNS])
+    frame = pd.DataFrame(rows, columns=None if rows else ["model", *COLUMNS])
+    frame["images_per_s"] = pd.to_numeric(frame["images_per_s"], errors="coerce")  # None: nothing timed
+    return frame

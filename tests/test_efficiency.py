@@ -3,7 +3,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rgbt_bench.efficiency import count_flops, format_count, measure, read_efficiency
+from rgbt_bench.efficiency import count_flops, format_count, read_efficiency, static_cost, with_forwards
 from rgbt_bench.inference import Inference, resolve_inference
 from rgbt_bench.models.registry import MODELS, build_model
 from rgbt_bench.sweep.store import write_json
@@ -49,14 +49,19 @@ def test_every_registered_model_is_counted():
         assert count_flops(model, (32, 40), CPU) > 0, name
 
 
-def test_measure_records_what_it_measured():
+def test_static_cost_counts_and_the_sweep_times():
     model = ConvLinear()
-    cost = measure(model, (6, 10), CPU, batch_size=3, warmup=1, repeats=3, device_name="test cpu")
+    cost = static_cost(model, (6, 10), CPU, batch_size=3, device_name="test cpu")
     assert cost.params == sum(p.numel() for p in model.parameters()) == 4 * 8 * 9 + 8 + 8 * 5 + 5
     assert cost.flops == 2 * macs(6, 10) and cost.gmacs == macs(6, 10) / 1e9 and cost.gflops == 2 * cost.gmacs
-    assert cost.images_per_s > 0 and (cost.batch_size, cost.warmup, cost.repeats) == (3, 1, 3)
+    assert cost.images_per_s is None and (cost.batch_size, cost.timed_images, cost.timed_s) == (3, 0, 0.0)
     record = cost.as_dict()
     assert record["image_size"] == [6, 10] and record["device_name"] == "test cpu" and record["amp"] is False
+    timed = with_forwards(record, 12, 0.5)
+    assert (timed["timed_images"], timed["timed_s"], timed["images_per_s"]) == (12, 0.5, 24.0)
+    resumed = with_forwards(timed, 4, 0.5)  # a resumed sweep adds its forwards to the earlier ones
+    assert (resumed["timed_images"], resumed["timed_s"], resumed["images_per_s"]) == (16, 1.0, 16.0)
+    assert with_forwards(record, 0, 0.0)["images_per_s"] is None
     assert format_count(254_510_053) == "254.51M" and format_count(185_811) == "185.8K" and format_count(341) == "341"
 
 
@@ -69,5 +74,7 @@ def test_read_efficiency_from_the_manifest(tmp_path):
     replicas = [{"name": "a", "train_seed": seed, "efficiency": {**entry, "params": 10 + seed}} for seed in (0, 1)]
     write_json(tmp_path / "run.json", {"models": replicas})  # the replicas of one model: one row (it was two)
     assert read_efficiency(tmp_path)[["model", "params"]].values.tolist() == [["a", 10]]
+    write_json(tmp_path / "run.json", {"models": [{"name": "a", "efficiency": {**entry, "images_per_s": None}}]})
+    assert read_efficiency(tmp_path)["images_per_s"].isna().all()  # counted, but no forward timed yet
     empty = read_efficiency(tmp_path / "nowhere")
     assert isinstance(empty, pd.DataFrame) and empty.empty and "images_per_s" in empty.columns

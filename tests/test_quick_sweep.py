@@ -55,8 +55,12 @@ def test_efficiency_recorded_once_per_model(quick, tmp_path, capsys):
     cost = entry["efficiency"]
     assert cost["params"] == sum(p.numel() for p in build(7).parameters())
     assert cost["image_size"] == [32, 40] and cost["batch_size"] == 3
-    assert cost["inference"]["mode"] == "slide" and cost["flops"] > 0 and cost["images_per_s"] > 0
+    assert cost["inference"]["mode"] == "slide" and cost["flops"] > 0
+    # images/s from the sweep's own forward passes: 4 images x 7 cells, no extra timed passes
+    assert cost["timed_images"] == 4 * 7 and cost["images_per_s"] == cost["timed_images"] / cost["timed_s"] > 0
+    assert cost["device_name"].endswith("CPU, 1 thread per process") and "warmup" not in cost
     assert "model 'u': " in err and "GFLOPs per 32x40 image (slide 32x32 stride 16x16)" in err
+    assert "images/s per process in this sweep's forward passes" in err
     main(sweep_args(tmp_path, "--corruptions", "fog,thermal_noise,rgb_missing", "--severities", "1,5",
                     "--limit", "4", "--inference", "slide", "--window", "32x32", "--stride", "16x16"))
     again = capsys.readouterr().err

@@ -1,8 +1,9 @@
 """`rgbt-bench sweep`: evaluate models across a corruption suite; prints the results directory on stdout and
 a per-model summary (clean, mean corrupted, missing-camera mIoU, cost) on stderr.
 
-Re-running the same command resumes: finished cells are skipped. Under torchrun
-(`torchrun --nproc_per_node N -m rgbt_bench.cli sweep ...`) the images are sharded over the processes.
+Re-running the same command resumes: finished cells are skipped. On CPU the images are sharded over
+`--jobs` local single-threaded processes (default: one per core, fewer for a small sweep; rgbt_bench.sweep.local);
+under torchrun (`torchrun --nproc_per_node N -m rgbt_bench.cli sweep ...`) over torchrun's processes.
 A quick look needs no suite file: `--corruptions`, `--severities` and `--limit` cut the work.
 """
 from __future__ import annotations
@@ -38,6 +39,9 @@ from .options import corruption_seeds_option, dataset_option, device_option, inf
 @inference_options
 @device_option
 @click.option("--workers", type=int, default=0, show_default=True, help="DataLoader worker processes.")
+@click.option("--jobs", type=int, default=None,
+              help="CPU processes sharing the images, one intra-op thread each; cells do not depend on it "
+                   "[default: one per core, fewer for a small sweep; 1 on CUDA and under torchrun].")
 @click.option("--amp", is_flag=True, help="Mixed precision (CUDA only).")
 @click.option("--convention", default=None, help="mIoU convention: field or mmseg [default: the dataset's].")
 @click.option("--cells-per-pass", type=int, default=None,
@@ -56,11 +60,13 @@ from .options import corruption_seeds_option, dataset_option, device_option, inf
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress on stderr (a live display on a terminal, a plain line every 30 s otherwise).")
 def sweep(models, dataset, split, suite, corruptions, severities, limit, out, checkpoints, preset, seeds, batch_size,
-          inference, window, stride, scales, flip, device, workers, amp, convention, cells_per_pass, train_iterations,
-          train_seeds, models_dir, dataset_options, efficiency, progress):
+          inference, window, stride, scales, flip, device, workers, jobs, amp, convention, cells_per_pass,
+          train_iterations, train_seeds, models_dir, dataset_options, efficiency, progress):
     """Evaluate models across corruptions and severities; one resumable result file per cell."""
+    from ..console import stderr_console
     from ..inference import parse_scales, parse_size
-    from ..sweep.engine import SweepConfig, run_sweep
+    from ..sweep.engine import SweepConfig
+    from ..sweep.local import sweep_locally
     from ..sweep.models import parse_checkpoints, parse_models
     from ..sweep.plan import parse_seeds
     from ..sweep.selection import parse_names, parse_severities
@@ -77,7 +83,8 @@ def sweep(models, dataset, split, suite, corruptions, severities, limit, out, ch
         inference=inference, window=parse_size(window, "--window") if window else None,
         stride=parse_size(stride, "--stride") if stride else None,
         scales=parse_scales(scales) if scales else None, flip=flip, efficiency=efficiency)
-    path = run_sweep(config)
+    err = stderr_console()
+    path = sweep_locally(config, jobs, lambda text: err.print(text, highlight=False, soft_wrap=True))
     if int(os.environ.get("RANK", "0")) == 0:
         print_summary(path, [ref.name for ref in parse_models(config.models)])
         click.echo(str(path))

@@ -1,24 +1,35 @@
-"""Each model's cost, measured once per sweep on its device and recorded in run.json's `models` entries.
+"""Each model's cost, recorded in run.json's `models` entries: counted before the passes, timed by them.
 
-rgbt_bench.efficiency measures parameters, FLOPs per image and forward images per second at the images'
-size in the sweep's evaluation mode. A resumed sweep reuses an earlier entry of the same weights (checkpoint
-SHA-256 and spec), image size, evaluation mode, batch size, AMP and device name, so that a rerun costs
-nothing; anything else is measured again.
+Before the first pass, rgbt_bench.efficiency counts each model's parameters and the FLOPs of ONE image at the
+images' size in the sweep's evaluation mode (`model_costs`; one forward of one image, no timed passes of its
+own). The images per second come from the sweep's own model stage (`add_forwards`: images forwarded and
+seconds, summed over every process). A resumed sweep reuses an earlier entry of the same weights (checkpoint
+SHA-256 and spec), image size, evaluation mode, batch size, AMP and device, and adds its forward passes to
+the earlier ones; anything else is counted again.
 """
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
-from ..efficiency import format_count, measure
-from ..inference import InferenceMode
+from ..efficiency import format_count, static_cost, with_forwards
+from ..inference import InferenceMode, describe
 from ..models.user_code import user_code
 from .manifest import device_name
 from .models import ModelRef
+
+
+def forward_device(device: torch.device) -> str:
+    """The device the forwards ran on, as recorded with images/s: on CPU one intra-op thread per process
+    (rgbt_bench.threads), whatever torch's setting; 'NVIDIA H200 (cuda:0)' on CUDA."""
+    if device.type == "cuda":
+        return device_name(device)
+    return f"{platform.machine() or 'unknown'} CPU, 1 thread per process"
 
 
 def _earlier(manifest: Path) -> dict[str, dict[str, Any]]:
@@ -32,13 +43,12 @@ def _earlier(manifest: Path) -> dict[str, dict[str, Any]]:
 
 def model_costs(refs: list[ModelRef], models: dict[tuple[str, Optional[int]], nn.Module], manifest: Path,
                 image_size: tuple[int, int], device: torch.device, batch_size: int,
-                amp_dtype: Optional[torch.dtype], mode: InferenceMode,
-                note: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Model name -> Efficiency.as_dict() plus the evaluation mode, reused from `manifest` where it fits.
-    Measured on each model's first training-seed replica (`models` is keyed by replica): the others share its
-    architecture, hence its cost."""
+                amp_dtype: Optional[torch.dtype], mode: InferenceMode) -> dict[str, dict[str, Any]]:
+    """Model name -> Efficiency.as_dict() plus the evaluation mode: reused from `manifest` where it fits (with
+    its earlier timed forwards), else parameters and FLOPs counted now (no images/s yet). Counted on each
+    model's first training-seed replica (`models` is keyed by replica): the others share its architecture."""
     earlier = _earlier(manifest)
-    name = device_name(device)
+    name = forward_device(device)
     key = {"image_size": list(image_size), "batch_size": batch_size, "device_name": name,
            "amp": amp_dtype is not None, "inference": mode.as_dict()}
     out = {}
@@ -48,14 +58,31 @@ def model_costs(refs: list[ModelRef], models: dict[tuple[str, Optional[int]], nn
     for ref in first.values():
         entry = earlier.get(ref.name, {})
         old = entry.get("efficiency") or {}
-        if old and entry.get("checkpoint_sha256") == ref.sha256 and entry.get("spec") == ref.spec \
+        if old and "timed_s" in old and entry.get("checkpoint_sha256") == ref.sha256 and entry.get("spec") == ref.spec \
                 and all(old.get(k) == v for k, v in key.items()):
             out[ref.name] = old
             continue
         with user_code(ref.spec, "forward"):  # a user model's exception is one line naming it
-            cost = measure(models[ref.replica], image_size, device, batch_size, amp_dtype=amp_dtype, device_name=name)
+            cost = static_cost(models[ref.replica], image_size, device, batch_size, amp=amp_dtype is not None,
+                               device_name=name)
         out[ref.name] = {**cost.as_dict(), "inference": mode.as_dict()}
-        note(f"model '{ref.name}': {format_count(cost.params)} parameters, {cost.gflops:.3g} GFLOPs per "
-             f"{image_size[0]}x{image_size[1]} image ({mode.describe()}), {cost.images_per_s:.1f} images/s "
-             f"({name}, batch {batch_size})")
+    return out
+
+
+def add_forwards(costs: dict[str, Optional[dict[str, Any]]], forwards: list[dict[str, tuple[float, int]]],
+                 note: Callable[[str], None]) -> dict[str, Optional[dict[str, Any]]]:
+    """`costs` with the forward passes every process timed (StageTimer.forwards, one dict per rank) added to
+    each model's record; one note per model that forwarded images in this invocation."""
+    out: dict[str, Optional[dict[str, Any]]] = {}
+    for model, record in costs.items():
+        seconds = sum(f.get(model, (0.0, 0))[0] for f in forwards)
+        images = sum(f.get(model, (0.0, 0))[1] for f in forwards)
+        if record is None or not images:
+            out[model] = record
+            continue
+        out[model] = with_forwards(record, images, seconds)
+        h, w = record["image_size"]
+        note(f"model '{model}': {format_count(record['params'])} parameters, {record['gflops']:.3g} GFLOPs per "
+             f"{h}x{w} image ({describe(record['inference'])}), {out[model]['images_per_s']:.1f} images/s per "
+             f"process in this sweep's forward passes ({record['device_name']}, batch {record['batch_size']})")
     return out

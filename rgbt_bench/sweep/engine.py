@@ -44,7 +44,7 @@ from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
 from .cell import CellIdentity, CellKey, CellRecord, plain
-from .costs import model_costs
+from .costs import add_forwards, model_costs
 from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
@@ -150,6 +150,22 @@ def check_writable(out: Path) -> None:
         os.unlink(probe)
 
 
+def model_refs(config: SweepConfig, dataset_name: str) -> list[ModelRef]:
+    """The trained models `config` evaluates, one per (model, training seed), each checked to resolve and its
+    checkpoint to exist (rgbt_bench.sweep.models.attach_checkpoints)."""
+    return attach_checkpoints(parse_models(config.models), parse_checkpoints(config.checkpoints), dataset_name,
+                              config.preset, config.models_dir, config.train_seeds or [TrainConfig.seed])
+
+
+def train_config(config: SweepConfig, ref: ModelRef) -> TrainConfig:
+    """The training run of a model cached on the fly (the recipe `rgbt-bench run` uses too)."""
+    image_size = tuple(open_dataset(config.dataset, "train", **config.dataset_options)[0].label.shape)
+    return on_the_fly_config(ref.spec, config.preset, config.dataset, config.models_dir, image_size,
+                             iterations=config.train_iterations, seed=ref.train_seed, device=config.device,
+                             workers=config.workers, dataset_options=dict(config.dataset_options),
+                             progress=config.progress)
+
+
 class Sweep:
     """One invocation of a sweep on this process (rank)."""
 
@@ -166,9 +182,7 @@ class Sweep:
         self.dataset: RGBTDataset = first_images(full, self.limit)
         self.info = self.dataset.info
         self.convention = config.convention or self.info.convention
-        self.refs: list[ModelRef] = attach_checkpoints(
-            parse_models(config.models), parse_checkpoints(config.checkpoints), self.info.name, config.preset,
-            config.models_dir, config.train_seeds or [TrainConfig.seed])
+        self.refs: list[ModelRef] = model_refs(config, self.info.name)
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
         self.dataset.check_one_size()
@@ -183,16 +197,6 @@ class Sweep:
         """Print `text` on stderr from rank 0, as one line (log readers see it whole): with `progress`, or `always`."""
         if self.ctx.is_main and (self.config.progress or always):
             self.console.print(text, highlight=False, soft_wrap=True)
-
-    # ----- models -----------------------------------------------------------------------------------------
-    def _train_config(self, ref: ModelRef) -> TrainConfig:
-        """The training run of a model cached on the fly (the recipe `rgbt-bench run` uses too)."""
-        cfg = self.config
-        image_size = tuple(open_dataset(cfg.dataset, "train", **cfg.dataset_options)[0].label.shape)
-        return on_the_fly_config(ref.spec, cfg.preset, cfg.dataset, cfg.models_dir, image_size,
-                                 iterations=cfg.train_iterations, seed=ref.train_seed, device=cfg.device,
-                                 workers=cfg.workers, dataset_options=dict(cfg.dataset_options),
-                                 progress=cfg.progress)
 
     # ----- records ----------------------------------------------------------------------------------------
     def _identity(self, cell: PlannedCell) -> CellIdentity:
@@ -265,12 +269,15 @@ class Sweep:
                      "image_size": list(self.image_size),
                      "class_names": list(self.info.class_names), "ignore_index": self.info.ignore_index,
                      "convention": self.convention},
-            suite=self.suite, models=[{**r.describe(), "preset": self.config.preset, "efficiency": efficiency[r.name]}
-                                      for r in self.refs],
+            suite=self.suite, models=self._model_records(efficiency),
             seeds=list(self.config.seeds),
             settings={k: v for k, v in asdict(self.config).items() if k not in ("models", "checkpoints", "command")})
         with self._writing():
             write_json(path, plain({**merge_previous(manifest, path), **extra}))
+
+    def _model_records(self, efficiency: dict[str, Optional[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """The manifest's `models` entries: each trained model and its cost (rgbt_bench.sweep.costs)."""
+        return [{**r.describe(), "preset": self.config.preset, "efficiency": efficiency[r.name]} for r in self.refs]
 
     def _finish_manifest(self, extra: dict[str, Any]) -> None:
         path = self.out / MANIFEST
@@ -317,7 +324,7 @@ class Sweep:
         cells = plan_cells([r.replica for r in self.refs], settings_of(self.suite, cfg.seeds), self.info.name,
                            cfg.split)
         distributed.on_main(lambda: self._check_directory(cells, models_known=False), ctx)
-        train_missing(self.refs, self._train_config, train, lambda text: self.note(text, always=True))
+        train_missing(self.refs, lambda ref: train_config(cfg, ref), train, lambda text: self.note(text, always=True))
         models = {name: Inference(model, self.inference) for name, model in
                   load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
                               lambda text: self.note(text, always=True)).items()}
@@ -332,7 +339,7 @@ class Sweep:
                 "settings": list(dict.fromkeys((c.key.corruption, c.key.severity, c.key.seed) for c in cells))}
         efficiency = distributed.on_main(lambda: model_costs(
             self.refs, models, self.out / MANIFEST, self.image_size, ctx.device, cfg.batch_size, self.amp_dtype,
-            self.inference, self.note) if cfg.efficiency else {r.name: None for r in self.refs}, ctx)
+            self.inference) if cfg.efficiency else {r.name: None for r in self.refs}, ctx)
         distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
                                                           "cells_pending": len(pending), "plan": plan,
                                                           "inference": self.inference.as_dict()}, efficiency), ctx)
@@ -356,8 +363,10 @@ class Sweep:
                     distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)
                 progress.cells_done(len(group))
         timing = self.timer.summary(time.perf_counter() - start)
-        distributed.on_main(lambda: self._finish_manifest({"status": "finished", "finished_at": now(),
-                                                           "cells_computed": len(pending), "timing": timing}), ctx)
+        forwards = distributed.collective(lambda: dict(self.timer.forwards), ctx)
+        distributed.on_main(lambda: self._finish_manifest({
+            "status": "finished", "finished_at": now(), "cells_computed": len(pending), "timing": timing,
+            "models": self._model_records(add_forwards(efficiency, forwards, self.note))}), ctx)
         if pending and timing["harness_over_model"] is not None:
             self.note(f"wrote {len(pending)} cells to {self.out} in {timing['total_s']:.1f}s: models "
                       f"{timing['model_s']:.1f}s, harness (data, corruption, metric, writing) "

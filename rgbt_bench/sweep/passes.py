@@ -87,7 +87,8 @@ def run_pass(group: list[PlannedCell], models: dict[tuple[str, Optional[int]], n
                 for cell in cells:
                     cell_id = cell.key.cell_id
                     spec = (specs or {}).get(cell.key.model, cell.key.model)
-                    with timer.device("model", cell_id), single_threaded(device), torch.autocast(
+                    forward = (cell.key.model, len(batch))  # counted into the model's images/s
+                    with timer.device("model", cell_id, forward), single_threaded(device), torch.autocast(
                             device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None), \
                             user_code(spec, "forward"):
                         logits = models[cell.key.replica](x.rgb, x.thermal)
