@@ -3,7 +3,10 @@
 Both sides evaluate the same models (untrained tiny presets with seeded weights, plus any 'module:fn' model)
 on the same MFNet-format images (a tree written by sweep_fixture.py, 480x640 by default) under the same cells:
 clean plus every corruption of the bundled `default` suite at severities 1..5 (or the subset given by
-`--corruptions` / `--severities`), seed 0, with the same batch size, DataLoader workers and torch threads.
+`--corruptions` / `--severities`), seed 0, with the same batch size and DataLoader workers. Each side uses the
+cores its own way, as a user gets it: the naive loop one process with torch's intra-op threads (`--threads`,
+default torch's), the sweep what `rgbt-bench sweep` does by default on CPU (`--jobs`, default automatic: one
+single-threaded process per core, fewer for a small job; rgbt_bench.sweep.local).
 
 (a) naive: the loop a user writes without the harness (benchmarks/README.md says exactly what it does). For
     each setting (clean, or corruption x severity): a torch Dataset that reads the split file and, per image,
@@ -14,11 +17,14 @@ clean plus every corruption of the bundled `default` suite at severities 1..5 (o
     a torchmetrics MulticlassJaccardIndex per model and setting is updated with the argmax. Models are built
     and their checkpoints loaded with torch.load at the start (timed). Decoding and corruption are shared by
     all models of a setting, as in the harness.
-(b) harness: `run_sweep(SweepConfig)` in this process into a fresh output directory, end to end.
+(b) harness: `sweep_locally(SweepConfig, jobs)` (what `rgbt-bench sweep` calls) into a fresh output directory,
+    end to end, worker processes' start included.
 
 Model time is the forward passes only: timed around `model(rgb, thermal)` in (a), the sweep's own "model"
-stage in (b) (rgbt_bench/sweep/timing.py). Non-model time = end-to-end wall - model time: everything else
-(decoding, corruption, metric, writing, setup). The two are run interleaved `--repeats` times after one
+stage in (b) (rgbt_bench/sweep/timing.py; with several processes, rank 0's, which holds the largest share of
+the images: the wall time the forwards take). Non-model time = end-to-end wall - model time: everything else
+(decoding, corruption, metric, writing, setup, starting processes). CPU seconds (this process and its finished
+children) are reported beside the wall times. The two are run interleaved `--repeats` times after one
 warm-up round on two settings, and medians reported. Before timing, the clean cells of (a) and (b) are
 checked to give the same per-class IoU (same decoding, same model, same batches).
 Goals (issue): the harness's non-model time at least 10x below the naive loop's, and its non-model time
@@ -26,12 +32,13 @@ under 3% of its model time.
 
 Run: python benchmarks/bench_vs_naive.py [--models crm,mfnet,NAME=module:fn] [--images 8] [--size 480x640]
      [--corruptions all|NAME,...] [--severities 1,2,3,4,5] [--batch 8] [--workers 0] [--repeats 3] [--threads N]
-     [--smoke]
+     [--jobs N] [--smoke]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -47,7 +54,6 @@ import torch
 import yaml
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchmetrics.classification import MulticlassJaccardIndex
 
 # the benchmarks' helpers, and this checkout's rgbt_bench rather than an installed copy
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
@@ -57,7 +63,8 @@ from sweep_fixture import write_checkpoint, write_mfnet_tree  # noqa: E402
 
 from rgbt_bench.corruptions import CORRUPTIONS, load_suite  # noqa: E402
 from rgbt_bench.models import build_model  # noqa: E402
-from rgbt_bench.sweep import SweepConfig, run_sweep  # noqa: E402
+from rgbt_bench.sweep import SweepConfig  # noqa: E402
+from rgbt_bench.sweep.local import sweep_locally  # noqa: E402
 from rgbt_bench.sweep.manifest import MANIFEST  # noqa: E402
 from rgbt_bench.sweep.models import parse_models  # noqa: E402
 from rgbt_bench.sweep.store import read_cells  # noqa: E402
@@ -83,6 +90,12 @@ class Setting:
     @property
     def name(self) -> str:
         return "clean" if self.corruption is None else f"{self.corruption}@{self.severity}"
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process (all its threads) and of its children that have ended."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 # ----- (a) the naive loop ------------------------------------------------------------------------------------
@@ -142,8 +155,11 @@ class NaiveMFNet(Dataset):
 def run_naive(tree: Path, models: dict[str, str], checkpoints: dict[str, str], settings: list[Setting], batch: int,
               workers: int) -> dict[str, Any]:
     """Wall, model and stage seconds of the naive loop, and its per-class IoU per (model, setting)."""
+    # imported here, not at the top: the sweep's worker processes re-import this script (multiprocessing's
+    # spawn) and would otherwise pay torchmetrics' import (~2 s) that `rgbt-bench sweep` does not
+    from torchmetrics.classification import MulticlassJaccardIndex
     clock = {"decode": 0.0, "corrupt": 0.0, "model": 0.0, "metric": 0.0}
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     nets = {}
     for name, spec in models.items():
         nets[name] = build_model(spec, NUM_CLASSES, "tiny")
@@ -169,7 +185,7 @@ def run_naive(tree: Path, models: dict[str, str], checkpoints: dict[str, str], s
             for name, metric in metrics.items():
                 iou[(name, setting.name)] = metric.compute().numpy()
             clock["metric"] += time.perf_counter() - t0
-    return {"wall": time.perf_counter() - start, **clock, "iou": iou}
+    return {"wall": time.perf_counter() - start, "cpu": cpu_seconds() - cpu, **clock, "iou": iou}
 
 
 # ----- (b) the harness ---------------------------------------------------------------------------------------
@@ -187,24 +203,26 @@ def write_suite(path: Path, settings: list[Setting]) -> Path:
 
 
 def run_harness(work: Path, run: str, tree: Path, models: dict[str, str], checkpoints: dict[str, str], suite: Path,
-                batch: int, workers: int) -> dict[str, Any]:
-    """Wall and stage seconds of `run_sweep`, and its per-class IoU of the clean cells."""
+                batch: int, workers: int, jobs: Optional[int]) -> dict[str, Any]:
+    """Wall, CPU and stage seconds of `rgbt-bench sweep`'s work (`sweep_locally` over `jobs` processes, None:
+    its default), the processes it used, and its per-class IoU of the clean cells."""
     out = work / f"sweep-{run}"
     config = SweepConfig(models=[f"{name}={spec}" for name, spec in models.items()], dataset=f"mfnet:{tree}",
                          split="test", suite=str(suite), out=str(out), checkpoints=checkpoints, batch_size=batch,
                          device="cpu", workers=workers, progress=False)
-    start = time.perf_counter()
-    run_sweep(config)
-    wall = time.perf_counter() - start
-    timing = json.loads((out / MANIFEST).read_text())["timing"]
+    start, cpu = time.perf_counter(), cpu_seconds()
+    sweep_locally(config, jobs)
+    wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    manifest = json.loads((out / MANIFEST).read_text())
+    timing = manifest["timing"]
     cells = list(read_cells(out))
     iou = {(c.record.key.model, "clean"): np.asarray(c.record.metrics["iou"], dtype=np.float64)
            for c in cells if c.record.key.corruption == "clean"}
     union = {(c.record.key.model, "clean"): c.confusion.sum(0) + c.confusion.sum(1) - np.diag(c.confusion)
              for c in cells if c.record.key.corruption == "clean"}
     shutil.rmtree(out)
-    return {"wall": wall, "model": timing["model_s"], "stages": timing, "cells": len(cells), "iou": iou,
-            "union": union}
+    return {"wall": wall, "cpu": cpu, "model": timing["model_s"], "stages": timing, "cells": len(cells), "iou": iou,
+            "union": union, "processes": manifest["world_size"]}
 
 
 # ----- the comparison ----------------------------------------------------------------------------------------
@@ -235,7 +253,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers, both sides")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved timed rounds (median reported)")
-    ap.add_argument("--threads", type=int, default=0, help="torch threads, both sides (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads of the naive loop (0: torch's default)")
+    ap.add_argument("--jobs", type=int, default=None,
+                    help="the sweep's processes (default: rgbt-bench sweep's own, one per core for enough work)")
     ap.add_argument("--smoke", action="store_true", help="2 images of 32x40, two corruptions at severity 1")
     args = ap.parse_args(argv)
     if args.threads:
@@ -268,23 +288,27 @@ def main(argv: Optional[list[str]] = None) -> int:
         # warm-up and check: both sides on two settings; their clean cells must agree
         naive = run_naive(tree, models, checkpoints, warmup, args.batch, args.workers)
         check_clean_cells(naive, run_harness(work, "warmup", tree, models, checkpoints, warmup_suite, args.batch,
-                                             args.workers))
+                                             args.workers, args.jobs))
         load_before = load_average()
         naive_runs, harness_runs = [], []
         for r in range(args.repeats):
             naive_runs.append(run_naive(tree, models, checkpoints, settings, args.batch, args.workers))
-            harness_runs.append(run_harness(work, str(r), tree, models, checkpoints, suite, args.batch, args.workers))
+            harness_runs.append(run_harness(work, str(r), tree, models, checkpoints, suite, args.batch, args.workers,
+                                            args.jobs))
             print(f"  round {r + 1}: naive {naive_runs[-1]['wall']:.1f}s (model {naive_runs[-1]['model']:.1f}s), "
                   f"sweep {harness_runs[-1]['wall']:.1f}s (model {harness_runs[-1]['model']:.1f}s)",
                   file=sys.stderr, flush=True)
         load_after = load_average()
-    print(report(naive_runs, harness_runs, args.images * len(settings) * len(models), args.workers))
+    print(report(naive_runs, harness_runs, args.images * len(settings) * len(models), args.workers,
+                 torch.get_num_threads()))
     print(f"load before/after {load_before:.2f}/{load_after:.2f}; cells written per sweep: {harness_runs[0]['cells']}")
     return 0
 
 
-def report(naive_runs: list[dict[str, Any]], harness_runs: list[dict[str, Any]], image_cells: int, workers: int) -> str:
-    """The side-by-side table, the breakdown of non-model time of each side and the goals.
+def report(naive_runs: list[dict[str, Any]], harness_runs: list[dict[str, Any]], image_cells: int, workers: int,
+           threads: int) -> str:
+    """The side-by-side table, the breakdown of non-model time of each side and the goals. `threads`: the
+    naive loop's torch threads. The sweep's stages are rank 0's when it ran in several processes.
 
     With DataLoader workers the naive loop decodes and corrupts in other processes, whose clocks are not seen
     here: its decode and corruption rows are then '-' and the time it waits for batches is in 'other'."""
@@ -294,10 +318,14 @@ def report(naive_runs: list[dict[str, Any]], harness_runs: list[dict[str, Any]],
     n_model, h_model = med(naive_runs, lambda r: r["model"]), med(harness_runs, lambda r: r["model"])
     n_rest = med(naive_runs, lambda r: r["wall"] - r["model"])
     h_rest = med(harness_runs, lambda r: r["wall"] - r["model"])
-    rows = [["end to end, s", n_wall, h_wall, n_wall / h_wall],
+    processes = sorted({r["processes"] for r in harness_runs})
+    rows = [["processes x intra-op threads", f"1 x {threads}", f"{'/'.join(map(str, processes))} x 1", "-"],
+            ["end to end, s", n_wall, h_wall, n_wall / h_wall],
             ["model forward, s", n_model, h_model, n_model / h_model],
             ["non-model, s", n_rest, h_rest, n_rest / h_rest],
             ["non-model % of model time", 100 * n_rest / n_model, 100 * h_rest / h_model, "-"],
+            ["CPU, s (all processes and threads)", med(naive_runs, lambda r: r["cpu"]),
+             med(harness_runs, lambda r: r["cpu"]), "-"],
             ["image-cells per s", image_cells / n_wall, image_cells / h_wall, "-"]]
     side = markdown_table(["what", "naive loop", "rgbt-bench sweep", "naive / sweep"], rows)
     stages = ["data_s", "corrupt_s", "metric_s", "write_s"]
@@ -311,7 +339,7 @@ def report(naive_runs: list[dict[str, Any]], harness_runs: list[dict[str, Any]],
          ["metric (argmax + update)", med(naive_runs, lambda r: r["metric"]),
           med(harness_runs, lambda r: r["stages"]["metric_s"])],
          ["write cells", 0.0, med(harness_runs, lambda r: r["stages"]["write_s"])],
-         ["other (setup, loading, loop)",
+         ["other (setup, loading, starting processes, loop)",
           med(naive_runs, lambda r: r["wall"] - r["model"] - r["decode"] - r["corrupt"] - r["metric"]),
           med(harness_runs, lambda r: r["wall"] - r["model"] - sum(r["stages"][k] for k in stages))]])
     ratio, overhead = n_rest / h_rest, h_rest / h_model

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
-import pandas as pd
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MANIFEST = "run.json"
 COLUMNS = ("params", "gflops", "gmacs", "images_per_s", "batch_size", "device_name")
@@ -120,6 +122,8 @@ def read_efficiency(results_dir: str | Path) -> pd.DataFrame:
     gmacs, images_per_s, batch_size, device_name (and the rest of `Efficiency.as_dict`). Training-seed replicas
     share their model's architecture, hence its cost: the first one's row is kept. Empty when none did (an
     older sweep, or one run with --no-efficiency)."""
+    import pandas as pd  # here: a sweep's worker processes need not import it
+
     from .report.load import read_manifest
 
     by_model: dict[str, dict] = {}

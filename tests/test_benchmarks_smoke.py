@@ -116,6 +116,8 @@ def test_vs_naive_smoke(capsys):
     for what in ("end to end, s", "model forward, s", "non-model, s"):
         assert float(rows[what][0]) > 0 and float(rows[what][1]) > 0, what
     assert float(rows["decode (PIL) / data"][0]) > 0 and float(rows["corrupt"][0]) > 0
+    assert float(rows["CPU, s (all processes and threads)"][1]) > 0
+    assert rows["processes x intra-op threads"][:2] == ["1 x 1", "1 x 1"]  # so small a job: no worker started
     assert out.rstrip().endswith("cells written per sweep: 6")  # 2 models x (clean + 2 corruptions at 1 severity)
     assert "goal (harness non-model time >= 10x below the naive loop's)" in out
 

@@ -1,11 +1,13 @@
-"""Each model's cost, recorded in run.json's `models` entries: counted before the passes, timed by them.
+"""Each model's cost, recorded in run.json's `models` entries: timed by the sweep's passes, counted after them.
 
-Before the first pass, rgbt_bench.efficiency counts each model's parameters and the FLOPs of ONE image at the
-images' size in the sweep's evaluation mode (`model_costs`; one forward of one image, no timed passes of its
-own). The images per second come from the sweep's own model stage (`add_forwards`: images forwarded and
-seconds, summed over every process). A resumed sweep reuses an earlier entry of the same weights (checkpoint
-SHA-256 and spec), image size, evaluation mode, batch size, AMP and device, and adds its forward passes to
-the earlier ones; anything else is counted again.
+The images per second come from the sweep's own model stage (`add_forwards`: images forwarded and seconds,
+summed over every process), not from timed passes of its own. After the passes, rgbt_bench.efficiency counts
+each model's parameters and the FLOPs of ONE image at the images' size in the sweep's evaluation mode
+(`count_costs`: one forward of one image, the models shared out over the processes; after the passes so
+that a model's warm-up stays in its forward time, where a loop without the harness pays it too). A resumed
+sweep reuses an earlier record of the same weights (checkpoint SHA-256 and spec), image size, evaluation
+mode, batch size, AMP and device (`earlier_costs`) and adds its forward passes to the earlier ones; anything
+else is counted again.
 """
 from __future__ import annotations
 
@@ -41,31 +43,40 @@ def _earlier(manifest: Path) -> dict[str, dict[str, Any]]:
         return {}
 
 
-def model_costs(refs: list[ModelRef], models: dict[tuple[str, Optional[int]], nn.Module], manifest: Path,
-                image_size: tuple[int, int], device: torch.device, batch_size: int,
-                amp_dtype: Optional[torch.dtype], mode: InferenceMode) -> dict[str, dict[str, Any]]:
-    """Model name -> Efficiency.as_dict() plus the evaluation mode: reused from `manifest` where it fits (with
-    its earlier timed forwards), else parameters and FLOPs counted now (no images/s yet). Counted on each
-    model's first training-seed replica (`models` is keyed by replica): the others share its architecture."""
+def cost_key(image_size: tuple[int, int], device: torch.device, batch_size: int, amp_dtype: Optional[torch.dtype],
+             mode: InferenceMode) -> dict[str, Any]:
+    """What an earlier cost record must share with this sweep to be reused (besides the model's weights)."""
+    return {"image_size": list(image_size), "batch_size": batch_size, "device_name": forward_device(device),
+            "amp": amp_dtype is not None, "inference": mode.as_dict()}
+
+
+def earlier_costs(refs: list[ModelRef], manifest: Path, key: dict[str, Any]) -> dict[str, Optional[dict[str, Any]]]:
+    """Model name -> its cost record in an existing `manifest` when it fits this sweep (same checkpoint SHA-256,
+    spec and `key`), with its earlier timed forwards; None for a model whose cost is still to count."""
     earlier = _earlier(manifest)
-    name = forward_device(device)
-    key = {"image_size": list(image_size), "batch_size": batch_size, "device_name": name,
-           "amp": amp_dtype is not None, "inference": mode.as_dict()}
-    out = {}
-    first: dict[str, ModelRef] = {}
-    for r in refs:
-        first.setdefault(r.name, r)
-    for ref in first.values():
+    out: dict[str, Optional[dict[str, Any]]] = {}
+    for ref in refs:
+        if ref.name in out:  # training-seed replicas share their model's architecture, hence its cost
+            continue
         entry = earlier.get(ref.name, {})
         old = entry.get("efficiency") or {}
-        if old and "timed_s" in old and entry.get("checkpoint_sha256") == ref.sha256 and entry.get("spec") == ref.spec \
-                and all(old.get(k) == v for k, v in key.items()):
-            out[ref.name] = old
-            continue
+        fits = old and "timed_s" in old and entry.get("checkpoint_sha256") == ref.sha256 \
+            and entry.get("spec") == ref.spec and all(old.get(k) == v for k, v in key.items())
+        out[ref.name] = old if fits else None
+    return out
+
+
+def count_costs(refs: list[ModelRef], names: list[str], models: dict[tuple[str, Optional[int]], nn.Module],
+                image_size: tuple[int, int], device: torch.device, key: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Model name -> Efficiency.as_dict() plus the evaluation mode, for each of `names`: parameters and the FLOPs
+    of one image (one forward pass), counted on the model's first training-seed replica; no images/s yet."""
+    out = {}
+    for name in names:
+        ref = next(r for r in refs if r.name == name)
         with user_code(ref.spec, "forward"):  # a user model's exception is one line naming it
-            cost = static_cost(models[ref.replica], image_size, device, batch_size, amp=amp_dtype is not None,
-                               device_name=name)
-        out[ref.name] = {**cost.as_dict(), "inference": mode.as_dict()}
+            cost = static_cost(models[ref.replica], image_size, device, key["batch_size"], amp=key["amp"],
+                               device_name=key["device_name"])
+        out[name] = {**cost.as_dict(), "inference": key["inference"]}
     return out
 
 

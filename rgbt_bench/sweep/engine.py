@@ -44,7 +44,7 @@ from ..training.cache import on_the_fly_config
 from ..training.config import TrainConfig
 from . import distributed
 from .cell import CellIdentity, CellKey, CellRecord, plain
-from .costs import add_forwards, model_costs
+from .costs import add_forwards, cost_key, count_costs, earlier_costs
 from .manifest import MANIFEST, build_manifest, device_name, merge_previous, now, update_manifest
 from .models import ModelRef, attach_checkpoints, load_models, parse_checkpoints, parse_models, train_missing
 from .passes import run_pass
@@ -337,9 +337,9 @@ class Sweep:
         plan = {"models": list(dict.fromkeys(r.name for r in self.refs)),
                 "replicas": [list(r.replica) for r in self.refs],
                 "settings": list(dict.fromkeys((c.key.corruption, c.key.severity, c.key.seed) for c in cells))}
-        efficiency = distributed.on_main(lambda: model_costs(
-            self.refs, models, self.out / MANIFEST, self.image_size, ctx.device, cfg.batch_size, self.amp_dtype,
-            self.inference) if cfg.efficiency else {r.name: None for r in self.refs}, ctx)
+        key = cost_key(self.image_size, ctx.device, cfg.batch_size, self.amp_dtype, self.inference)
+        efficiency = distributed.on_main(lambda: earlier_costs(self.refs, self.out / MANIFEST, key), ctx) \
+            if cfg.efficiency else {r.name: None for r in self.refs}
         distributed.on_main(lambda: self._start_manifest({"status": "running", "cells_total": len(cells),
                                                           "cells_pending": len(pending), "plan": plan,
                                                           "inference": self.inference.as_dict()}, efficiency), ctx)
@@ -362,11 +362,18 @@ class Sweep:
                 with self.timer.wall("write"):
                     distributed.on_main(lambda: self._write_group(group, parts, pass_s), ctx)
                 progress.cells_done(len(group))
-        timing = self.timer.summary(time.perf_counter() - start)
-        forwards = distributed.collective(lambda: dict(self.timer.forwards), ctx)
+        ranks = distributed.collective(lambda: (self.timer.summary(time.perf_counter() - start),
+                                                dict(self.timer.forwards)), ctx)
+        timing = ranks[0][0]
+        if cfg.efficiency:  # counted after the passes, so that the models' warm-up is part of their forward time
+            uncounted = [name for name, record in efficiency.items() if record is None]
+            for counted in distributed.collective(lambda: count_costs(
+                    self.refs, uncounted[ctx.rank::ctx.world_size], models, self.image_size, ctx.device, key), ctx):
+                efficiency.update(counted)
         distributed.on_main(lambda: self._finish_manifest({
             "status": "finished", "finished_at": now(), "cells_computed": len(pending), "timing": timing,
-            "models": self._model_records(add_forwards(efficiency, forwards, self.note))}), ctx)
+            **({"timing_per_rank": [t for t, _ in ranks]} if ctx.enabled else {}),
+            "models": self._model_records(add_forwards(efficiency, [f for _, f in ranks], self.note))}), ctx)
         if pending and timing["harness_over_model"] is not None:
             self.note(f"wrote {len(pending)} cells to {self.out} in {timing['total_s']:.1f}s: models "
                       f"{timing['model_s']:.1f}s, harness (data, corruption, metric, writing) "
