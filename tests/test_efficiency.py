@@ -1,4 +1,6 @@
 """Model cost (rgbt_bench.efficiency): FLOPs against the multiply-add count of the layers, the record, the reader."""
+import json
+
 import pandas as pd
 import torch
 from torch import nn
@@ -78,3 +80,23 @@ def test_read_efficiency_from_the_manifest(tmp_path):
     assert read_efficiency(tmp_path)["images_per_s"].isna().all()  # counted, but no forward timed yet
     empty = read_efficiency(tmp_path / "nowhere")
     assert isinstance(empty, pd.DataFrame) and empty.empty and "images_per_s" in empty.columns
+
+
+def test_a_resumed_sweep_adds_its_forwards_to_the_recorded_rate(tmp_path):
+    from test_sweep_engine import USER, write_checkpoint
+
+    from rgbt_bench.sweep import SweepConfig, run_sweep
+
+    ckpt = write_checkpoint(tmp_path / "u.pt", USER)
+
+    def sweep(corruptions):
+        out = run_sweep(SweepConfig(models=[f"u={USER}"], checkpoints={"u": str(ckpt)}, out=str(tmp_path / "r"),
+                                    dataset_options={"size": [32, 40], "counts": [8, 4, 5]}, corruptions=corruptions,
+                                    severities=[2], batch_size=2, device="cpu", progress=False))
+        return json.loads((out / "run.json").read_text())["models"][0]["efficiency"]
+
+    first = sweep(["night"])  # clean + night@2: 2 cells of 5 images
+    assert first["timed_images"] == 10 and first["images_per_s"] == 10 / first["timed_s"]
+    second = sweep(["night", "thermal_noise"])  # one more cell: its 5 images are added, the rest is reused
+    assert second["timed_images"] == 15 and second["timed_s"] > first["timed_s"]
+    assert second["images_per_s"] == 15 / second["timed_s"] and second["flops"] == first["flops"]

@@ -56,7 +56,8 @@ from .options import corruption_seeds_option, dataset_option, device_option, inf
 @click.option("--dataset-option", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Extra dataset argument, e.g. size=[60,80]; repeatable.")
 @click.option("--efficiency/--no-efficiency", default=True, show_default=True,
-              help="Measure each model's parameters, GFLOPs and images/s on this device (recorded in run.json).")
+              help="Record each model's parameters, GFLOPs of one image and images/s of this sweep's forward passes "
+                   "(run.json).")
 @click.option("--progress/--no-progress", default=True, show_default=True,
               help="Show progress on stderr (a live display on a terminal, a plain line every 30 s otherwise).")
 def sweep(models, dataset, split, suite, corruptions, severities, limit, out, checkpoints, preset, seeds, batch_size,
