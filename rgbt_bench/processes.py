@@ -1,10 +1,12 @@
-"""Worker processes of `rgbt-bench run`: how many, started how, and how their failures are reported.
+"""Worker processes of `rgbt-bench run` and `rgbt-bench sweep --jobs`: how many, started how, and how their
+failures are reported.
 
-On CPU the main job runs one single-threaded process per core (tiny models use intra-op threads poorly, and
-oversubscribed OpenMP threads stall), on CUDA one process. Workers are fresh interpreters (spawn: forking a
-process that has run OpenMP code can hang the child) that end when the main process dies, even by kill -9,
-so no orphan keeps training or holds a sweep's lock while a rerun resumes. Every file the workers write is
-written atomically, so ending them at any point loses no finished result.
+On CPU the main job (and a sweep, rgbt_bench.sweep.local) runs one single-threaded process per core (tiny
+models use intra-op threads poorly, and oversubscribed OpenMP threads stall), on CUDA one process. Workers
+are fresh interpreters (spawn: forking a process that has run OpenMP code can hang the child) that end when
+the main process dies, even by kill -9, so no orphan keeps training or holds a sweep's lock while a rerun
+resumes. Every file the workers write is written atomically, so ending them at any point loses no finished
+result.
 """
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ floats are added in another order and the last bits change. Over a training run 
 weights: before this, `rgbt-bench run --quick --jobs 1` (one process, two threads on two cores) and the
 default `--jobs` (two single-threaded processes) trained different models and 44 of 78 cells differed.
 Training and sweep evaluation on CPU therefore run single-threaded whatever torch, OMP_NUM_THREADS or the
-core count say; parallelism comes from processes (`rgbt-bench run`'s jobs, torchrun ranks). CUDA is untouched.
+core count say; parallelism comes from processes (the --jobs of `rgbt-bench run` and `sweep`, torchrun
+ranks). CUDA is untouched.
 """
 from __future__ import annotations
 
