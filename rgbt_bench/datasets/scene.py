@@ -22,7 +22,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.ndimage import gaussian_filter, maximum_filter
 
 # Bump whenever the rendered pixels change, so old caches are not reused.
 GENERATOR_VERSION = 4
@@ -422,6 +421,8 @@ def _sensors(cv: _Canvas) -> tuple[np.ndarray, np.ndarray]:
     # Day: small Gaussian read noise. Night: Poisson-Gaussian (40 photo-electrons at full scale, read 0.015).
     sigma = np.where(night[..., None] > 0, np.sqrt(raw / 40 + 0.015 ** 2), np.float32(0.008))
     rgb = _clamp(raw + sigma * p["rgb_noise"], 0, 1)
+    from scipy.ndimage import gaussian_filter  # here, not at the top: see _render_chunk
+
     temp = cv.temp + 0.025 * _upsample(p["therm_low"], h, w) + 0.01 * _upsample(p["therm_mid"], h, w)
     # Thermal optics are softer than RGB: blur by ~0.7 px at the native 120-row resolution.
     temp = gaussian_filter(temp, sigma=(0, 0.7 * h / 120, 0.7 * h / 120), mode="nearest")
@@ -434,6 +435,10 @@ def _to_uint8(x: np.ndarray) -> np.ndarray:
 
 
 def _render_chunk(params: list[dict[str, np.ndarray]], h: int, w: int) -> Rendered:
+    # scipy.ndimage takes ~0.5 s to import, and most processes that import this module (every sweep worker,
+    # any command on a real dataset) never render: it is imported on first use.
+    from scipy.ndimage import maximum_filter
+
     p = {k: np.stack([q[k] for q in params]) for k in params[0]}
     cv = _Canvas(p, h, w)
     _render_stuff(cv)
