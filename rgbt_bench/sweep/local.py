@@ -16,7 +16,6 @@ weights, which would make the cells depend on the core count.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -25,6 +24,7 @@ from ..datasets import RGBTDataset, open_dataset
 from ..device import resolve_device
 from ..errors import ConfigError
 from ..processes import plan_processes, run_distributed
+from ..training.distributed import torchrun_world_size
 from .engine import SweepConfig, model_refs, run_sweep, train_config
 from .models import train_missing
 from .plan import settings_of
@@ -33,20 +33,15 @@ from .selection import effective_limit, select
 MIN_PIXELS_PER_PROCESS = 16_000_000
 
 
-def torchrun_world() -> int:
-    """The number of processes of the torchrun job this process belongs to (1 without torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1") or "1")
-
-
 def check_jobs(jobs: Optional[int], device: str) -> None:
     """ConfigError for a --jobs this sweep cannot honour: below 1, or above 1 under torchrun or on CUDA."""
     if jobs is None:
         return
     if jobs < 1:
         raise ConfigError(f"--jobs must be >= 1, got {jobs}")
-    if jobs > 1 and torchrun_world() > 1:
+    if jobs > 1 and torchrun_world_size() > 1:
         raise ConfigError(f"--jobs {jobs} starts local processes, but this sweep already runs as one of "
-                          f"{torchrun_world()} torchrun processes; drop --jobs")
+                          f"{torchrun_world_size()} torchrun processes; drop --jobs")
     if jobs > 1 and resolve_device(device).type == "cuda":
         raise ConfigError(f"--jobs {jobs} shards a CPU sweep over processes; on CUDA a sweep runs in one process "
                           f"(several GPUs: torchrun --nproc_per_node N, docs/distributed.md); drop --jobs")
@@ -70,7 +65,7 @@ def sweep_locally(config: SweepConfig, jobs: Optional[int] = None,
     from ..training import train
     config.validate()
     check_jobs(jobs, config.device)
-    if torchrun_world() > 1 or resolve_device(config.device).type == "cuda":
+    if jobs == 1 or torchrun_world_size() > 1 or resolve_device(config.device).type == "cuda":
         return run_sweep(config)
     dataset = open_dataset(config.dataset, config.split, **config.dataset_options)
     refs = model_refs(config, dataset.info.name)

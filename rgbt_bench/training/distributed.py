@@ -40,9 +40,14 @@ class DistContext:
         return self.rank == 0
 
 
+def torchrun_world_size() -> int:
+    """The number of processes of the torchrun job this process belongs to (1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1") or "1")
+
+
 def setup(device_name: str, timeout_s: float = 600.0) -> DistContext:
     """Resolve the device and, under torchrun with several processes, join the process group."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = torchrun_world_size()
     device = resolve_device(device_name)
     if world_size <= 1:
         return DistContext(0, 1, 0, device)
