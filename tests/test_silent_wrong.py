@@ -22,7 +22,7 @@ import pytest
 import torch
 from fixtures_real import write_mfnet, write_pst900
 from test_report import matrix, write_results
-from user_model_example import build
+from user_model_example import TinyRGBT, build
 
 from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.cli import main
@@ -344,6 +344,32 @@ CASES += [
                   r"counted twice\)$"),
     datasets_case("verify-takes-dataset-options", raw_thermal, 0,
                   r"^pst900:{tmp}/PST900: 2 samples checked in 1 split\(s\); all files OK$"),
+]
+
+
+class EvalNaN(TinyRGBT):
+    """Trains normally, but its eval-mode forward gives NaN (as weights gone bad in the last step do)."""
+
+    def forward(self, rgb, thermal):
+        logits = super().forward(rgb, thermal)
+        return logits if self.training else logits * float("nan")
+
+
+def build_eval_nan(num_classes: int, preset: str = "tiny") -> EvalNaN:
+    return EvalNaN(num_classes)
+
+
+def nothing_selected(w: World, output: str) -> None:
+    assert not (w.tmp / "m.pt").exists()
+
+
+CASES += [
+    # ----- audit: training's val evaluation, as the sweep, refuses NaN logits -------------------------------
+    Case("train-with-nan-logits-in-evaluation-refused", lambda w: [
+        "train", "--model", "test_silent_wrong:build_eval_nan", "--out", str(w.tmp / "m.pt"), "--iterations", "1",
+        "--device", "cpu", "--no-progress", *SYN], 2,
+        r"^Error: model returned NaN or infinite logits for 5120 pixels of synthetic split 'val' \(images 00008D, "
+        r"00009N, 00010D, 00011N\) in eval mode; its weights or its eval-mode forward are broken", nothing_selected),
 ]
 
 

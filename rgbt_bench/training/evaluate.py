@@ -3,7 +3,10 @@
 Each rank evaluates the samples rank, rank + world, rank + 2*world, ... (no padding, so no duplicate is
 counted; torch DistributedSampler pads with duplicates), then the confusion matrices are summed with
 ConfusionMatrix.all_reduce. The convention defaults to the dataset's. The loader has its own generator, so
-evaluating never advances the global torch RNG (training resumes depend on it).
+evaluating never advances the global torch RNG (training resumes depend on it). Logits whose per-pixel maximum
+is NaN or infinite (weights gone bad, a broken eval-mode forward) are an error, as in the sweep
+(rgbt_bench.sweep.passes): argmax would turn them into a confident-looking mIoU. The flag is summed over the
+ranks with the matrix, so every rank raises together.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from ..batch import collate
-from ..errors import ConfigError
+from ..errors import ConfigError, RgbtBenchError
 from ..loader import Loader
 from ..metrics import ConfusionMatrix, SegMetrics, compute_metrics
 
@@ -36,6 +39,8 @@ def confusion_on(model: nn.Module, dataset: Dataset, batch_size: int = 8, device
     loader = Loader(_shard(dataset), collate, batch_size=batch_size, shuffle=False, num_workers=workers,
                     pin_memory=device.type == "cuda", generator=torch.Generator())
     was_training = model.training
+    nonfinite = torch.zeros(1, dtype=torch.int64, device=device)
+    first_bad = ""
     model.eval()
     try:
         for batch in loader:
@@ -46,9 +51,21 @@ def confusion_on(model: nn.Module, dataset: Dataset, batch_size: int = 8, device
             if tuple(logits.shape) != expected:
                 raise ConfigError(f"model returned logits of shape {tuple(logits.shape)} on {info.name}; expected "
                                   f"{expected} (batch, {info.num_classes} classes, input height, width)")
+            bad = ~torch.isfinite(logits.amax(1))
+            if not first_bad and bool(bad.any()):
+                first_bad = ", ".join(m.name for m in batch.meta[:4]) + (", ..." if len(batch) > 4 else "")
+            nonfinite += bad.sum()
             matrix.update(logits.argmax(1), batch.label)
     finally:
         model.train(was_training)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(nonfinite, op=dist.ReduceOp.SUM)
+    if int(nonfinite.item()):
+        where = f"images {first_bad}" if first_bad else "on another process"
+        split = getattr(dataset, "split", None)
+        raise RgbtBenchError(f"model returned NaN or infinite logits for {int(nonfinite.item())} pixels of "
+                             f"{info.name}" + (f" split '{split}'" if split else "") + f" ({where}) in eval mode; "
+                             "its weights or its eval-mode forward are broken (a diverged run? try a lower --lr)")
     return matrix.all_reduce()
 
 
