@@ -288,6 +288,48 @@ def test_wrong_channel_counts_and_bit_depth(mfnet, kp, pst):
         rds[1]
 
 
+def write_palette_png(path, colours: np.ndarray) -> None:
+    """`colours` (uint8 [H,W] grey or [H,W,3] RGB) saved as a palette PNG whose index order is NOT the colours'
+    (as PNG optimisers and Image.quantize store images with few colours): index i shows the i-th colour from
+    the brightest down."""
+    flat = colours.reshape(-1, colours.shape[-1]) if colours.ndim == 3 else colours.reshape(-1, 1)
+    palette, index = np.unique(flat, axis=0, return_inverse=True)
+    order = np.argsort(-palette.sum(axis=1), kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    image = Image.fromarray(rank[index.reshape(-1)].reshape(colours.shape[:2]).astype(np.uint8), "P")
+    image.putpalette(np.repeat(palette[order], 3 // palette.shape[1], axis=1).astype(np.uint8).reshape(-1).tolist())
+    image.save(path, format="PNG")
+
+
+def test_palette_images_read_as_the_colours_they_show(mfnet, kp, pst):
+    """Audit: a palette image's indices were read as intensities, so a greyscale thermal image stored as a palette
+    gave other values (exit 0). Images are decoded through their palette; label indices stay class ids."""
+    pds = open_dataset(f"pst900:{pst.root}", "train")
+    name = pds.names[0]
+    thermal = pst.samples[name]["thermal"]
+    write_palette_png(pds.files(0)[1], thermal)
+    assert torch.equal(pds[0].thermal, as_float(thermal))
+    rgb = pst.samples[name]["rgb"] // 32 * 32  # few enough colours for a palette
+    write_palette_png(pds.files(0)[0], rgb)
+    assert torch.equal(pds[0].rgb, as_float(rgb))
+    kds = open_dataset(f"kp:{kp.root}", "train")
+    lwir = kp.samples[kds.names[1]]["thermal"]
+    write_palette_png(kds.files(1)[1], lwir)  # a PNG behind the .jpg name: PIL reads by content
+    assert torch.equal(kds[1].thermal, as_float(lwir))
+    coloured = np.dstack([thermal, 255 - thermal, thermal // 2])
+    write_palette_png(pds.files(1)[1], coloured)
+    with pytest.raises(DataError, match=at(pds.files(1)[1]) + r"PST900 thermal image has 3 channel\(s\) \(PIL mode "
+                                                              r"P, colours RGB\); expected 1$"):
+        pds[1]
+    ds = open_dataset(f"mfnet:{mfnet.root}", "train")
+    label = blocks((H, W), 9, 0)
+    image = Image.fromarray(label, "P")
+    image.putpalette([v for colour in dataset_class("mfnet").info.palette for v in colour])
+    image.save(ds.files(0)[1], format="PNG")  # the VOC / Cityscapes convention: the index is the class id
+    assert torch.equal(ds[0].label, torch.from_numpy(label.astype(np.int64)))
+
+
 def test_label_ids_out_of_range(mfnet, kp):
     ds = open_dataset(f"mfnet:{mfnet.root}", "train")
     label = write_png(ds.files(0)[1], np.full((H, W), 9, np.uint8))

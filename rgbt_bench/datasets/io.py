@@ -4,6 +4,10 @@ strict format checks, and conversion to the tensor conventions of rgbt_bench.bat
 Every failure raises FileError (a DataError) whose one-line message starts with the offending path.
 Images are decoded eagerly with PIL's .load(), and truncated files are never tolerated
 (PIL.ImageFile.LOAD_TRUNCATED_IMAGES is left off), so a damaged file fails here, not later.
+
+A palette (PIL mode P) image is read as the colours it shows, grey when every colour is grey, since its indices
+are not intensities: PNG optimisers and Image.quantize store an image of few colours as a palette in any order.
+A label file is the exception: its palette indices are the class ids (the PASCAL VOC / Cityscapes convention).
 """
 from __future__ import annotations
 
@@ -104,25 +108,41 @@ def _image_errors(path: Path, failure: str) -> Iterator[None]:
         raise FileError(path, f"{failure} ({exc})") from None
 
 
-def read_image(path: Path, channels: Iterable[int], bits: int, what: str) -> np.ndarray:
+def read_image(path: Path, channels: Iterable[int], bits: int, what: str, ids: bool = False) -> np.ndarray:
     """Decode `path` into a uint8/uint16 array [H,W] (one channel) or [H,W,C].
 
     `channels`: the channel counts accepted; `bits`: the required bit depth (8 or 16); `what` names the
-    image in error messages (e.g. "MFNet image (RGB + thermal)").
+    image in error messages (e.g. "MFNet image (RGB + thermal)"); `ids`: the file holds class ids (a label),
+    so a palette image's indices are kept (otherwise it is decoded through its palette: module docstring).
     """
     accepted = tuple(channels)
     image = open_image(path)
+    mode = image.mode
+    if mode in ("P", "PA") and not ids:
+        image = palette_colours(image)
+        mode = f"{mode}, colours {image.mode}"
     found_channels, found_bits = MODES.get(image.mode, (len(image.getbands()), 0))
     if image.mode == "I" and bits == 16 and is_16bit(np.array(image)):
         found_bits = 16  # older Pillow versions decode 16-bit grey PNGs as 32-bit "I"
     if found_channels not in accepted:
         expected = " or ".join(str(c) for c in accepted)
-        raise FileError(path, f"{what} has {found_channels} channel(s) (PIL mode {image.mode}); expected {expected}")
+        raise FileError(path, f"{what} has {found_channels} channel(s) (PIL mode {mode}); expected {expected}")
     if found_bits != bits:
-        raise FileError(path, f"{what} is {found_bits or 'an unsupported'}-bit (PIL mode {image.mode}); "
+        raise FileError(path, f"{what} is {found_bits or 'an unsupported'}-bit (PIL mode {mode}); "
                               f"expected {bits}-bit")
     array = np.array(image)
     return array.astype(np.uint16 if bits == 16 else np.uint8, copy=False)
+
+
+def palette_colours(image: Image.Image) -> Image.Image:
+    """A palette image as the colours it shows: "L" when every colour is grey, else "RGB" ("RGBA" when the
+    palette has transparency, as an RGBA image stored as a palette does)."""
+    if image.mode == "PA" or "transparency" in image.info:
+        return image.convert("RGBA")
+    rgb = np.asarray(image.convert("RGB"))
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return Image.fromarray(np.ascontiguousarray(rgb[..., 0]), "L")
+    return Image.fromarray(rgb, "RGB")
 
 
 def is_16bit(array: np.ndarray) -> bool:

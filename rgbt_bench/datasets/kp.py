@@ -86,7 +86,7 @@ class KPDataset(RGBTDataset):
         rgb_path, lwir_path, label_path = self.files(i)
         rgb = io.read_image(rgb_path, channels=(3,), bits=8, what="KP visible image")
         lwir = io.read_image(lwir_path, channels=(3, 1), bits=8, what="KP lwir image")
-        label = io.read_image(label_path, channels=(1,), bits=8, what="KP label")
+        label = io.read_image(label_path, channels=(1,), bits=8, what="KP label", ids=True)
         io.check_sizes({rgb_path: rgb, lwir_path: lwir, label_path: label})
         label_t = io.label_tensor(label)
         check_label_range(label_t, self.info, label_path)

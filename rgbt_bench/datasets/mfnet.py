@@ -53,7 +53,7 @@ class MFNetDataset(RGBTDataset):
     def load(self, i: int) -> Sample:
         image_path, label_path = self.files(i)
         image = io.read_image(image_path, channels=(4,), bits=8, what="MFNet image (RGB + thermal)")
-        label = io.read_image(label_path, channels=(1,), bits=8, what="MFNet label")
+        label = io.read_image(label_path, channels=(1,), bits=8, what="MFNet label", ids=True)
         io.check_sizes({image_path: image, label_path: label})
         label_t = io.label_tensor(label)
         check_label_range(label_t, self.info, label_path)

@@ -88,7 +88,7 @@ class PST900Dataset(RGBTDataset):
             thermal = io.read_image(thermal_path, channels=(1,), bits=8, what="PST900 thermal image")
         else:
             thermal = io.read_image(thermal_path, channels=(1,), bits=16, what="PST900 thermal_raw image")
-        label = io.read_image(label_path, channels=(1,), bits=8, what="PST900 label")
+        label = io.read_image(label_path, channels=(1,), bits=8, what="PST900 label", ids=True)
         io.check_sizes({rgb_path: rgb, thermal_path: thermal, label_path: label})
         label_t = io.label_tensor(label)
         check_label_range(label_t, self.info, label_path)
