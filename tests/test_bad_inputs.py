@@ -181,6 +181,20 @@ def no_classes(classes, preset="tiny"):
 """
 
 
+BOOL_MODEL = """from user_model_example import TinyRGBT
+
+
+class OneHot(TinyRGBT):
+    def forward(self, rgb, thermal):
+        logits = super().forward(rgb, thermal)
+        return logits == logits.amax(1, keepdim=True)
+
+
+def build(num_classes, preset="tiny"):
+    return OneHot(num_classes)
+"""
+
+
 def nothing_written(*paths: str) -> Callable[[Kit], None]:
     """After a refusal: none of `paths` (relative to the case's directory) exists."""
     def check(kit: Kit) -> None:
@@ -397,6 +411,10 @@ CASES = [
          r"whole image is --inference whole\)$"),
     Case("flag-bad-scales", lambda k: k.sweep(*SYN, "--inference", "ms-flip", "--scales", "0.5,-1"),
          r"^Error: invalid --scales '0.5,-1'; expected distinct positive numbers"),
+    # ----- audit: a user model returning a boolean mask (a traceback from the metric before) --------------------
+    Case("model-bool-logits-in-sweep", lambda k: k.sweep(*SYN, model=f"u={k.module('bool_logits', BOOL_MODEL)}:build",
+                                                         ckpt=k.ckpt(record="bool_logits:build")),
+         r"^Error: model 'u' returned logits of dtype torch.bool; expected real-valued scores \[B, C, H, W\]"),
     # ----- a user model returning NaN -------------------------------------------------------------------------
     Case("model-nan-logits-in-sweep", lambda k: k.sweep(
         *SYN, model="u=test_bad_inputs:build_nan", ckpt=k.ckpt(record="test_bad_inputs:build_nan",

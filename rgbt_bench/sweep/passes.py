@@ -34,6 +34,9 @@ def check_logits(logits: object, batch: Batch, info: DatasetInfo, model_name: st
         raise ConfigError(f"model '{model_name}' returned {type(logits).__name__}; expected a logits tensor "
                           f"[B, C, H, W]")
     b, h, w = batch.label.shape
+    if logits.dtype == torch.bool or logits.is_complex():
+        raise ConfigError(f"model '{model_name}' returned logits of dtype {logits.dtype}; expected real-valued "
+                          f"scores [B, C, H, W] (float, or integer such as one-hot), whose argmax is the prediction")
     if logits.dim() != 4 or logits.shape[0] != b:
         raise ConfigError(f"model '{model_name}' returned logits of shape {tuple(logits.shape)}; expected "
                           f"[{b}, {info.num_classes}, {h}, {w}]")
