@@ -288,6 +288,8 @@ CASES = [
          r"^Error: unknown model 'rtfnte'; expected one of crm, crm_nomask, .* Did you mean 'rtfnet'\?$"),
     Case("flag-negative-iterations", lambda k: ["train", "--iterations", "-3"],
          r"^Error: iterations must be > 0, got -3$"),
+    Case("flag-nan-weight-decay", lambda k: k.train("--weight-decay", "nan"),  # audit: a traceback from AdamW before
+         r"^Error: weight_decay must be >= 0, got nan$", after=nothing_written("m.pt")),
     Case("flag-unknown-split", lambda k: k.sweep(*SYN, "--split", "night"),
          r"^Error: dataset 'synthetic' has no split 'night'; expected one of train, val, test, test_day, test_night$"),
     Case("flag-bad-seeds", lambda k: k.sweep(*SYN, "--seeds", "0,x"), r"^Error: invalid seeds '0,x'"),

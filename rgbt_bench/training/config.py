@@ -134,13 +134,13 @@ class TrainConfig:
         if self.save_every is not None:
             non_negative["save_every"] = self.save_every
         for name, value in non_negative.items():
-            if value < 0:
+            if not value >= 0:  # NaN too
                 raise ConfigError(f"{name} must be >= 0, got {value}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ConfigError(f"grad_clip must be > 0 (or None to disable), got {self.grad_clip}")
         if self.backbone_lr_mult is not None and not self.backbone_lr_mult > 0:
             raise ConfigError(f"backbone_lr_mult must be > 0, got {self.backbone_lr_mult}")
-        if self.poly_power < 0:
+        if not self.poly_power >= 0:
             raise ConfigError(f"poly_power must be >= 0, got {self.poly_power}")
         if self.crop is not None and (len(self.crop) != 2 or min(self.crop) <= 0):
             raise ConfigError(f"crop must be two positive sizes (H, W), got {self.crop}")
