@@ -303,6 +303,9 @@ CASES = [
     Case("check-refuses-a-nan-baseline", lambda w: ["check", str(w.out), "--baseline", str(w.baseline(
         "u,synthetic,test,clean,0,0,given,nan,field,f,6,h,tiny,none\n"))], 2,
         r"^Error: baseline {tmp}/baseline.csv line 2: miou is empty or NaN; expected a CSV with columns "),
+    Case("check-refuses-a-baseline-without-convention", lambda w: [  # audit: exit 0 "OK" before
+        "check", str(w.out), "--baseline", str(w.baseline(blank_convention(w)))], 2,
+        r"^Error: baseline {tmp}/baseline.csv line 3: convention is empty; expected a CSV with columns "),
     Case("check-refuses-a-header-only-baseline", lambda w: ["check", str(w.out), "--baseline", str(w.baseline(""))],
          2, r"^Error: baseline {tmp}/baseline.csv has a header but no rows; expected a CSV with columns .*, one row "
             r"per cell \(write it with --update-baseline\)$"),
@@ -310,6 +313,14 @@ CASES = [
         "leaderboard", str(w.out), f"{w.out}/", str(w.tmp / "out" / ".." / "out"), "--out", str(w.tmp / "lb.csv"),
         "--bootstrap", "0"], 0, r"^wrote ", listed_once),
 ]
+
+
+def blank_convention(w: World) -> str:
+    """The base sweep's own baseline rows, the convention of the second one erased (a hand edit)."""
+    rows = (w.base["root"] / "baseline.csv").read_text().splitlines()[1:]
+    fields = rows[1].split(",")
+    fields[BASELINE_COLUMNS.index("convention")] = ""
+    return "\n".join([rows[0], ",".join(fields), *rows[2:]]) + "\n"
 
 
 def datasets_case(id: str, make: Callable[[Path], list[str]], code: int, message: str) -> Case:

@@ -87,6 +87,10 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
     if frame[KEY].isna().any().any():
         row = int(frame[KEY].isna().any(axis=1).idxmax()) + 2
         raise DataError(f"baseline {path} line {row} has an empty key field; {expected}")
+    if frame["convention"].isna().any():  # compare() could not tell an mIoU of another convention
+        row = int(frame["convention"].isna().idxmax()) + 2
+        raise DataError(f"baseline {path} line {row}: convention is empty; {expected} (the mIoU convention each "
+                        "number was computed under)")
     duplicated = frame.duplicated(KEY)
     if duplicated.any():
         row = int(duplicated.idxmax()) + 2
