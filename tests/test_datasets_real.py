@@ -149,6 +149,10 @@ def test_pst900_bad_options_and_no_val_split(pst):
         open_dataset(f"pst900:{pst.root}", "train", thermal="raw")
     with pytest.raises(ConfigError, match="raw_range"):
         open_dataset(f"pst900:{pst.root}", "train", thermal="thermal_raw", raw_range=(500, 100))
+    # audit: a window without the raw source was ignored, the 8-bit thermal evaluated (exit 0)
+    with pytest.raises(ConfigError, match=r"^pst900 raw_range \(1000, 20000\) applies to thermal='thermal_raw' only; "
+                                          r"pass --dataset-option thermal=thermal_raw, or drop raw_range$"):
+        open_dataset(f"pst900:{pst.root}", "train", raw_range=(1000, 20000))
 
 
 # ---------------------------------------------------------------- KP

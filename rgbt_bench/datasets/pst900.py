@@ -10,8 +10,9 @@ All 5 classes count, class 0 (background) included, as in the field convention.
 Thermal source (`thermal=`):
 - "thermal" (default, what RTFNet/CRM train on): value / 255.
 - "thermal_raw": the 16-bit counts mapped linearly through ONE fixed window `raw_range=(lo, hi)`,
-  (x - lo) / (hi - lo) clamped to [0, 1]; default (0, 65535), i.e. x / 65535. A fixed window keeps the
-  radiometric meaning: the same count gives the same value in every image, so hot stays hotter than cold
+  (x - lo) / (hi - lo) clamped to [0, 1]; default (0, 65535), i.e. x / 65535 (a window given with the 8-bit
+  source is an error: it would be ignored). A fixed window keeps the radiometric meaning: the same count
+  gives the same value in every image, so hot stays hotter than cold
   across images and corruptions act on one physical scale. Per-image min-max would re-introduce the
   automatic gain control that `thermal` already has. The camera's counts occupy only part of the 16-bit
   range, so a tighter window measured on the training split (e.g. its 0.1 / 99.9 percentiles) gives more
@@ -60,13 +61,17 @@ class PST900Dataset(RGBTDataset):
     )
 
     def __init__(self, root: Path, split: str = "train", thermal: str = "thermal",
-                 raw_range: Sequence[float] = (0, RAW_MAX)):
+                 raw_range: Optional[Sequence[float]] = None):
         super().__init__(root, split)
         if thermal not in THERMAL_SOURCES:
             raise ConfigError(f"pst900 thermal source '{thermal}' is invalid; expected one of "
                               f"{', '.join(THERMAL_SOURCES)}")
         self.thermal_source = thermal
-        self.raw_range = parse_raw_range(raw_range)
+        self.raw_range = parse_raw_range((0, RAW_MAX) if raw_range is None else raw_range)
+        if raw_range is not None and thermal != "thermal_raw":
+            lo, hi = self.raw_range
+            raise ConfigError(f"pst900 raw_range ({lo:g}, {hi:g}) applies to thermal='thermal_raw' only; pass "
+                              "--dataset-option thermal=thermal_raw, or drop raw_range")
         io.require_dir(self.root, "PST900 dataset root")
         rgb_dir = io.require_dir(self.root / split / "rgb", f"PST900 '{split}' rgb folder")
         self.names = sorted(p.name for p in rgb_dir.iterdir() if p.suffix.lower() == ".png")
