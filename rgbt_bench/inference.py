@@ -183,12 +183,15 @@ def _resize(x: torch.Tensor, size: Size) -> torch.Tensor:
 
 class Inference(nn.Module):
     """`model` evaluated in `mode`; forward(rgb, thermal) -> [B, C, H, W] scores at the input resolution:
-    logits (whole), window-averaged logits (slide) or mean softmax probabilities (ms-flip)."""
+    logits (whole), window-averaged logits (slide) or mean softmax probabilities (ms-flip). `name` names the
+    model in errors. Logits not at the resolution of the (scaled or windowed) input are refused, as whole
+    mode's are (rgbt_bench.sweep.passes.check_logits), never resized into a score."""
 
-    def __init__(self, model: nn.Module, mode: InferenceMode):
+    def __init__(self, model: nn.Module, mode: InferenceMode, name: str = "model"):
         super().__init__()
         self.model = model
         self.mode = mode
+        self.name = name
 
     def forward(self, rgb: torch.Tensor, thermal: torch.Tensor) -> torch.Tensor:
         if self.mode.mode == SLIDE:
@@ -227,6 +230,10 @@ class Inference(nn.Module):
                     logits = self.model(x_rgb, x_thermal)
                 if not isinstance(logits, torch.Tensor) or logits.dim() != 4:
                     return logits  # the sweep's output check names the model and what it returned
+                if tuple(logits.shape[-2:]) != scaled:
+                    raise ConfigError(f"model '{self.name}' returned {logits.shape[-2]}x{logits.shape[-1]} logits for "
+                                      f"{scaled[0]}x{scaled[1]} inputs (--inference ms-flip at scale {scale:g}); "
+                                      "expected logits at the input resolution")
                 if flip:
                     logits = logits.flip(-1)
                 probs = _resize(logits.float(), size).softmax(dim=1)

@@ -195,6 +195,20 @@ def build(num_classes, preset="tiny"):
 """
 
 
+LOW_RES_MODEL = """import torch.nn.functional as F
+from user_model_example import TinyRGBT
+
+
+class HalfResolution(TinyRGBT):
+    def forward(self, rgb, thermal):
+        return F.avg_pool2d(super().forward(rgb, thermal), 2)
+
+
+def build(num_classes, preset="tiny"):
+    return HalfResolution(num_classes)
+"""
+
+
 def nothing_written(*paths: str) -> Callable[[Kit], None]:
     """After a refusal: none of `paths` (relative to the case's directory) exists."""
     def check(kit: Kit) -> None:
@@ -417,6 +431,11 @@ CASES = [
     Case("model-bool-logits-in-sweep", lambda k: k.sweep(*SYN, model=f"u={k.module('bool_logits', BOOL_MODEL)}:build",
                                                          ckpt=k.ckpt(record="bool_logits:build")),
          r"^Error: model 'u' returned logits of dtype torch.bool; expected real-valued scores \[B, C, H, W\]"),
+    Case("model-low-resolution-logits-in-ms-flip", lambda k: k.sweep(  # audit: upsampled and scored before
+        *SYN, "--inference", "ms-flip", "--scales", "1", model=f"u={k.module('low_res', LOW_RES_MODEL)}:build",
+        ckpt=k.ckpt(record="low_res:build")),
+        r"^Error: model 'u' returned 16x20 logits for 32x40 inputs \(--inference ms-flip at scale 1\); expected "
+        r"logits at the input resolution$"),
     # ----- a user model returning NaN -------------------------------------------------------------------------
     Case("model-nan-logits-in-sweep", lambda k: k.sweep(
         *SYN, model="u=test_bad_inputs:build_nan", ckpt=k.ckpt(record="test_bad_inputs:build_nan",

@@ -325,7 +325,7 @@ class Sweep:
                            cfg.split)
         distributed.on_main(lambda: self._check_directory(cells, models_known=False), ctx)
         train_missing(self.refs, lambda ref: train_config(cfg, ref), train, lambda text: self.note(text, always=True))
-        models = {name: Inference(model, self.inference) for name, model in
+        models = {replica: Inference(model, self.inference, replica[0]) for replica, model in
                   load_models(self.refs, self.info.num_classes, cfg.preset, ctx.device,
                               lambda text: self.note(text, always=True)).items()}
         distributed.require_same({"dataset fingerprint": self.fingerprint,
