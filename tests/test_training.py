@@ -223,6 +223,17 @@ def test_resume_from_another_datasets_checkpoint_is_refused(capsys, run, tmp_pat
     assert "trained for 9 classes (mfnet:/data/mfnet), but synthetic has 7" in err
 
 
+def test_resume_selecting_on_another_split_is_refused(capsys, run, tmp_path):
+    """The best so far was measured on val: comparing test mIoUs with it, and recording the result as selected
+    on test, would mislabel the checkpoint (before: a note, and the run went on)."""
+    config, _ = run
+    save_checkpoint(tmp_path / "m.last.pt", load_checkpoint(config.last_path))
+    code, err = _cli(capsys, "--model", USER_MODEL, "--preset", config.preset, "--resume", "--select-on", "test",
+                     "--out", str(tmp_path / "m.pt"), *TINY_DATA_FLAG)
+    assert code == 2 and "\n" not in err
+    assert "its best checkpoint so far was selected on the 'val' split, this run selects on 'test'" in err
+
+
 def test_cli_trains_and_prints_the_checkpoint_path(capsys, tmp_path):
     out = tmp_path / "cli.pt"
     main(["train", "--model", USER_MODEL, "--iterations", "4", "--batch-size", "2", "--eval-every", "2",

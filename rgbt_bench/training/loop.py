@@ -56,7 +56,7 @@ VAL_SPLIT = "val"
 TRAJECTORY_FIELDS = ("iterations", "batch_size", "lr", "weight_decay", "backbone_lr_mult", "grad_clip",
                      "poly_power", "warmup_iterations", "crop", "scale_range", "seed", "amp", "dataset_options",
                      "no_decay", "lr_step", "scale_choices", "max_size", "resize_antialias", "photometric",
-                     "flip_prob", "select_on", "ignore_mode", "init_sha256")
+                     "flip_prob", "ignore_mode", "init_sha256")
 
 
 @dataclass
@@ -198,6 +198,11 @@ class Trainer:
             if ckpt.get(key) != getattr(self.config, key):
                 raise CheckpointError(f"cannot resume from {path}: its {key} is '{ckpt.get(key)}', "
                                       f"this run's is '{getattr(self.config, key)}'")
+        selected = ckpt.get("config", {}).get("select_on", VAL_SPLIT)
+        if selected != self.config.select_on:  # the best so far was measured on the other split
+            raise CheckpointError(f"cannot resume from {path}: its best checkpoint so far was selected on the "
+                                  f"'{selected}' split, this run selects on '{self.config.select_on}'; resume with "
+                                  f"--select-on {selected} or start a new run without --resume")
         load_state_into(self.model, ckpt["state_dict"], str(path), self.info.num_classes)
         if "optimizer" not in ckpt or "rng" not in ckpt:
             raise CheckpointError(f"cannot resume from {path}: it holds weights only, no training state")
