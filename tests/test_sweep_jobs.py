@@ -114,3 +114,17 @@ def test_models_trained_on_the_fly_are_trained_before_the_processes_start(tmp_pa
     assert launches.calls == [("processes", 2)]
     assert list((tmp_path / "models").glob("mfnet_tiny_synthetic_seed*.pt"))  # by this one process, first
     assert any(n.startswith("model 'mfnet': training mfnet") for n in notes)
+
+
+@pytest.mark.parametrize("jobs", [None, 2])
+def test_a_wrong_suite_is_reported_before_the_dataset_is_opened(tmp_path, monkeypatch, jobs):
+    """Opening the built-in dataset renders it (about 10 s at its default size): a missing suite file waited for
+    that before its one-line error (before: open_dataset ran first)."""
+    def not_yet(*args, **kwargs):
+        raise AssertionError("the dataset was opened before the suite was checked")
+
+    monkeypatch.setattr(local_module, "open_dataset", not_yet)
+    config = SweepConfig(models=[f"u={USER}"], suite=str(tmp_path / "nope.yaml"), out=str(tmp_path / "out"),
+                         device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="nope.yaml' does not exist"):
+        sweep_locally(config, jobs)

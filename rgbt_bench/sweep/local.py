@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..corruptions import load_suite
+from ..corruptions import Suite, load_suite
 from ..datasets import RGBTDataset, open_dataset
 from ..device import resolve_device
 from ..errors import ConfigError
@@ -47,15 +47,14 @@ def check_jobs(jobs: Optional[int], device: str) -> None:
                           f"(several GPUs: torchrun --nproc_per_node N, docs/distributed.md); drop --jobs")
 
 
-def workload(config: SweepConfig, full: RGBTDataset, replicas: int) -> tuple[int, int]:
+def workload(config: SweepConfig, full: RGBTDataset, suite: Suite, replicas: int) -> tuple[int, int]:
     """(images, pixel-evaluations) of `config`'s sweep of split `full`: images x pixels x cells, with
-    `replicas` trained models x the suite's settings (all of them: a resumed sweep may have fewer left)."""
+    `replicas` trained models x the settings of `suite` (all of them: a resumed sweep may have fewer left)."""
     images = min(len(full), effective_limit(config.limit, len(full)) or len(full))
     if images == 0:
         return 0, 0
     height, width = full[0].label.shape
-    settings = len(settings_of(select(load_suite(config.suite), config.corruptions, config.severities), config.seeds))
-    return images, images * height * width * settings * replicas
+    return images, images * height * width * len(settings_of(suite, config.seeds)) * replicas
 
 
 def sweep_locally(config: SweepConfig, jobs: Optional[int] = None,
@@ -67,9 +66,11 @@ def sweep_locally(config: SweepConfig, jobs: Optional[int] = None,
     check_jobs(jobs, config.device)
     if jobs == 1 or torchrun_world_size() > 1 or resolve_device(config.device).type == "cuda":
         return run_sweep(config)
+    # the suite first: opening the built-in dataset renders it (seconds), and a wrong suite should not wait for that
+    suite = select(load_suite(config.suite), config.corruptions, config.severities)
     dataset = open_dataset(config.dataset, config.split, **config.dataset_options)
     refs = model_refs(config, dataset.info.name)
-    images, pixels = workload(config, dataset, len(refs))
+    images, pixels = workload(config, dataset, suite, len(refs))
     processes, threads = plan_processes(jobs, config.device,
                                         images if jobs else min(images, pixels // MIN_PIXELS_PER_PROCESS))
     if processes == 1:
