@@ -39,7 +39,7 @@ def test_update_baseline_round_trip(setup):
     frame = read_baseline(baseline)
     assert len(frame) == 6 and list(frame.columns) == ["model", "dataset", "split", "corruption", "severity", "seed",
                                                        "train_seed", "miou", "convention", "dataset_fingerprint",
-                                                       "images", "suite", "preset", "weights"]
+                                                       "images", "suite", "evaluation", "preset", "weights"]
     assert set(frame["train_seed"]) == {"given"} and set(frame["images"]) == {4} and set(frame["weights"]) == {"none"}
     row = frame[(frame["model"] == "crm") & (frame["corruption"] == "fog") & (frame["seed"] == 1)].iloc[0]
     assert row["miou"] == pytest.approx(50.0) and row["severity"] == 3 and row["convention"] == "field"
@@ -83,7 +83,8 @@ def test_improvement_passes_and_missing_cell_fails(setup, capsys):
 def test_compare_tolerance_edges():
     base = pd.DataFrame([{"model": "m", "dataset": "d", "split": "s", "corruption": "c", "severity": 1, "seed": 0,
                           "train_seed": "0", "miou": 50.0, "convention": "field", "dataset_fingerprint": "f",
-                          "images": 4, "suite": "h", "preset": "tiny", "weights": "training:abc"}])
+                          "images": 4, "suite": "h", "evaluation": "whole", "preset": "tiny",
+                          "weights": "training:abc"}])
     for current, status in ((49.0, "ok"), (48.99, "regression"), (float("nan"), "regression"), (60.0, "ok")):
         outcome = compare(base, base.assign(miou=current), max_drop=1.0)
         assert outcome.diff.iloc[0]["status"] == status, current
@@ -95,7 +96,7 @@ def test_compare_tolerance_edges():
 
 
 HEADER = ",".join(COLUMNS) + "\n"
-SETUP = "f,4,h,tiny,none"
+SETUP = "f,4,h,whole,tiny,none"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -106,8 +107,11 @@ SETUP = "f,4,h,tiny,none"
      f"{SETUP}\n", "line 3 repeats a cell"),
     ('model,dataset\n"crm,synthetic\n', "is not a readable CSV"),
     ("model,dataset,split,corruption,severity,seed,miou,convention\ncrm,synthetic,test,clean,0,0,80,field\n",
-     "has no setup columns (train_seed, dataset_fingerprint, images, suite, preset, weights): it was written by an "
-     "older rgbt-bench"),
+     "has no setup columns (train_seed, dataset_fingerprint, images, suite, evaluation, preset, weights): it was "
+     "written by an older rgbt-bench"),
+    (",".join(c for c in COLUMNS if c != "evaluation") + "\n"
+     "crm,synthetic,test,clean,0,0,given,80,field,f,4,h,tiny,none\n",
+     "has no setup columns (evaluation): it was written by an older rgbt-bench"),
 ])
 def test_malformed_baseline_is_one_line(setup, tmp_path, capsys, content, message):
     results, _ = setup
@@ -156,6 +160,14 @@ def test_baseline_of_another_setup_is_refused_naming_what_differs(setup, tmp_pat
                               if m == "rtf" else {})
     code, _, err = run(["check", str(retrained), "--baseline", str(baseline)], capsys)
     assert code == 2 and "weights none in the baseline, training:abababababab in the results (cell rtf" in err
+    # before: the evaluation mode was not part of the setup, so ms-flip results passed against a whole-image baseline
+    flipped = write_results(tmp_path / "flip", CELLS, record=lambda m: {"inference": {
+        "mode": "ms-flip", "scales": [0.5, 1.0], "flip": True}})
+    code, _, err = run(["check", str(flipped), "--baseline", str(baseline)], capsys)
+    assert code == 2 and "evaluation whole in the baseline, ms-flip scales 0.5,1 + flip in the results" in err
+    mixed = write_results(tmp_path / "amp", CELLS, record=lambda m: {"amp": True})
+    code, _, err = run(["check", str(mixed), "--baseline", str(baseline)], capsys)
+    assert code == 2 and "evaluation whole in the baseline, whole + AMP in the results" in err
 
 
 def test_old_baseline_says_how_to_regenerate_it(setup, tmp_path, capsys):

@@ -84,6 +84,22 @@ def test_only_results_of_one_setup_are_ranked_together(tmp_path, dirs):
         build_leaderboard([dirs[0], fewer], bootstrap=0)
 
 
+
+def test_other_evaluation_modes_are_ranked_apart(tmp_path, dirs):
+    """Multi-scale + flip inference or mixed precision moves mIoU: such a directory forms its own group (before:
+    ranked with whole-image results, the mode only shown in a provenance column)."""
+    flipped = write_results(tmp_path / "flip", SECOND, record=lambda m: {"inference": {
+        "mode": "ms-flip", "scales": [0.5, 1.0], "flip": True}})
+    mixed = write_results(tmp_path / "amp", SECOND, record=lambda m: {"amp": True})
+    frame, _ = build_leaderboard([*dirs, flipped, mixed], bootstrap=0)
+    groups = frame.groupby("group")["results"].agg(lambda r: sorted({Path(p).name for p in r}))
+    assert groups.tolist() == [["one", "two"], ["flip"], ["amp"]]
+    assert frame.groupby("group")["evaluation"].first().tolist() == ["whole", "ms-flip scales 0.5,1 + flip",
+                                                                     "whole + AMP"]
+    with pytest.raises(DataError, match=r"evaluation whole vs ms-flip scales 0.5,1 \+ flip"):
+        build_leaderboard([dirs[0], flipped], bootstrap=0)
+
+
 def test_one_reference_per_group_from_the_flag_or_the_suite(tmp_path, dirs):
     frame, _ = build_leaderboard(dirs, bootstrap=0, reference="robust")
     assert set(frame["reference"]) == {"robust"} and set(frame["reference_chosen_by"]) == {"--reference"}

@@ -2,9 +2,10 @@
 model, dataset, split, corruption, severity, corruption seed, training seed), in mIoU percentage points.
 
 Every row also carries the setup it was computed under (rgbt_bench.report.setup: dataset fingerprint, image
-count, suite hash, preset, and the training config or checkpoint behind the weights). A baseline of another
-setup is refused, naming what differs, instead of compared: a 4-image quick baseline says nothing about a
-100-image run. A baseline written before these columns existed is refused with the command that regenerates it.
+count, suite hash, evaluation mode, preset, and the training config or checkpoint behind the weights). A
+baseline of another setup is refused, naming what differs, instead of compared: a 4-image quick baseline says
+nothing about a 100-image run. A baseline written before these columns existed is refused with the command that
+regenerates it.
 
 A cell fails when its mIoU fell by more than the tolerance, or when the baseline has it and the current
 results do not. Cells only in the current results are listed as "new" and do not fail. The baseline is
@@ -23,13 +24,13 @@ from ..atomic import atomic_write_text
 from ..errors import ConfigError, DataError
 from ..metrics import compute_metrics
 from .load import Results
-from .setup import BASELINE_FIELDS, seeds_label, suite_hash, weights_label
+from .setup import BASELINE_FIELDS, evaluation_label, seeds_label, suite_hash, weights_label
 
 KEY = ["model", "dataset", "split", "corruption", "severity", "seed", "train_seed"]
 SETUP = list(BASELINE_FIELDS)
 COLUMNS = KEY + ["miou", "convention"] + SETUP
 # Setup fields every cell of a results directory shares (the others can differ per model).
-DIRECTORY_SETUP = ("dataset_fingerprint", "images", "suite")
+DIRECTORY_SETUP = ("dataset_fingerprint", "images", "suite", "evaluation")
 REGENERATE = ("regenerate it from results made as intended: rgbt-bench check RESULTS --baseline {path} "
               "--update-baseline (for results/baselines/quick.csv: rgbt-bench run --quick, then that command with "
               "RESULTS = results/quick)")
@@ -45,8 +46,8 @@ def current_table(results: Results) -> pd.DataFrame:
     rows = [{**{k: getattr(c.record.key, k) for k in KEY}, "train_seed": seeds_label((c.record.key.train_seed,)),
              "miou": round(100.0 * compute_metrics(c.confusion, results.convention).miou, DECIMALS),
              "convention": results.convention, "dataset_fingerprint": c.record.identity.dataset_fingerprint,
-             "images": c.record.identity.num_images, "suite": suite, "preset": c.record.identity.preset,
-             "weights": weights_label(c.record)} for c in results.raw]
+             "images": c.record.identity.num_images, "suite": suite, "evaluation": evaluation_label(c.record),
+             "preset": c.record.identity.preset, "weights": weights_label(c.record)} for c in results.raw]
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"severity": int, "seed": int}).sort_values(KEY, kind="stable").reset_index(drop=True)
 
@@ -61,7 +62,7 @@ def read_baseline(path: str | Path) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, dtype={"model": str, "dataset": str, "split": str, "corruption": str,
                                          "convention": str, "train_seed": str, "dataset_fingerprint": str,
-                                         "suite": str, "preset": str, "weights": str})
+                                         "suite": str, "evaluation": str, "preset": str, "weights": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"baseline {path} is not a readable CSV ({reason}); {expected}") from None
@@ -140,7 +141,8 @@ def cell_name(row: dict) -> str:
 
 def check_setup(baseline: pd.DataFrame, current: pd.DataFrame, where: str) -> None:
     """ConfigError naming the first setup field in which the baseline differs from the results: the shared
-    fields (dataset, image count, suite) over all rows, the per-model ones (preset, weights) on common cells."""
+    fields (dataset, image count, suite, evaluation) over all rows, the per-model ones (preset, weights) on common
+    cells."""
     for field in DIRECTORY_SETUP:
         base, cur = sorted(set(baseline[field].astype(str))), sorted(set(current[field].astype(str)))
         if base != cur:

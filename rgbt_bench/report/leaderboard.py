@@ -39,7 +39,7 @@ from .tables import Table, markdown_file, percent_names, records_json
 # --rank-by choice -> (column, higher is better)
 RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
            "mce": ("mce", False), "rmce": ("rmce", False), "rr": ("rr", True), "worst": ("worst_miou", True)}
-SETUP = ["setup_suite", "train_seeds"]
+SETUP = ["setup_suite", "train_seeds", "evaluation"]
 # The model's cost as the sweep measured it; cost_device / cost_batch_size say where and how.
 COST = ["params", "gflops", "images_per_s", "cost_batch_size", "cost_device"]
 COLUMNS = ["group", "rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high",
@@ -125,7 +125,7 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
                      "images": len(results.names), "cells": done.cells, "complete": done.is_complete,
                      "results": str(results.path),
                      "reference_chosen_by": reference.chosen_by, "setup_suite": setup["suite"],
-                     "train_seeds": setup["train_seeds"],
+                     "train_seeds": setup["train_seeds"], "evaluation": setup["evaluation"],
                      "clean_low": clean_ci[0], "clean_high": clean_ci[1],
                      "mean_corrupted_low": corrupted_ci[0], "mean_corrupted_high": corrupted_ci[1],
                      **{c: measured.get(c, float("nan")) for c in ("params", "gflops", "images_per_s")},
@@ -205,7 +205,8 @@ def group_lines(frame: pd.DataFrame) -> list[str]:
         dirs = ", ".join(dict.fromkeys(rows["results"]))
         lines.append(f"group {group}: {first['dataset']}/{first['split']}, {first['convention']} convention, "
                      f"{first['images']} images, suite {first['setup_suite']}, dataset {first['dataset_fingerprint']}"
-                     f", training seeds {first['train_seeds']}; mCE against {first['reference']} "
+                     f", training seeds {first['train_seeds']}, evaluated {first['evaluation']}; mCE against "
+                     f"{first['reference']} "
                      f"({first['reference_chosen_by']}); {dirs}")
     return lines
 

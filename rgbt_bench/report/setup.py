@@ -8,6 +8,8 @@ another one instead of comparing unlike numbers:
 - suite: a hash of the suite's entries with their corruptions, severities and options, from run.json's suite
   record (from the cells' corruption settings when a directory has no run.json);
 - train_seeds: the training seeds behind the numbers ('given' for weights passed as checkpoints);
+- evaluation: how the logits were computed, the inference mode (whole, slide, ms-flip with its scales) and
+  mixed precision: ms-flip or AMP moves an mIoU by more than the differences being compared;
 - preset and weights (per model): 'training:<hash>' of the training config an rgbt-bench checkpoint
   records, which fixes the weights up to the machine's floating point, else 'checkpoint:<hash>' of the
   weights file, else 'none'.
@@ -18,11 +20,12 @@ import hashlib
 import json
 from typing import Any, Optional
 
+from ..inference import describe
 from ..sweep.cell import CellRecord
 from .load import Results
 
-DIRECTORY_FIELDS = ("dataset_fingerprint", "split", "convention", "suite", "images", "train_seeds")
-BASELINE_FIELDS = ("dataset_fingerprint", "images", "suite", "preset", "weights")
+DIRECTORY_FIELDS = ("dataset_fingerprint", "split", "convention", "suite", "images", "train_seeds", "evaluation")
+BASELINE_FIELDS = ("dataset_fingerprint", "images", "suite", "evaluation", "preset", "weights")
 HASH_LENGTH = 12
 
 
@@ -64,12 +67,19 @@ def weights_label(record: CellRecord) -> str:
     return "none"
 
 
+def evaluation_label(record: CellRecord) -> str:
+    """'whole', 'slide 240x320 stride 160x213' or 'ms-flip scales 0.5,...,1.75 + flip', then ' + AMP' when the
+    logits were computed in mixed precision."""
+    return describe(record.identity.inference) + (" + AMP" if record.identity.amp else "")
+
+
 def directory_setup(results: Results) -> dict[str, Any]:
     """The DIRECTORY_FIELDS of a results directory."""
     fingerprints = sorted({c.record.identity.dataset_fingerprint for c in results.raw})
     return {"dataset_fingerprint": ",".join(fingerprints), "split": results.split, "convention": results.convention,
-            "suite": suite_hash(results), "images": len(results.names), "train_seeds": train_seeds_label(results)}
+            "suite": suite_hash(results), "images": len(results.names), "train_seeds": train_seeds_label(results),
+            "evaluation": "; ".join(sorted({evaluation_label(c.record) for c in results.raw}))}
 
 
-__all__ = ["BASELINE_FIELDS", "DIRECTORY_FIELDS", "directory_setup", "seeds_label", "suite_hash",
+__all__ = ["BASELINE_FIELDS", "DIRECTORY_FIELDS", "directory_setup", "evaluation_label", "seeds_label", "suite_hash",
            "train_seeds_label", "weights_label"]
