@@ -382,6 +382,17 @@ def test_verify_reports_every_problem(mfnet):
     assert [len(r.problems) for r in reports] == [3, 3, 1, 0, 0]  # test_day/test_night repeat nothing
 
 
+def test_verify_flags_a_thermal_image_without_thermal_data(mfnet):
+    """An RGB image saved as RGBA with an opaque alpha loads as a thermal image of 255 everywhere: the sweep would
+    score it as a real thermal frame, so verify names it (before: no problem found)."""
+    name = mfnet.splits["test"][0]
+    rgb = mfnet.samples[name]["rgb"]
+    image = write_png(mfnet.root / "images" / f"{name}.png", np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]))
+    found = problems(verify_dataset(f"mfnet:{mfnet.root}", ["test"]))
+    assert [p.path for p in found] == [image]
+    assert f"sample '{name}': its thermal image has one value everywhere (1 on the 0-1 scale)" in found[0].message
+
+
 def test_verify_unopenable_split_and_chosen_splits(kp):
     (kp.root / "val_night.txt").unlink()
     reports = verify_dataset(f"kp:{kp.root}", ["val", "val_night", "test"])

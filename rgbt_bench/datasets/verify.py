@@ -6,7 +6,10 @@ is reported), then load(i) must succeed (its DataError names the file: unreadabl
 wrong channel count or bit depth, sizes that disagree, label ids out of range), and the decoded Sample
 must follow the tensor conventions of rgbt_bench.batch. Every sample of a split must have one size (evaluation
 batches whole images; RGBTDataset.check_one_size): each sample of another size than the split's first is a
-problem. Split files must list each image once (rgbt_bench.datasets.io.read_split_file). A sample that
+problem. A thermal image with one value everywhere holds no thermal data (an RGB image saved as RGBA with an
+opaque alpha channel becomes an MFNet image whose thermal is 255 everywhere) and is a problem of the thermal
+image's file, the one listed before the label. Split files must list each image once
+(rgbt_bench.datasets.io.read_split_file). A sample that
 appears in several splits (MFNet test and test_day, KP train and train_day) is checked once. Problems found
 while loading a sample
 that cannot be pinned on one file are attributed to the last file of files(i), the label by convention.
@@ -150,6 +153,12 @@ class Verifier:
             self._report(report, problem_from(exc, files))
             return
         self._sizes[(dataset.names[i], files)] = tuple(sample.label.shape)
+        low, high = float(sample.thermal.min()), float(sample.thermal.max())
+        if low == high:
+            self._report(report, Problem(files[-2] if len(files) > 1 else files[-1], (
+                f"sample '{dataset.names[i]}': its thermal image has one value everywhere ({high:.3g} on the 0-1 "
+                f"scale), so it holds no thermal data (an RGB image saved with an opaque alpha channel as the "
+                f"thermal channel?)")))
 
 
 def verify_dataset(spec: str, splits: Optional[Iterable[str]] = None, options: Optional[dict[str, Any]] = None,
