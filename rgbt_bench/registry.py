@@ -71,9 +71,10 @@ class Registry(MutableMapping[str, T], Generic[T]):
         return list(self._entries)
 
     def suggestion(self, name: str) -> str:
-        """" Did you mean 'x'?" for the closest registered name, or "" when none is close."""
-        close = difflib.get_close_matches(name, self._entries, n=1, cutoff=self.cutoff)
-        return f" Did you mean '{close[0]}'?" if close else ""
+        """" Did you mean 'x'?" for the closest registered name (letter case ignored), or "" when none is close."""
+        lowered = {entry.lower(): entry for entry in self._entries}
+        close = difflib.get_close_matches(name.lower(), lowered, n=1, cutoff=self.cutoff)
+        return f" Did you mean '{lowered[close[0]]}'?" if close else ""
 
     def unknown(self, name: str) -> ConfigError:
         """The error for a name that is not registered."""

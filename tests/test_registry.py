@@ -37,7 +37,8 @@ def test_lookup_error_names_kind_choices_alternative_and_closest():
 
 def test_every_registry_uses_the_one_lookup():
     for registry, typo, name in ((DATASETS, "mfnte", "mfnet"), (MODELS, "rtfnte", "rtfnet"),
-                                 (CORRUPTIONS, "plasma_fgo", "plasma_fog"), (COMMANDS, "swep", "sweep")):
+                                 (CORRUPTIONS, "plasma_fgo", "plasma_fog"), (COMMANDS, "swep", "sweep"),
+                                 (CORRUPTIONS, "THERMAL_NOISE", "thermal_noise"), (MODELS, "RTFNet", "rtfnet")):
         assert isinstance(registry, Registry)
         assert registry.suggestion(typo) == f" Did you mean '{name}'?"
 
