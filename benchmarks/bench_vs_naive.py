@@ -21,8 +21,9 @@ single-threaded process per core, fewer for a small job; rgbt_bench.sweep.local)
     end to end, worker processes' start included.
 
 Model time is the forward passes only: timed around `model(rgb, thermal)` in (a), the sweep's own "model"
-stage in (b) (rgbt_bench/sweep/timing.py; with several processes, rank 0's, which holds the largest share of
-the images: the wall time the forwards take). Non-model time = end-to-end wall - model time: everything else
+stage in (b) (rgbt_bench/sweep/timing.py; with several processes the slowest rank's: the ranks forward equal
+shares of the images, but one core can run them a few % slower, and the others wait for it at the end of each
+pass, so that is the wall time the forwards take). Non-model time = end-to-end wall - model time: everything else
 (decoding, corruption, metric, writing, setup, starting processes). CPU seconds (this process and its finished
 children) are reported beside the wall times. The two are run interleaved `--repeats` times after one
 warm-up round on two settings, and medians reported. Before timing, the clean cells of (a) and (b) are
@@ -221,7 +222,8 @@ def run_harness(work: Path, run: str, tree: Path, models: dict[str, str], checkp
     union = {(c.record.key.model, "clean"): c.confusion.sum(0) + c.confusion.sum(1) - np.diag(c.confusion)
              for c in cells if c.record.key.corruption == "clean"}
     shutil.rmtree(out)
-    return {"wall": wall, "cpu": cpu, "model": timing["model_s"], "stages": timing, "cells": len(cells), "iou": iou,
+    model = max(r["model_s"] for r in manifest.get("timing_per_rank") or [timing])
+    return {"wall": wall, "cpu": cpu, "model": model, "stages": timing, "cells": len(cells), "iou": iou,
             "union": union, "processes": manifest["world_size"]}
 
 
