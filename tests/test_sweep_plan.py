@@ -123,10 +123,14 @@ def test_label_bins_score_equals_per_image_of_argmax_and_flags_nan():
     label[0, :2] = 255
     label[1, 3] = 7  # outside [0, C): not counted, as in ConfusionMatrix
     bins = LabelBins(label, 5, 255)
+    scored = []
     for logits in (torch.randn(3, 5, 9, 11, generator=g),
-                   torch.randint(0, 2, (3, 5, 9, 11), generator=g).float()):  # ties: argmax takes the first
+                   torch.randint(0, 2, (3, 5, 9, 11), generator=g).float(),  # ties: argmax takes the first
+                   torch.randn(3, 5, 9, 11, generator=g).half()):
         matrices, finite = bins.score(logits)
         assert matrices.dtype == torch.int64 and bool(finite)
+        scored.append((matrices, logits))
+    for matrices, logits in scored:  # results stay the cell's own although `score` keeps its work buffers
         assert torch.equal(matrices, ConfusionMatrix.per_image(logits.argmax(1), label, 5, 255))
     assert int(matrices[0].sum()) == 9 * 11 - 2 * 11 and int(matrices[1].sum()) == 9 * 11 - 11
     unignored = LabelBins(label.clamp(max=4), 5, None).score(logits)[0]

