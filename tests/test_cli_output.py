@@ -168,6 +168,18 @@ def test_parallel_workers_prefix_their_lines(capfd):
     assert "[crm] training crm\n" in err and "[mfnet] training mfnet\n" in err
 
 
+def mutter(word: str) -> str:
+    print(f"stdout {word}", end="")  # left in the buffer: a worker that skips teardown must not lose it
+    print(f"stderr {word}", end="", file=sys.stderr)
+    return word
+
+
+def test_workers_flush_what_they_printed_when_they_end(capfd):
+    assert map_in_processes(mutter, ["a", "b"], 2, 1, "work") == ["a", "b"]
+    out, err = capfd.readouterr()
+    assert "stdout a" in out and "stdout b" in out and "stderr a" in err and "stderr b" in err
+
+
 def test_python_dash_m_runs_the_cli():
     done = python("-m", "rgbt_bench", "--version")
     assert done.returncode == 0 and done.stdout.startswith("rgbt-bench, version ")

@@ -9,6 +9,7 @@ from typing import Optional
 import click
 
 from .. import __version__
+from ..allocator import keep_freed_memory
 from ..console import safe_streams
 from ..errors import RgbtBenchError
 from ..registry import Registry, import_target
@@ -67,6 +68,7 @@ def cli() -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     """Console entry point: run the group, turning user errors into one line on stderr and exit 2."""
     safe_streams()
+    keep_freed_memory()
     try:
         code = cli.main(args=argv, prog_name="rgbt-bench", standalone_mode=False)
     except click.exceptions.Abort:
