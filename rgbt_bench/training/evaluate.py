@@ -39,8 +39,8 @@ def confusion_on(model: nn.Module, dataset: Dataset, batch_size: int = 8, device
     loader = Loader(_shard(dataset), collate, batch_size=batch_size, shuffle=False, num_workers=workers,
                     pin_memory=device.type == "cuda", generator=torch.Generator())
     was_training = model.training
-    nonfinite = torch.zeros(1, dtype=torch.int64, device=device)
-    first_bad = ""
+    bad_pixels: list[torch.Tensor] = []  # per batch, on the device: read once after the loop (no sync per batch)
+    names: list[str] = []
     model.eval()
     try:
         for batch in loader:
@@ -51,17 +51,18 @@ def confusion_on(model: nn.Module, dataset: Dataset, batch_size: int = 8, device
             if tuple(logits.shape) != expected:
                 raise ConfigError(f"model returned logits of shape {tuple(logits.shape)} on {info.name}; expected "
                                   f"{expected} (batch, {info.num_classes} classes, input height, width)")
-            bad = ~torch.isfinite(logits.amax(1))
-            if not first_bad and bool(bad.any()):
-                first_bad = ", ".join(m.name for m in batch.meta[:4]) + (", ..." if len(batch) > 4 else "")
-            nonfinite += bad.sum()
+            bad_pixels.append((~torch.isfinite(logits.amax(1))).sum())
+            names.append(", ".join(m.name for m in batch.meta[:4]) + (", ..." if len(batch) > 4 else ""))
             matrix.update(logits.argmax(1), batch.label)
     finally:
         model.train(was_training)
+    per_batch = torch.stack(bad_pixels) if bad_pixels else torch.zeros(1, dtype=torch.int64, device=device)
+    nonfinite = per_batch.sum().reshape(1)
     if dist.is_available() and dist.is_initialized():
         dist.all_reduce(nonfinite, op=dist.ReduceOp.SUM)
     if int(nonfinite.item()):
-        where = f"images {first_bad}" if first_bad else "on another process"
+        bad_batches = per_batch.nonzero().flatten().tolist()
+        where = f"images {names[bad_batches[0]]}" if bad_batches else "on another process"
         split = getattr(dataset, "split", None)
         raise RgbtBenchError(f"model returned NaN or infinite logits for {int(nonfinite.item())} pixels of "
                              f"{info.name}" + (f" split '{split}'" if split else "") + f" ({where}) in eval mode; "
