@@ -6,7 +6,7 @@ import torch
 
 from rgbt_bench.batch import Batch, SampleMeta
 from rgbt_bench.corruptions import CORRUPTIONS, apply_corruption, get_corruption
-from rgbt_bench.corruptions.plasma import CACHE
+from rgbt_bench.corruptions.cache import CACHE
 from rgbt_bench.corruptions.stream import sample_words
 from rgbt_bench.errors import ConfigError
 
@@ -64,7 +64,7 @@ def test_severity_zero_returns_the_batch_unchanged(name):
 
 
 def fresh(batch: Batch, name: str, severity: int, seed: int) -> Batch:
-    """The corruption computed from scratch (plasma maps not taken from the cache)."""
+    """The corruption computed from scratch (nothing taken from the corruptions' cache)."""
     CACHE.clear()
     return apply_corruption(batch, name, severity, seed)
 
@@ -81,6 +81,17 @@ def test_deterministic_per_sample_whatever_the_batch_size(name):
             part = fresh(make_batch(size, first=start), name, severity, 1234)
             assert torch.equal(part.rgb, ref.rgb[start:start + size]), (severity, start, size)
             assert torch.equal(part.thermal, ref.thermal[start:start + size]), (severity, start, size)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_what_an_earlier_severity_left_in_the_cache_changes_nothing(name):
+    """plasma_fog and night keep per-image fields for the next severity (rgbt_bench.corruptions.cache)."""
+    batch = make_batch(3)
+    for severity in (1, 3, 5):
+        cold = fresh(batch, name, severity, 77)
+        apply_corruption(batch, name, 6 - severity if severity != 3 else 2, 77)
+        warm = apply_corruption(batch, name, severity, 77)
+        assert torch.equal(warm.rgb, cold.rgb) and torch.equal(warm.thermal, cold.thermal), severity
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if CORRUPTIONS[n].randomized])

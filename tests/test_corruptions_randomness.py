@@ -12,8 +12,8 @@ from scipy.stats import poisson as scipy_poisson
 from rgbt_bench.batch import Batch, SampleMeta
 from rgbt_bench.checkpoint import save_checkpoint
 from rgbt_bench.corruptions import CORRUPTIONS, apply_corruption
+from rgbt_bench.corruptions.cache import CACHE
 from rgbt_bench.corruptions.fill import fill_value
-from rgbt_bench.corruptions.plasma import CACHE
 from rgbt_bench.corruptions.poisson import SUM_MAX_RATE, poisson
 from rgbt_bench.corruptions.stream import Draws
 from rgbt_bench.datasets import open_dataset

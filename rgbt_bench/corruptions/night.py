@@ -5,8 +5,10 @@ y = ((x - min) / (max - min))^2 * c, c = .6 .5 .4 .3 .2; then Poisson-Gaussian s
 applies it: z = clip(Poisson(120 * y) / 120, 0, 1) + 0.018 * g, clipped to [0, 1], g ~ N(0, 1).
 The Poisson counts are the inverse CDF at one uniform per pixel (poisson.py) and g one normal per pixel,
 both from stream.Draws and the same at every severity: a darker severity lowers the rates, and with the
-same uniform a lower rate never gives a higher count. Everything runs on the batch's device; thermal is
-untouched (a thermal camera needs no light).
+same uniform a lower rate never gives a higher count. Those noise fields (the uniforms, their normal
+quantiles and g) cost about a third of a call, so each image's are kept in the corruptions' cache (cache.py)
+for the next severity. Everything runs on the batch's device; thermal is untouched (a thermal camera needs no
+light).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from typing import Any
 import torch
 
 from ..batch import Batch
+from .cache import CACHE
 from .corruption import Corruption
-from .poisson import poisson
+from .poisson import normal_quantile, poisson
 from .stream import Draws
 
 PEAK = (0.6, 0.5, 0.4, 0.3, 0.2)
@@ -32,12 +35,26 @@ def low_light(x: torch.Tensor, peak: float) -> torch.Tensor:
     return unit.square_().mul_(peak)
 
 
+def noise_fields(draws: Draws, shape: tuple[int, ...]) -> torch.Tensor:
+    """[3, B, *shape]: the shot-noise uniforms v, their normal quantiles and the read noise g of each sample, from
+    the cache where an earlier severity left them (a new tensor either way: the caller may modify it)."""
+    keys = [(*image, "night", tuple(shape), str(draws.device)) for image in draws.images()]
+    fields = [CACHE.get(key) for key in keys]
+    missing = [i for i, f in enumerate(fields) if f is None]
+    if missing:
+        fresh = draws.subset(missing)
+        v = fresh.symmetric("shot", shape)
+        for i, field in zip(missing, torch.stack([v, normal_quantile(v), fresh.normal("read", shape)], 1)):
+            fields[i] = field
+            CACHE.put(keys[i], field)
+    return torch.stack(fields, 1)
+
+
 def _night(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:
-    shape = batch.rgb.shape[1:]
+    v, w, read = noise_fields(draws, tuple(batch.rgb.shape[1:]))
     rates = low_light(batch.rgb, p["peak"]).mul_(p["poisson_scale"])
-    shot = poisson(rates, draws.symmetric("shot", shape)).div_(p["poisson_scale"]).clamp_(0.0, 1.0)
-    read = draws.normal("read", shape).mul_(p["gauss_sigma"])
-    return batch.with_images(shot.add_(read).clamp_(0.0, 1.0), batch.thermal)
+    shot = poisson(rates, v, w).div_(p["poisson_scale"]).clamp_(0.0, 1.0)
+    return batch.with_images(shot.add_(read.mul_(p["gauss_sigma"])).clamp_(0.0, 1.0), batch.thermal)
 
 
 CORRUPTIONS = (

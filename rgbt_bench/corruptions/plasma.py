@@ -12,23 +12,21 @@ from the same numbers (only each pass's noise scale differs) and the severities 
 fractal. The map of each pass is kept dense and doubled by interleaving corners, diamonds and centres.
 
 Building a map costs far more than using it, so `plasma_field` keeps each image's uniforms and its normalised
-map per decay in a small LRU cache (`CACHE_BYTES`, keyed by seed, image, size and device): the five severities
+map per decay in the corruptions' LRU cache (cache.py; keyed by seed, image, size and device): the five severities
 of a sweep, which corrupt the same batch one after another, hash each image's numbers once and build each of
 its four maps once, and models evaluated on the same setting reuse them. A cached map is the same tensor a
 fresh build gives.
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Optional, Sequence
 
 import torch
 
+from .cache import CACHE
 from .stream import Draws
 
 INITIAL_WIBBLE = 100.0
-CACHE_BYTES = 256 * 2**20
 
 
 def next_power_of_2(n: int) -> int:
@@ -111,39 +109,6 @@ def plasma_maps(uniforms: torch.Tensor, mapsize: int, decays: Sequence[float],
     scales = noise_scales(mapsize, decays)
     crop = crop or (mapsize, mapsize)
     return torch.stack([torch.stack([_plasma_one(u, column, crop) for column in scales]) for u in uniforms])
-
-
-class _Cache:
-    """LRU of per-sample map stacks [D, H, W], bounded by bytes; thread-safe."""
-
-    def __init__(self, max_bytes: int):
-        self.max_bytes, self.bytes, self.items = max_bytes, 0, OrderedDict()
-        self.lock = threading.Lock()
-
-    def get(self, key: tuple) -> Optional[torch.Tensor]:
-        with self.lock:
-            if key in self.items:
-                self.items.move_to_end(key)
-            return self.items.get(key)
-
-    def put(self, key: tuple, value: torch.Tensor) -> None:
-        size = value.numel() * value.element_size()
-        with self.lock:
-            if key in self.items or size > self.max_bytes:
-                return
-            self.items[key] = value
-            self.bytes += size
-            while self.bytes > self.max_bytes:
-                _, old = self.items.popitem(last=False)
-                self.bytes -= old.numel() * old.element_size()
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-            self.bytes = 0
-
-
-CACHE = _Cache(CACHE_BYTES)
 
 
 def plasma_field(draws: Draws, size: tuple[int, int], decay: float) -> torch.Tensor:

@@ -27,6 +27,7 @@ O(rate) steps.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 
@@ -38,9 +39,14 @@ STEPS_PER_ROUND = 4
 CHUNK = 1 << 16  # elements per step of the fast path on the CPU: its temporaries stay in cache
 
 
-def _fast_inverse(rate: torch.Tensor, v: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """count = floor(x) (written in place); returns where that is not certainly the exact inverse (1-D tensors)."""
-    w = v.erfinv().mul_(math.sqrt(2.0))
+def normal_quantile(v: torch.Tensor) -> torch.Tensor:
+    """w = Phi^-1((v + 1) / 2) = sqrt(2) erfinv(v): the standard normal quantile of the uniform u."""
+    return v.erfinv().mul_(math.sqrt(2.0))
+
+
+def _fast_inverse(rate: torch.Tensor, w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+    """count = floor(x) (written in place) from w = normal_quantile(v), which is overwritten; returns where that
+    is not certainly the exact inverse (1-D tensors)."""
     r = rate.clamp(min=FAST_MIN_RATE)
     s = r.sqrt()
     w2 = w * w
@@ -101,17 +107,20 @@ def _exact(rate: torch.Tensor, u: torch.Tensor, guess: torch.Tensor) -> torch.Te
     return _walk_up(k, cdf, pmf, rate, u)
 
 
-def poisson(rate: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Poisson(rate) counts as float32, by inversion at u = (v + 1) / 2; v uniform in (-1, 1) (Draws.symmetric)."""
+def poisson(rate: torch.Tensor, v: torch.Tensor, w: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Poisson(rate) counts as float32, by inversion at u = (v + 1) / 2; v uniform in (-1, 1) (Draws.symmetric).
+    `w`: normal_quantile(v) when the caller has it already (it is read, not modified); else computed here."""
     shape = rate.shape
     rate = rate.to(torch.float32).reshape(-1)
     v = v.to(torch.float32).reshape(-1)
+    w = None if w is None else w.to(torch.float32).reshape(-1)
     out = torch.empty_like(rate)
     unsure = torch.empty(rate.shape, dtype=torch.bool, device=rate.device)
     step = CHUNK if rate.device.type == "cpu" else max(rate.numel(), 1)
     for start in range(0, rate.numel(), step):
         end = start + step
-        unsure[start:end] = _fast_inverse(rate[start:end], v[start:end], out[start:end])
+        quantile = normal_quantile(v[start:end]) if w is None else w[start:end].clone()
+        unsure[start:end] = _fast_inverse(rate[start:end], quantile, out[start:end])
     rest = unsure.nonzero().squeeze(1)
     if len(rest):
         guess = out[rest].double().sub_(2)  # a start below the answer for rates >= SUM_MAX_RATE
