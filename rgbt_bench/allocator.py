@@ -23,13 +23,17 @@ M_MMAP_MAX = -4
 TRIM_THRESHOLD = 2**31 - 1  # the largest value mallopt takes: never give the heap's free top back
 
 
-def keep_freed_memory() -> bool:
-    """Serve every allocation from the heap (no per-block mmap) and never trim it; True when applied (glibc)."""
+def glibc() -> bool:
+    """Whether this process runs on glibc, the only C library with these settings."""
     try:
-        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
     except (AttributeError, ValueError, OSError):  # no confstr, or not this name: not glibc
         return False
-    if not libc.startswith("glibc"):
+
+
+def keep_freed_memory() -> bool:
+    """Serve every allocation from the heap (no per-block mmap) and never trim it; True when applied (glibc)."""
+    if not glibc():
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
+from rgbt_bench.allocator import glibc
 from rgbt_bench.processes import map_in_processes
 
-GLIBC = hasattr(os, "confstr") and (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc")
-pytestmark = pytest.mark.skipif(not GLIBC, reason="heap settings exist only in glibc")
+pytestmark = pytest.mark.skipif(not glibc(), reason="heap settings exist only in glibc")
 
 
 def refaults(_: object = None) -> int:

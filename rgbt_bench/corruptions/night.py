@@ -19,8 +19,8 @@ import torch
 from ..batch import Batch
 from .cache import CACHE
 from .corruption import Corruption
-from .poisson import normal_quantile, poisson
-from .stream import Draws
+from .poisson import poisson
+from .stream import Draws, normal_quantile_
 
 PEAK = (0.6, 0.5, 0.4, 0.3, 0.2)
 POISSON_SCALE = 120.0
@@ -44,7 +44,7 @@ def noise_fields(draws: Draws, shape: tuple[int, ...]) -> torch.Tensor:
     if missing:
         fresh = draws.subset(missing)
         v = fresh.symmetric("shot", shape)
-        for i, field in zip(missing, torch.stack([v, normal_quantile(v), fresh.normal("read", shape)], 1)):
+        for i, field in zip(missing, torch.stack([v, normal_quantile_(v.clone()), fresh.normal("read", shape)], 1)):
             fields[i] = field
             CACHE.put(keys[i], field)
     return torch.stack(fields, 1)

@@ -26,10 +26,11 @@ O(rate) steps.
 """
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
+
+from .stream import normal_quantile_
 
 ERROR_SCALE = 0.005
 ROUNDING = 1.5e-6
@@ -39,14 +40,9 @@ STEPS_PER_ROUND = 4
 CHUNK = 1 << 16  # elements per step of the fast path on the CPU: its temporaries stay in cache
 
 
-def normal_quantile(v: torch.Tensor) -> torch.Tensor:
-    """w = Phi^-1((v + 1) / 2) = sqrt(2) erfinv(v): the standard normal quantile of the uniform u."""
-    return v.erfinv().mul_(math.sqrt(2.0))
-
-
 def _fast_inverse(rate: torch.Tensor, w: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
-    """count = floor(x) (written in place) from w = normal_quantile(v), which is overwritten; returns where that
-    is not certainly the exact inverse (1-D tensors)."""
+    """count = floor(x) (written in place) from w, the normal quantiles of v (stream.normal_quantile_), which are
+    overwritten; returns where that is not certainly the exact inverse (1-D tensors)."""
     r = rate.clamp(min=FAST_MIN_RATE)
     s = r.sqrt()
     w2 = w * w
@@ -109,7 +105,8 @@ def _exact(rate: torch.Tensor, u: torch.Tensor, guess: torch.Tensor) -> torch.Te
 
 def poisson(rate: torch.Tensor, v: torch.Tensor, w: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Poisson(rate) counts as float32, by inversion at u = (v + 1) / 2; v uniform in (-1, 1) (Draws.symmetric).
-    `w`: normal_quantile(v) when the caller has it already (it is read, not modified); else computed here."""
+    `w`: the normal quantiles of v (stream.normal_quantile_) when the caller has them already (read, not
+    modified); else computed here."""
     shape = rate.shape
     rate = rate.to(torch.float32).reshape(-1)
     v = v.to(torch.float32).reshape(-1)
@@ -119,7 +116,7 @@ def poisson(rate: torch.Tensor, v: torch.Tensor, w: Optional[torch.Tensor] = Non
     step = CHUNK if rate.device.type == "cpu" else max(rate.numel(), 1)
     for start in range(0, rate.numel(), step):
         end = start + step
-        quantile = normal_quantile(v[start:end]) if w is None else w[start:end].clone()
+        quantile = normal_quantile_(v[start:end].clone()) if w is None else w[start:end].clone()
         unsure[start:end] = _fast_inverse(rate[start:end], quantile, out[start:end])
     rest = unsure.nonzero().squeeze(1)
     if len(rest):

@@ -53,6 +53,11 @@ def lowbias32(x: torch.Tensor) -> torch.Tensor:
     return _shift_xor(x, 16)
 
 
+def normal_quantile_(v: torch.Tensor) -> torch.Tensor:
+    """In place: v uniform in (-1, 1) -> sqrt(2) erfinv(v), the standard normal quantile of u = (v + 1) / 2."""
+    return v.erfinv_().mul_(math.sqrt(2.0))
+
+
 def _float_grid(h: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out = ((h >> 9) + 0.5) / 2^22 (the symmetric uniform of each hash); h is overwritten."""
     out.copy_(h.bitwise_right_shift_(9))
@@ -110,7 +115,7 @@ class Draws:
     def normal(self, draw: str, shape: Sequence[int]) -> torch.Tensor:
         """float32 [B, *shape] standard normal (by inversion of `uniform`)."""
         return self._fill(draw, shape, torch.float32,
-                          lambda h, out: _float_grid(h, out).erfinv_().mul_(math.sqrt(2.0)))
+                          lambda h, out: normal_quantile_(_float_grid(h, out)))
 
     def smallest(self, draw: str, count: int, k: int) -> torch.Tensor:
         """bool [B, count], True on the k elements with the smallest hashes of each sample.
