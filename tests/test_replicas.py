@@ -3,6 +3,7 @@ Ablations table, on hand-made results directories whose numbers can be checked b
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_report import matrix, write_results
 
@@ -130,6 +131,23 @@ def test_ablations_pair_models_by_spec_and_say_whether_the_gain_is_clear(tmp_pat
     assert line.endswith("1 and 1 training seeds; CIs cover image sampling only)")
     no_ci = ablation_table(results, summary, miou_table(results), None)
     assert "not tested (no CI: bootstrap off)" in verdicts(no_ci, results)[0]
+
+
+def test_an_ablation_verdict_on_a_network_the_training_checks_flag_says_so(tmp_path):
+    """A clear gain between under-trained networks (the quick run's 3-iteration models) is no evidence about
+    masking: the verdict line names the flagged models (before: the same 'clear' line with no caution)."""
+    specs = {"mine": "crm", "crm_nomask": "crm_nomask", "rtfnet": "rtfnet"}
+    results = load_results(write_results(tmp_path / "a", ABLATION, record=lambda m: {"model_spec": specs[m]}))
+    _, summary = robustness_tables(results, Reference("rtfnet", "test"))
+    boot = paired_bootstrap(results, Reference("rtfnet", "test"), 50, 0)
+    table = ablation_table(results, summary, miou_table(results), boot)
+    checks = pd.DataFrame({"model": ["mine", "crm_nomask"], "missed_classes": ["", "lane_marking 0.0"],
+                           "still_rising": [True, False]})
+    [line] = verdicts(table, results, checks)
+    assert line.endswith("; caution: the training checks flag mine and crm_nomask (a class not learned or still "
+                         "improving), so this compares under-trained networks")
+    checks["missed_classes"], checks["still_rising"] = "", [False, None]
+    assert "caution" not in verdicts(table, results, checks)[0]
 
 
 def test_a_missing_replica_makes_the_results_partial(tmp_path):

@@ -85,10 +85,23 @@ def _status(row) -> str:
     return CLEAR_GAIN if row["low"] > 0 else CLEAR_LOSS if row["high"] < 0 else UNCLEAR
 
 
-def verdicts(table: pd.DataFrame, results: Results) -> list[str]:
-    """One line per pair: is the masking gain under missing modalities clear (its CI excludes 0)?"""
-    lines = []
+def _flagged(checks: Optional[pd.DataFrame]) -> set[str]:
+    """Models with a network that missed a visible class or was still improving (rgbt_bench.report.training_checks)."""
+    if checks is None or checks.empty:
+        return set()
+    bad = checks["missed_classes"].ne("") | checks["still_rising"].eq(True)
+    return set(checks.loc[bad, "model"])
+
+
+def verdicts(table: pd.DataFrame, results: Results, checks: Optional[pd.DataFrame] = None) -> list[str]:
+    """One line per pair: is the masking gain under missing modalities clear (its CI excludes 0)? A pair with a
+    model that the training `checks` flag says so: a clear gain between under-trained networks is no evidence
+    about masking."""
+    lines, flagged = [], _flagged(checks)
     for (treatment, control), rows in table.groupby(["treatment", "control"], sort=False):
+        named = [m for m in (treatment, control) if m in flagged]
+        caution = f"; caution: the training checks flag {' and '.join(named)} (a class not learned or still " \
+                  "improving), so this compares under-trained networks" if named else ""
         missing = rows[rows["statistic"].str.split("@").str[0].isin(MISSING)]
         seeds = f"{results.replicas(treatment)} and {results.replicas(control)} training seeds"
         if missing.empty:
@@ -105,7 +118,7 @@ def verdicts(table: pd.DataFrame, results: Results) -> list[str]:
         scope = "" if max(results.replicas(treatment), results.replicas(control)) > 1 else \
             "; CIs cover image sampling only"
         lines.append(f"{treatment} vs {control}: masking gain under missing modalities is {overall} "
-                     f"({'; '.join(parts)}; {seeds}{scope})")
+                     f"({'; '.join(parts)}; {seeds}{scope}){caution}")
     return lines
 
 

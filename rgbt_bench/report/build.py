@@ -172,9 +172,9 @@ def build_report(results_dir: str | Path, *, reference: Optional[str] = None, bo
     report = Report(results, ref, out, miou, per_class_table(results), day_night_table(results), per_corruption,
                     summary, boot, provenance(results), done)
     report.ablations = ablation_table(results, summary, miou, boot)
-    report.ablation_lines = verdicts(report.ablations, results)
     report.training = training_checks(results)
     report.training_lines = check_lines(report.training, results)
+    report.ablation_lines = verdicts(report.ablations, results, report.training)
     report.notes += _notes(results, done) + report.training_lines
     report.tables = _tables(report)
     _write_tables(report)
