@@ -143,3 +143,19 @@ def test_label_bins_score_equals_per_image_of_argmax_and_flags_nan():
     logits = torch.randn(2, 300, 6, 7, generator=g)
     assert torch.equal(LabelBins(many_labels, 300).score(logits)[0],
                        ConfusionMatrix.per_image(logits.argmax(1), many_labels, 300))
+
+
+def test_a_missing_checkpoint_is_reported_before_the_dataset_is_opened(tmp_path, monkeypatch):
+    """`sweep --checkpoint crm=nope.pt` on the built-in dataset said so only after rendering the dataset (~10 s
+    from an empty cache); now before anything is read or rendered, and an unknown dataset name still comes first."""
+    from rgbt_bench.sweep import SweepConfig, run_sweep
+
+    monkeypatch.setenv("RGBT_BENCH_CACHE", str(tmp_path / "cache"))
+    config = SweepConfig(models=["crm"], checkpoints={"crm": str(tmp_path / "nope.pt")}, out=str(tmp_path / "out"),
+                         progress=False)
+    with pytest.raises(CheckpointError, match=r"checkpoint .*nope.pt for model 'crm' does not exist"):
+        run_sweep(config)
+    assert not (tmp_path / "cache").exists()
+    config.dataset = "mfnte:/data"
+    with pytest.raises(ConfigError, match="unknown dataset 'mfnte'"):
+        run_sweep(config)

@@ -32,7 +32,7 @@ from .. import __version__
 from ..atomic import remove_orphans
 from ..batch import collate
 from ..corruptions import CORRUPTION_VERSION, Suite, get_corruption, load_suite
-from ..datasets import RGBTDataset, open_dataset
+from ..datasets import RGBTDataset, dataset_class, open_dataset, parse_spec
 from ..datasets.fingerprint import dataset_fingerprint
 from ..errors import ConfigError, writing
 from ..inference import MODES, Inference, resolve_inference
@@ -177,12 +177,13 @@ class Sweep:
         self.timer = StageTimer(ctx.device)
         self.amp_dtype = _amp_dtype(config.amp, ctx.device)
         self.suite: Suite = select(load_suite(config.suite), config.corruptions, config.severities)
+        # models and checkpoint files before the dataset, which may be rendered (synthetic) or scanned first
+        self.refs: list[ModelRef] = model_refs(config, dataset_class(parse_spec(config.dataset)[0]).info.name)
         full = open_dataset(config.dataset, config.split, **config.dataset_options)
         self.limit = effective_limit(config.limit, len(full))
         self.dataset: RGBTDataset = first_images(full, self.limit)
         self.info = self.dataset.info
         self.convention = config.convention or self.info.convention
-        self.refs: list[ModelRef] = model_refs(config, self.info.name)
         if len(self.dataset) == 0:
             raise ConfigError(f"split '{config.split}' of {config.dataset} has no images")
         self.dataset.check_one_size()
