@@ -7,8 +7,9 @@ import pytest
 
 from rgbt_bench.datasets import scene
 from rgbt_bench.report.build import build_report
+from rgbt_bench.report.leaderboard import build_leaderboard, write_leaderboard
 from rgbt_bench.report.load import load_results
-from rgbt_bench.report.training_checks import check_lines, checks_table, training_checks
+from rgbt_bench.report.training_checks import check_lines, checks_table, model_flags, training_checks
 from rgbt_bench.sweep.cell import CellKey, CellRecord
 from rgbt_bench.training.convergence import training_curve
 from tests.test_report import cell_record, write_results
@@ -105,6 +106,18 @@ def test_report_writes_the_checks_everywhere(results):
     assert "training check: rgb_only did not learn" in (report.out_dir / "index.html").read_text()
 
 
+def test_leaderboard_rows_carry_their_models_training_checks(results, tmp_path):
+    """A leaderboard row of an under-trained network says so by itself (before: the leaderboard had no such
+    column, and only the report's notes named the findings)."""
+    flags = {"crm": "still rising", "rtfnet": "missed lane_marking, person", "thermal_only": "ok",
+             "rgb_only": "missed person", "mfnet": "unchecked: still rising", "early_fusion": "unchecked: still rising"}
+    assert model_flags(training_checks(results)) == flags
+    frame, _ = build_leaderboard([results.path], bootstrap=0)
+    assert dict(zip(frame["model"], frame["training_checks"])) == flags
+    write_leaderboard(frame, tmp_path / "board.csv")
+    assert (tmp_path / "board.md").read_text().splitlines()[0].endswith("| cells | training checks |")
+
+
 def test_replicas_are_checked_one_by_one(tmp_path):
     cells = {("crm", "clean", 0, 0, 0): confusion(), ("crm", "clean", 0, 0, 1): confusion(car=0.01)}
     results = load_results(write_results(tmp_path / "r", cells, class_names=CLASSES,
@@ -114,6 +127,7 @@ def test_replicas_are_checked_one_by_one(tmp_path):
     assert check_lines(checks, results) == [
         "training check: crm (training seed 1) did not learn classes its cameras show (IoU % on clean "
         "synthetic/test, below 5): car 1.0"]
+    assert model_flags(checks) == {"crm": "missed car"}  # a class one replica missed flags the model
 
 
 def test_cells_without_a_training_record_cannot_tell(tmp_path):

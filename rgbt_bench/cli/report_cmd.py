@@ -129,6 +129,9 @@ def leaderboard(results_dirs, out, rank_by, reference, bootstrap, seed, allow_pa
             ci=("mean_corrupted_low", "mean_corrupted_high", f"{CONFIDENCE:.0%} CI")))
     for line in group_lines(frame):
         console.print(line, highlight=False, soft_wrap=True)
+    for row in frame[frame["training_checks"].ne("ok")].itertuples():
+        console.print(f"training checks: {row.model} of {row.results}: {row.training_checks}", highlight=False,
+                      soft_wrap=True)
     for row in frame[frame["selected_on"].str.contains("test")].itertuples():
         console.print(warning_for_test_selection(f"model '{row.model}' of {row.results}"), highlight=False,
                       soft_wrap=True)

@@ -16,7 +16,9 @@ a rank (pandas rank method "min"). CI bounds come from the paired bootstrap of e
 carries its provenance (versions, commit, device, checkpoint SHA-256, dataset fingerprint, suite, seeds) and
 the model's cost as its sweep measured it (rgbt_bench.efficiency: parameters, GFLOPs per image at the
 evaluated size, forward images/s with the batch size and the device named; empty for a sweep run with
---no-efficiency). Images/s compare only between rows measured on one device."""
+--no-efficiency). Images/s compare only between rows measured on one device. `training_checks` says whether
+the model's networks learned every class their cameras show and had stopped improving
+(rgbt_bench.report.training_checks.model_flags): a row of an under-trained network says so by itself."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -35,6 +37,7 @@ from .provenance import label, provenance, provenance_columns
 from .robustness import Reference, choose_reference, reference_values, robustness_tables, suite_reference
 from .setup import DIRECTORY_FIELDS, directory_setup
 from .tables import Table, markdown_file, percent_names, records_json
+from .training_checks import model_flags, training_checks
 
 # --rank-by choice -> (column, higher is better)
 RANK_BY = {"mean_corrupted": ("mean_corrupted_miou", True), "clean": ("clean_miou", True),
@@ -44,13 +47,14 @@ SETUP = ["setup_suite", "train_seeds", "evaluation"]
 COST = ["params", "gflops", "images_per_s", "cost_batch_size", "cost_device"]
 COLUMNS = ["group", "rank", "model", "dataset", "split", "clean_miou", "clean_low", "clean_high",
            "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high", "rr", "mce", "rmce", "worst_miou",
-           "worst_setting", "rgb_share", "fusion_gain", *COST, "reference", "reference_chosen_by", "convention",
-           "images", *SETUP, "cells", "complete", "results", *(c for c in PROVENANCE_COLUMNS if c != "convention")]
+           "worst_setting", "rgb_share", "fusion_gain", "training_checks", *COST, "reference", "reference_chosen_by",
+           "convention", "images", *SETUP, "cells", "complete", "results",
+           *(c for c in PROVENANCE_COLUMNS if c != "convention")]
 PERCENT = ["clean_miou", "clean_low", "clean_high", "mean_corrupted_miou", "mean_corrupted_low", "mean_corrupted_high",
            "rr", "mce", "rmce", "worst_miou", "rgb_share", "fusion_gain"]
 # The Markdown view: the ranking itself; provenance follows it as a note.
 SHOWN = ["group", "rank", "model", "dataset", "split", *PERCENT, "worst_setting", "params", "gflops", "images_per_s",
-         "cost_device", "reference", "convention", "images", "train_seeds", "cells"]
+         "cost_device", "reference", "convention", "images", "train_seeds", "cells", "training_checks"]
 
 
 def results_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[Path]]:
@@ -115,6 +119,7 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
         boot = paired_bootstrap(summarised, own, bootstrap, seed, confidence).summary
         ci = {(r.model, r.statistic): (r.low, r.high) for r in boot.itertuples()}
     cost = read_efficiency(results.path).set_index("model")
+    flags = model_flags(training_checks(results))
     rows = []
     nan = (float("nan"), float("nan"))
     for r in summary.to_dict(orient="records"):
@@ -123,7 +128,7 @@ def _rows(results: Results, done: Completeness, group: int, reference: Reference
         rows.append({**r, **provenance_columns(block, r["model"]), "group": group, "dataset": results.dataset,
                      "split": results.split, "convention": results.convention,
                      "images": len(results.names), "cells": done.cells, "complete": done.is_complete,
-                     "results": str(results.path),
+                     "results": str(results.path), "training_checks": flags.get(r["model"], ""),
                      "reference_chosen_by": reference.chosen_by, "setup_suite": setup["suite"],
                      "train_seeds": setup["train_seeds"], "evaluation": setup["evaluation"],
                      "clean_low": clean_ci[0], "clean_high": clean_ci[1],

@@ -110,7 +110,7 @@ LABELS = {"miou": "mIoU", "pixel_acc": "pixel acc.", "mean_acc": "mean acc.", "m
           "control_miou": "control mIoU", "difference": "difference", "train_seed": "training seed",
           "missed_classes": "missed classes (IoU %)", "still_rising": "still rising", "gain": "val mIoU gain",
           "cannot_tell": "cannot tell", "params": "parameters", "gflops": "GFLOPs", "images_per_s": "images/s",
-          "cost_device": "measured on"}
+          "cost_device": "measured on", "training_checks": "training checks"}
 PCT_SUFFIX = "_pct"
 
 

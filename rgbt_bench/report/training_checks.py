@@ -97,6 +97,22 @@ def training_checks(results: Results) -> pd.DataFrame:
     return frame.astype({"train_seed": "Int64", "iterations": "Int64", "still_rising": "object"})
 
 
+def model_flags(checks: pd.DataFrame) -> dict[str, str]:
+    """Model -> its training checks in a few words, over its training-seed replicas: "ok" (both checks made for
+    every replica, nothing found), else what was found ("missed lane_marking, color_cone", "still rising") and
+    "unchecked" for a check that could not be made, joined by "; " (the report's notes say why)."""
+    out = {}
+    for model, rows in checks.groupby("model", sort=False):
+        missed = dict.fromkeys(part.rsplit(" ", 1)[0] for text in rows["missed_classes"]
+                               for part in filter(None, text.split("; ")))
+        found = ([f"missed {', '.join(missed)}"] if missed else []) + \
+            ([RISING] if rows["still_rising"].eq(True).any() else [])
+        unchecked = dict.fromkeys(reason.split(": ", 1)[0] for text in rows["cannot_tell"]
+                                  for reason in filter(None, text.split("; ")))
+        out[model] = "; ".join(found + [f"unchecked: {what}" for what in unchecked]) or "ok"
+    return out
+
+
 def _name(row: Any, results: Results) -> str:
     several = results.replicas(row.model) > 1
     return f"{row.model} (training seed {row.train_seed})" if several else row.model
