@@ -19,6 +19,7 @@ from .bootstrap import BootstrapResult
 from .load import Results
 from .reliance import MISSING, missing_severity
 from .robustness import PCT
+from .training_checks import flagged_models
 
 # (statistic of robustness.statistics, column of the summary table or None for a missing-modality cell)
 STATS = (("clean", "clean_miou"), ("mean_corrupted", "mean_corrupted_miou"), ("rgb_missing", None),
@@ -85,19 +86,11 @@ def _status(row) -> str:
     return CLEAR_GAIN if row["low"] > 0 else CLEAR_LOSS if row["high"] < 0 else UNCLEAR
 
 
-def _flagged(checks: Optional[pd.DataFrame]) -> set[str]:
-    """Models with a network that missed a visible class or was still improving (rgbt_bench.report.training_checks)."""
-    if checks is None or checks.empty:
-        return set()
-    bad = checks["missed_classes"].ne("") | checks["still_rising"].eq(True)
-    return set(checks.loc[bad, "model"])
-
-
 def verdicts(table: pd.DataFrame, results: Results, checks: Optional[pd.DataFrame] = None) -> list[str]:
     """One line per pair: is the masking gain under missing modalities clear (its CI excludes 0)? A pair with a
     model that the training `checks` flag says so: a clear gain between under-trained networks is no evidence
     about masking."""
-    lines, flagged = [], _flagged(checks)
+    lines, flagged = [], set() if checks is None else flagged_models(checks)
     for (treatment, control), rows in table.groupby(["treatment", "control"], sort=False):
         named = [m for m in (treatment, control) if m in flagged]
         caution = f"; caution: the training checks flag {' and '.join(named)} (a class not learned or still " \

@@ -97,6 +97,11 @@ def training_checks(results: Results) -> pd.DataFrame:
     return frame.astype({"train_seed": "Int64", "iterations": "Int64", "still_rising": "object"})
 
 
+def flagged_models(checks: pd.DataFrame) -> set[str]:
+    """The models with a network that missed a visible class or was still improving."""
+    return set(checks.loc[checks["missed_classes"].ne("") | checks["still_rising"].eq(True), "model"])
+
+
 def model_flags(checks: pd.DataFrame) -> dict[str, str]:
     """Model -> its training checks in a few words, over its training-seed replicas: "ok" (both checks made for
     every replica, nothing found), else what was found ("missed lane_marking, color_cone", "still rising") and
