@@ -139,6 +139,13 @@ def test_label_bins_score_equals_per_image_of_argmax_and_flags_nan():
         poisoned = logits.clone()
         poisoned[2, 3, 4, 5] = bad
         assert not bool(bins.score(poisoned)[1])
+    for c in (15, 16):  # the last class count whose bins fit uint8 per image (CPU path), and the first that not
+        labels = torch.randint(0, c + 1, (3, 6, 7), generator=g)
+        labels[labels == c] = 255
+        logits = torch.randint(0, 3, (3, c, 6, 7), generator=g).float()  # many ties
+        assert LabelBins(labels, c, 255).per_image == (c == 15)
+        assert torch.equal(LabelBins(labels, c, 255).score(logits)[0],
+                           ConfusionMatrix.per_image(logits.argmax(1), labels, c, 255))
     many_labels = torch.randint(0, 300, (2, 6, 7), generator=g)  # class ids beyond uint8 ranks
     logits = torch.randn(2, 300, 6, 7, generator=g)
     assert torch.equal(LabelBins(many_labels, 300).score(logits)[0],

@@ -13,6 +13,13 @@ The intermediate tensors are written into buffers kept from one `score` call to 
 once per cell, and on the CPU a fresh tensor of a batch's size is fresh memory from the OS, whose page faults
 cost more than the arithmetic (scoring 8 x 9 x 480x640 logits on one thread: 37 ms with kept buffers, 77 ms
 without, measured 2026-12-01).
+
+Two cheaper forms of the same computation on the CPU: the classes at the maximum are found with `>=` (equal
+to `==` against the maximum, NaN included, and ~20% cheaper than `==`), and with at most 15 classes an
+image's bins (C * C counted plus C discard bins) fit in uint8, so the bin index is a uint8 subtraction and one
+bincount per image instead of an int64 subtraction (with type promotion) and one bincount over the batch.
+Together: 49 -> 39 ms per 8 x 9 x 480x640 batch on one thread (medians of 40 interleaved calls, 2026-12-01).
+Other devices keep the one bincount per batch (a bincount of a CUDA tensor waits for the device).
 """
 from __future__ import annotations
 
@@ -31,12 +38,17 @@ class LabelBins:
         keep = (label >= 0) & (label < c)
         if ignore_index is not None:
             keep &= label != ignore_index
-        offset = torch.arange(b, device=label.device).unsqueeze(1) * (c * c)
-        self.counted = b * c * c
-        self.shape = (b, c, c)
         # Bin of a pixel = base - rank, with rank = C - predicted id in 1..C (see `score`); ignored pixels land
         # in bins counted .. counted + C - 1 whatever the prediction, and are cut off.
-        self.base = torch.where(keep, offset + label * c + c, torch.full_like(label, self.counted + c))
+        self.per_image = label.device.type == "cpu" and c * c + c <= torch.iinfo(torch.uint8).max
+        if self.per_image:  # bins of one image, as uint8 (module docstring)
+            self.counted = c * c
+            self.base = torch.where(keep, label * c + c, c * c + c).to(torch.uint8)
+        else:  # bins of the whole batch: image b's start at b * C * C
+            offset = torch.arange(b, device=label.device).unsqueeze(1) * (c * c)
+            self.counted = b * c * c
+            self.base = torch.where(keep, offset + label * c + c, torch.full_like(label, self.counted + c))
+        self.shape = (b, c, c)
         rank_dtype = torch.uint8 if c < 256 else torch.int32
         self.rank = torch.arange(c, 0, -1, dtype=rank_dtype, device=label.device).view(1, c, 1, 1)
         self._buffers: dict[str, torch.Tensor] = {}
@@ -58,9 +70,12 @@ class LabelBins:
         b, c, h, w = logits.shape
         best = torch.amax(logits, 1, keepdim=True, out=self._buffer("best", (b, 1, h, w), logits))
         # rank = C - (first class reaching the maximum): the largest of (C - c) over the classes c at the maximum.
-        at_max = torch.eq(logits, best, out=self._buffer("at_max", (b, c, h, w), logits, torch.bool))
+        at_max = torch.ge(logits, best, out=self._buffer("at_max", (b, c, h, w), logits, torch.bool))
         at_max = at_max.view(torch.uint8) if self.rank.dtype == torch.uint8 else at_max.int()
         rank = torch.amax(at_max.mul_(self.rank), 1, out=self._buffer("rank", (b, h, w), at_max))
         idx = torch.sub(self.base, rank.view(self.base.shape), out=self._buffer("idx", self.base.shape, self.base))
-        counts = torch.bincount(idx.view(-1), minlength=self.counted + self.shape[1])
-        return counts[:self.counted].reshape(self.shape), best.abs_().amax().isfinite()
+        if self.per_image:
+            counts = torch.stack([torch.bincount(row, minlength=self.counted + c + 1)[:self.counted] for row in idx])
+        else:
+            counts = torch.bincount(idx.view(-1), minlength=self.counted + c)[:self.counted]
+        return counts.reshape(self.shape), best.abs_().amax().isfinite()
