@@ -9,6 +9,7 @@ import torch
 from rgbt_bench.corruptions import Suite, SuiteEntry
 from rgbt_bench.errors import CheckpointError, ConfigError
 from rgbt_bench.metrics import ConfusionMatrix
+from rgbt_bench.sweep import SweepConfig, run_sweep
 from rgbt_bench.sweep.batch_confusion import LabelBins
 from rgbt_bench.sweep.distributed import DistContext, interleave, shard_indices
 from rgbt_bench.sweep.models import attach_checkpoints, parse_checkpoints, parse_models
@@ -155,8 +156,6 @@ def test_label_bins_score_equals_per_image_of_argmax_and_flags_nan():
 def test_a_missing_checkpoint_is_reported_before_the_dataset_is_opened(tmp_path, monkeypatch):
     """`sweep --checkpoint crm=nope.pt` on the built-in dataset said so only after rendering the dataset (~10 s
     from an empty cache); now before anything is read or rendered, and an unknown dataset name still comes first."""
-    from rgbt_bench.sweep import SweepConfig, run_sweep
-
     monkeypatch.setenv("RGBT_BENCH_CACHE", str(tmp_path / "cache"))
     config = SweepConfig(models=["crm"], checkpoints={"crm": str(tmp_path / "nope.pt")}, out=str(tmp_path / "out"),
                          progress=False)
