@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -40,6 +40,18 @@ class SampleCache:
             while self.bytes > self.max_bytes:
                 _, old = self.items.popitem(last=False)
                 self.bytes -= old.numel() * old.element_size()
+
+    def per_sample(self, keys: Sequence[tuple],
+                   compute: Callable[[list[int]], Sequence[torch.Tensor]]) -> list[torch.Tensor]:
+        """The tensor of each key: cached, else computed for all missing keys at once by `compute` (given their
+        positions in `keys`, it returns one tensor per position, in order) and cached."""
+        found = [self.get(key) for key in keys]
+        missing = [i for i, tensor in enumerate(found) if tensor is None]
+        if missing:
+            for i, tensor in zip(missing, compute(missing)):
+                found[i] = tensor
+                self.put(keys[i], tensor)
+        return found
 
     def clear(self) -> None:
         with self.lock:

@@ -38,16 +38,13 @@ def low_light(x: torch.Tensor, peak: float) -> torch.Tensor:
 def noise_fields(draws: Draws, shape: tuple[int, ...]) -> torch.Tensor:
     """[3, B, *shape]: the shot-noise uniforms v, their normal quantiles and the read noise g of each sample, from
     the cache where an earlier severity left them (a new tensor either way: the caller may modify it)."""
-    keys = [(*image, "night", tuple(shape), str(draws.device)) for image in draws.images()]
-    fields = [CACHE.get(key) for key in keys]
-    missing = [i for i, f in enumerate(fields) if f is None]
-    if missing:
+    def compute(missing: list[int]) -> torch.Tensor:
         fresh = draws.subset(missing)
         v = fresh.symmetric("shot", shape)
-        for i, field in zip(missing, torch.stack([v, normal_quantile_(v.clone()), fresh.normal("read", shape)], 1)):
-            fields[i] = field
-            CACHE.put(keys[i], field)
-    return torch.stack(fields, 1)
+        return torch.stack([v, normal_quantile_(v.clone()), fresh.normal("read", shape)], 1)
+
+    keys = [(*image, "night", tuple(shape), str(draws.device)) for image in draws.images()]
+    return torch.stack(CACHE.per_sample(keys, compute), 1)
 
 
 def _night(batch: Batch, p: dict[str, float], draws: Draws, opts: dict[str, Any]) -> Batch:

@@ -116,16 +116,11 @@ def plasma_field(draws: Draws, size: tuple[int, int], decay: float) -> torch.Ten
     h, w = size
     mapsize = map_size(h, w)
     images = [(*image, mapsize, str(draws.device)) for image in draws.images()]
-    maps = [CACHE.get((*image, h, w, decay)) for image in images]
-    missing = [i for i, m in enumerate(maps) if m is None]
-    uniforms = {i: CACHE.get(images[i]) for i in missing}
-    fresh = [i for i in missing if uniforms[i] is None]
-    if fresh:
-        for i, u in zip(fresh, draws.subset(fresh).symmetric("plasma", (mapsize * mapsize - 1,))):
-            uniforms[i] = u
-            CACHE.put(images[i], u)
     scales = noise_scales(mapsize, [decay])[0]
-    for i in missing:
-        maps[i] = _plasma_one(uniforms[i], scales, (h, w))
-        CACHE.put((*images[i], h, w, decay), maps[i])
-    return torch.stack(maps).unsqueeze(1)
+
+    def build(missing: list[int]) -> list[torch.Tensor]:
+        uniforms = CACHE.per_sample([images[i] for i in missing], lambda fresh: draws.subset(
+            [missing[j] for j in fresh]).symmetric("plasma", (mapsize * mapsize - 1,)))
+        return [_plasma_one(u, scales, (h, w)) for u in uniforms]
+
+    return torch.stack(CACHE.per_sample([(*image, h, w, decay) for image in images], build)).unsqueeze(1)
