@@ -63,16 +63,17 @@ def results(tmp_path):
 def test_checks_per_network(results):
     checks = training_checks(results).set_index("model")
     assert checks["missed_classes"].to_dict() == {
-        "crm": "", "rtfnet": "lane_marking 0.0; person 3.0", "thermal_only": "", "rgb_only": "person 0.0",
-        "mfnet": "", "early_fusion": ""}
+        "crm": {}, "rtfnet": {"lane_marking": 0.0, "person": pytest.approx(3.0)}, "thermal_only": {},
+        "rgb_only": {"person": 0.0}, "mfnet": {}, "early_fusion": {}}
     assert checks["still_rising"].to_dict() == {"crm": True, "rtfnet": False, "thermal_only": False,
                                                 "rgb_only": False, "mfnet": None, "early_fusion": None}
     assert checks.loc["crm", "gain"] == pytest.approx(76.28 - 70.63)      # best after 1125 vs best before
     assert checks.loc["rtfnet", "gain"] == pytest.approx(34.61 - 33.85)
     assert checks.loc["crm", "iterations"] == 1500 and checks.loc["crm", "evaluations"] == 10
-    assert checks.loc["early_fusion", "cannot_tell"] == "still rising: 2 val evaluations, too few to judge the " \
-                                                        "last quarter"
-    assert checks.loc["mfnet", "cannot_tell"].startswith("still rising: no rgbt-bench training config")
+    assert checks.loc["early_fusion", "cannot_tell"] == {"still rising": "2 val evaluations, too few to judge the "
+                                                                         "last quarter"}
+    assert checks.loc["mfnet", "cannot_tell"]["still rising"].startswith("no rgbt-bench training config")
+    assert checks.loc["crm", "cannot_tell"] == {}
 
 
 def test_check_lines_name_each_finding_and_each_reason(results):
@@ -98,6 +99,8 @@ def test_report_writes_the_checks_everywhere(results):
     rows = {r["model"]: r for r in meta["training_checks"]}
     assert rows["crm"]["still_rising"] is True and rows["crm"]["gain_pct"] == pytest.approx(5.65)
     assert rows["mfnet"]["still_rising"] is None and rows["mfnet"]["train_seed"] is None
+    assert rows["rtfnet"]["missed_classes"] == {"lane_marking": 0.0, "person": pytest.approx(3.0)}
+    assert list(rows["mfnet"]["cannot_tell"]) == ["still rising"]
     assert meta["notes"][-len(lines):] == lines
     table = (report.out_dir / "training.md").read_text()
     assert table.startswith("| model | training seed | missed classes (IoU %) | still rising | val mIoU gain (%) |")
@@ -123,7 +126,8 @@ def test_replicas_are_checked_one_by_one(tmp_path):
     results = load_results(write_results(tmp_path / "r", cells, class_names=CLASSES,
                                          record=lambda model: {"training": curve(RGB_NOAUG_800)}))
     checks = training_checks(results)
-    assert checks["train_seed"].tolist() == [0, 1] and checks["missed_classes"].tolist() == ["", "car 1.0"]
+    assert checks["train_seed"].tolist() == [0, 1]
+    assert checks["missed_classes"].tolist() == [{}, {"car": pytest.approx(1.0)}]
     assert check_lines(checks, results) == [
         "training check: crm (training seed 1) did not learn classes its cameras show (IoU % on clean "
         "synthetic/test, below 5): car 1.0"]
@@ -145,14 +149,14 @@ def test_cells_without_a_training_record_cannot_tell(tmp_path):
 def test_other_datasets_classes_count_as_visible_to_both_cameras(tmp_path):
     m = np.array([[90, 10], [10, 0]], dtype=np.int64)  # class "thing": IoU 0
     results = load_results(write_results(tmp_path / "r", {("thermal_only", "clean", 0, 0): m}))
-    assert training_checks(results)["missed_classes"].tolist() == ["thing 0.0"]
+    assert training_checks(results)["missed_classes"].tolist() == [{"thing": 0.0}]
 
 
 def test_a_class_absent_from_the_images_is_not_a_miss(tmp_path):
     m = confusion(person=0.0)
     m[4] = 0  # no person pixel in the split: IoU 0 under the field convention, but nothing to learn from
     results = load_results(write_results(tmp_path / "r", {("crm", "clean", 0, 0): m}, class_names=CLASSES))
-    assert training_checks(results)["missed_classes"].tolist() == [""]
+    assert training_checks(results)["missed_classes"].tolist() == [{}]
 
 
 def test_record_without_training_field_reads_as_none(tmp_path):

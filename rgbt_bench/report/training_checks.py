@@ -61,45 +61,45 @@ def _curve(cells: list) -> Optional[dict[str, Any]]:
 
 
 def training_checks(results: Results) -> pd.DataFrame:
-    """One row per trained network: `missed_classes` ("name IoU%" joined by "; ", "" when none), `still_rising`
+    """One row per trained network: `missed_classes` ({class name: clean IoU %}, empty when none), `still_rising`
     (True / False / None: cannot tell), `gain` (val mIoU points of the last quarter over the best before),
-    `iterations`, `evaluations` (val evaluations recorded) and `cannot_tell` ("<check>: <why>" for each check that
-    could not be made, joined by "; ")."""
+    `iterations`, `evaluations` (val evaluations recorded) and `cannot_tell` ({check: why it could not be made},
+    LEARNED or RISING, empty when both were made)."""
     info, rows = _info(results), []
     for (model, seed), cells in _replicas(results).items():
-        why, missed = [], ""
+        why, missed = {}, {}
         if cells:
             matrix = sum(c.confusion for c in cells)
             iou = [v if labelled else float("nan")  # a class the split does not contain cannot be judged
                    for v, labelled in zip(compute_metrics(matrix, results.convention).iou, matrix.sum(axis=1) > 0)]
             by_name = dict(zip(results.class_names, iou))
-            missed = "; ".join(f"{name} {PCT * by_name[name]:.1f}"
-                               for name in missed_classes(iou, info, _modalities(results.specs.get(model, model))))
+            missed = {name: PCT * by_name[name]
+                      for name in missed_classes(iou, info, _modalities(results.specs.get(model, model)))}
         else:
-            why.append(f"{LEARNED}: no clean evaluation")
+            why[LEARNED] = "no clean evaluation"
         curve = _curve(cells)
         rising = gain = None
         evaluations = len(curve["val"]) if curve else 0
         if curve is None:
-            why.append(f"{RISING}: no training record in the cells (written before training curves were recorded)")
+            why[RISING] = "no training record in the cells (written before training curves were recorded)"
         elif curve.get("unknown"):
-            why.append(f"{RISING}: {curve['unknown']}")
+            why[RISING] = curve["unknown"]
         else:
             verdict = convergence(curve["val"])
             if verdict.rising is None:
-                why.append(f"{RISING}: {evaluations} val evaluations, too few to judge the last quarter")
+                why[RISING] = f"{evaluations} val evaluations, too few to judge the last quarter"
             else:
                 rising, gain = verdict.rising, PCT * verdict.gain
         rows.append({"model": model, "train_seed": seed, "missed_classes": missed, "still_rising": rising,
                      "gain": gain, "iterations": curve.get("iterations") if curve else None,
-                     "evaluations": evaluations, "cannot_tell": "; ".join(why)})
+                     "evaluations": evaluations, "cannot_tell": why})
     frame = pd.DataFrame(rows, columns=COLUMNS)
     return frame.astype({"train_seed": "Int64", "iterations": "Int64", "still_rising": "object"})
 
 
 def flagged_models(checks: pd.DataFrame) -> set[str]:
     """The models with a network that missed a visible class or was still improving."""
-    return set(checks.loc[checks["missed_classes"].ne("") | checks["still_rising"].eq(True), "model"])
+    return set(checks.loc[checks["missed_classes"].map(bool) | checks["still_rising"].eq(True), "model"])
 
 
 def model_flags(checks: pd.DataFrame) -> dict[str, str]:
@@ -108,14 +108,17 @@ def model_flags(checks: pd.DataFrame) -> dict[str, str]:
     "unchecked" for a check that could not be made, joined by "; " (the report's notes say why)."""
     out = {}
     for model, rows in checks.groupby("model", sort=False):
-        missed = dict.fromkeys(part.rsplit(" ", 1)[0] for text in rows["missed_classes"]
-                               for part in filter(None, text.split("; ")))
+        missed = dict.fromkeys(name for found in rows["missed_classes"] for name in found)
         found = ([f"missed {', '.join(missed)}"] if missed else []) + \
             ([RISING] if rows["still_rising"].eq(True).any() else [])
-        unchecked = dict.fromkeys(reason.split(": ", 1)[0] for text in rows["cannot_tell"]
-                                  for reason in filter(None, text.split("; ")))
+        unchecked = dict.fromkeys(what for why in rows["cannot_tell"] for what in why)
         out[model] = "; ".join(found + [f"unchecked: {what}" for what in unchecked]) or "ok"
     return out
+
+
+def _missed_text(missed: dict[str, float]) -> str:
+    """"name IoU%" per missed class, joined by "; "."""
+    return "; ".join(f"{name} {iou:.1f}" for name, iou in missed.items())
 
 
 def _name(row: Any, results: Results) -> str:
@@ -132,13 +135,13 @@ def check_lines(checks: pd.DataFrame, results: Results) -> list[str]:
         name = _name(row, results)
         if row.missed_classes:
             lines.append(f"training check: {name} did not learn classes its cameras show (IoU % on {where}, "
-                         f"below {PCT * MIN_IOU:g}): {row.missed_classes}")
+                         f"below {PCT * MIN_IOU:g}): {_missed_text(row.missed_classes)}")
         if row.still_rising is True:
             lines.append(f"training check: {name} was still improving when training stopped: best val mIoU "
                          f"+{row.gain:.1f} points in the last {WINDOW:.0%} of its {row.iterations} iterations "
                          f"over the best before (threshold {PCT * MIN_GAIN:g}); it needs more iterations")
-        for reason in filter(None, row.cannot_tell.split("; ")):
-            unknown.setdefault(tuple(reason.split(": ", 1)), []).append(name)
+        for reason in row.cannot_tell.items():
+            unknown.setdefault(reason, []).append(name)
     for (what, reason), names in unknown.items():
         question = "learned every class its cameras show" if what == LEARNED else \
             f"{'was' if len(names) == 1 else 'were'} still improving when training stopped"
@@ -152,11 +155,12 @@ def checks_table(checks: pd.DataFrame) -> pd.DataFrame:
     def text(value: Any) -> str:
         return "–" if value is None or value is pd.NA else str(value)
 
-    unknown_classes = checks["cannot_tell"].str.contains(LEARNED)
+    def missed(row: Any) -> str:
+        return "unknown" if LEARNED in row.cannot_tell else _missed_text(row.missed_classes) or "none"
+
     return checks.assign(
         train_seed=checks["train_seed"].map(text), iterations=checks["iterations"].map(text),
-        missed_classes=checks["missed_classes"].where(checks["missed_classes"] != "", "none").where(
-            ~unknown_classes, "unknown"),
+        missed_classes=[missed(row) for row in checks.itertuples(index=False)],
         still_rising=checks["still_rising"].map({True: "yes", False: "no"}).fillna("unknown"),
-        cannot_tell=checks["cannot_tell"].where(checks["cannot_tell"] != "", "–"),
+        cannot_tell=checks["cannot_tell"].map(lambda why: "; ".join(f"{k}: {v}" for k, v in why.items()) or "–"),
         gain=checks["gain"].astype(float))
