@@ -285,3 +285,70 @@ def test_crm_loss_at_an_odd_resolution(name):
     out = model.loss(rgb[..., :47, :70], thermal[..., :47, :70], label[:, :47, :70], None,
                      generator=torch.Generator().manual_seed(0))
     assert torch.isfinite(out["loss"]) and out["ce_masked"] > 0 and out["sdn"] > 0
+
+
+RESNET_FAMILY = ["rtfnet", "rtfnet_crm", "early_fusion", "rgb_only", "thermal_only"]
+
+
+@pytest.mark.parametrize("name", RESNET_FAMILY)
+@pytest.mark.parametrize("output_stride", [8, 16, 32])
+def test_output_stride_sets_the_bottleneck_grid_and_keeps_the_decoder(name, output_stride):
+    """At output_stride s the deepest map is the (stretched) input / s, the decoder keeps five stages of which
+    log2(s) upsample, and the logits come back at the input size."""
+    torch.manual_seed(0)
+    model = build_model(name, 7, "tiny", output_stride=output_stride).eval()
+    encoder = model.encoder_rgb if hasattr(model, "encoder_rgb") else model.encoder
+    seen = {}
+    encoder.layer4.register_forward_hook(lambda m, i, out: seen.update(bottleneck=tuple(out.shape[-2:])))
+    with torch.no_grad():
+        logits = model(torch.rand(2, 3, 120, 160), torch.rand(2, 1, 120, 160))
+    assert tuple(logits.shape) == (2, 7, 120, 160)
+    assert seen["bottleneck"] == (128 // output_stride, 160 // output_stride)  # 120 stretched to 128
+    upsampling = [isinstance(getattr(model.decoder, f"deconv{i}")[-1].conv3, torch.nn.ConvTranspose2d)
+                  for i in range(1, 6)]
+    assert sum(upsampling) == {8: 3, 16: 4, 32: 5}[output_stride] and upsampling[-1]
+
+
+def test_default_output_stride_is_the_published_network():
+    """output_stride=32 builds the same modules and weights as before the option existed (the published
+    layout that the official-forward tests check)."""
+    torch.manual_seed(0)
+    default = build_rtfnet(9, "tiny")
+    torch.manual_seed(0)
+    explicit = build_rtfnet(9, "tiny", output_stride=32)
+    assert isinstance(default.encoder_rgb.maxpool, torch.nn.MaxPool2d) and default.encoder_rgb.conv1.stride == (2, 2)
+    assert all(getattr(default.decoder, f"deconv{i}")[0].upsample is None for i in range(1, 6))
+    assert default.state_dict().keys() == explicit.state_dict().keys()
+    for key, value in default.state_dict().items():
+        torch.testing.assert_close(explicit.state_dict()[key], value)
+
+
+def test_crm_masks_cover_32_pixels_at_output_stride_8():
+    """At output_stride 8 the stem keeps full resolution, so a 32-px mask patch is 32 stem cells (16 at 32)."""
+    model = build_rtfnet(3, "tiny", output_stride=8, crm_training=True)
+    assert model.stem_stride == 1
+    grid = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    x = torch.randn(1, 16, 64, 64)
+    changed = (model.mask_stem(x, grid, "rgb") != x).any(1)[0]
+    assert changed[:32, :32].all() and changed.sum() == 32 * 32
+
+
+def test_output_stride_8_trains_and_round_trips_through_a_checkpoint(tmp_path):
+    """The option is a model kwarg: it trains (CRM-style included) and a checkpoint rebuilds the same network."""
+    from rgbt_bench.checkpoint import save_checkpoint
+    from rgbt_bench.models.loading import model_from_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model("rtfnet_crm", 3, "tiny", output_stride=8).train()
+    rgb, thermal, label = toy_scene(6)
+    loss = model.loss(rgb, thermal, label, None, generator=torch.Generator().manual_seed(0))["loss"]
+    loss.backward()
+    assert torch.isfinite(loss) and model.encoder_rgb.conv1.weight.grad.abs().sum() > 0
+    save_checkpoint(tmp_path / "m.pt", {"model": "rtfnet_crm", "preset": "tiny", "num_classes": 3,
+                                        "class_names": ["a", "b", "c"], "dataset": "synthetic", "metrics": {},
+                                        "config": {"model_kwargs": {"output_stride": 8}},
+                                        "state_dict": model.state_dict()})
+    loaded, _ = model_from_checkpoint(tmp_path / "m.pt")
+    assert loaded.encoder_thermal.stem_stride == 1
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.eval()(rgb, thermal), model.eval()(rgb, thermal))

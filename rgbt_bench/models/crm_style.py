@@ -43,13 +43,13 @@ CRM_OPTIONS = ("crm_training", "w_mws", "w_sdc", "w_sdn", "mask_ratio", "mask_pa
 OPTIONS = CRM_OPTIONS + ("input_convention",)
 
 
-def check_crm_options(options: dict, model: str) -> None:
+def check_crm_options(options: dict, model: str, own: tuple[str, ...] = ()) -> None:
     """Refuse model kwargs that are neither CRM-style options nor `input_convention`, naming them (e.g. a
-    typo in --model-kwargs)."""
+    typo in --model-kwargs); `own` = the builder's other options, listed in the message."""
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ConfigError(f"model '{model}' got unknown option(s) {', '.join(unknown)}; "
-                          f"expected some of {', '.join(OPTIONS)}")
+                          f"expected some of {', '.join(own + OPTIONS)}")
 
 
 def segmentation_ce(logits: torch.Tensor, label: torch.Tensor, ignore_index: Optional[int]) -> torch.Tensor:

@@ -4,6 +4,9 @@ The module layout (conv1, bn1, relu, maxpool, layer1..layer4, blocks with conv1/
 matches torchvision.models.resnet, so a published ImageNet state dict (e.g. resnet50-*.pth) loads with
 `load_pretrained` once its classifier (fc.*) is dropped. There is no fc: these are encoders.
 `base_width` scales every stage (64 = the published networks; smaller values give tiny test models).
+`output_stride` 16 or 8 (default 32, the published encoders) drops the max-pool, and for 8 also conv1's stride:
+every stage then runs at 2x or 4x the resolution, for images so small that a stride-32 map is a few cells
+(120x160 gives 4x5). Weights are unchanged (pretrained ones load alike); compute grows ~4x or ~16x.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ import torch
 from torch import nn
 
 from ..checkpoint import read_torch_file
-from ..errors import CheckpointError
+from ..errors import CheckpointError, ConfigError
+
+OUTPUT_STRIDES = (8, 16, 32)
 
 
 class BasicBlock(nn.Module):
@@ -65,20 +70,26 @@ class Bottleneck(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet encoder: stem (conv1/bn1/relu, stride 2), maxpool, four stages (strides 4, 8, 16, 32).
+    """ResNet encoder: stem (conv1/bn1/relu, stride 2), maxpool, four stages (strides 4, 8, 16, 32), or at
+    `output_stride` 16 / 8 (module docstring) without the max-pool / and with a stride-1 conv1.
 
     Models that fuse after the stem (RTFNet) call `stem`, `maxpool` and `layer1..4` themselves;
-    `forward` returns the four stage outputs.
+    `forward` returns the four stage outputs. `stem_stride` is the stride of `stem`'s output.
     """
 
     def __init__(self, block: type[BasicBlock] | type[Bottleneck], layers: Sequence[int], in_channels: int = 3,
-                 base_width: int = 64):
+                 base_width: int = 64, output_stride: int = 32):
         super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ConfigError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, "
+                              f"got {output_stride!r}")
+        self.output_stride = output_stride
+        self.stem_stride = 1 if output_stride == 8 else 2
         self.inplanes = base_width
-        self.conv1 = nn.Conv2d(in_channels, base_width, 7, 2, 3, bias=False)
+        self.conv1 = nn.Conv2d(in_channels, base_width, 7, self.stem_stride, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.maxpool = nn.MaxPool2d(3, 2, 1) if output_stride == 32 else nn.Identity()
         self.layer1 = self._make_layer(block, base_width, layers[0], 1)
         self.layer2 = self._make_layer(block, base_width * 2, layers[1], 2)
         self.layer3 = self._make_layer(block, base_width * 4, layers[2], 2)
@@ -104,7 +115,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def stem(self, x: torch.Tensor) -> torch.Tensor:
-        """conv1 -> bn1 -> relu (stride 2), before the max-pool."""
+        """conv1 -> bn1 -> relu (stride `stem_stride`), before the max-pool."""
         return self.relu(self.bn1(self.conv1(x)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -126,10 +137,11 @@ ARCHS: dict[str, tuple[type[BasicBlock] | type[Bottleneck], tuple[int, int, int,
 
 
 def build_resnet(arch: str, in_channels: int = 3, base_width: int = 64,
-                 layers: Optional[Sequence[int]] = None) -> ResNet:
+                 layers: Optional[Sequence[int]] = None, output_stride: int = 32) -> ResNet:
     """ResNet `arch` (a key of ARCHS) for `in_channels` inputs; `layers` overrides the block counts."""
     block, default_layers = ARCHS[arch]
-    return ResNet(block, layers or default_layers, in_channels=in_channels, base_width=base_width)
+    return ResNet(block, layers or default_layers, in_channels=in_channels, base_width=base_width,
+                  output_stride=output_stride)
 
 
 def _adapt_conv1(weight: torch.Tensor, in_channels: int) -> torch.Tensor:

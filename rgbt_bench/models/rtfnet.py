@@ -9,6 +9,11 @@ ReLU, so they are non-negative. Inputs are stretched to a multiple of 32 (the en
 logits resized back; the official code needs no such step on MFNet's 480x640 images. Zero-padding instead
 left the padded output positions untrained (see rgbt_bench.models.normalize.resize_to_multiple).
 
+`output_stride` 16 or 8 (not in the paper; default 32 = the published network) runs both encoders at a
+finer stride (rgbt_bench.models.resnet) and keeps the decoder's five stages, the first one or two without
+their x2 upsampling: for small images, where a stride-32 bottleneck is a few cells and thin classes are lost
+(on the built-in 120x160 dataset a 4x5 grid; the README gives measured costs).
+
 Presets: `rtfnet50` and `rtfnet152` (the published sizes, ResNet-50/152 encoders); `tiny` (a ResNet-18
 layout with one block per stage at base width 16) for tests and CPU smoke runs. `pretrained=PATH` loads
 torchvision ImageNet ResNet weights of the preset's depth into both encoders (thermal conv1 = RGB mean).
@@ -16,6 +21,7 @@ CRM-style training options: see rgbt_bench.models.crm_style.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -36,7 +42,9 @@ RTFNET_PRESETS: dict[str, tuple[str, int, Optional[tuple[int, int, int, int]]]] 
 
 
 class TransBottleneck(nn.Module):
-    """1x1 -> 3x3 -> (2x2 transposed conv, stride 2 | 3x3 conv) with a residual (upsampled when needed)."""
+    """1x1 -> 3x3 -> (2x2 transposed conv, stride 2 | 3x3 conv) with a residual, brought to the output's size
+    and channels by `upsample` (the official name): a 2x2 transposed conv, or a 1x1 conv when only the channel
+    count changes (a stage that keeps its resolution at output_stride < 32)."""
 
     def __init__(self, inplanes: int, planes: int, upsample: bool = False):
         super().__init__()
@@ -48,8 +56,9 @@ class TransBottleneck(nn.Module):
                       else nn.Conv2d(planes, planes, 3, 1, 1, bias=False))
         self.bn3 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
-        self.upsample = (nn.Sequential(nn.ConvTranspose2d(inplanes, planes, 2, 2, bias=False), nn.BatchNorm2d(planes))
-                         if upsample else None)
+        shortcut = nn.ConvTranspose2d(inplanes, planes, 2, 2, bias=False) if upsample else \
+            nn.Conv2d(inplanes, planes, 1, bias=False) if inplanes != planes else None
+        self.upsample = None if shortcut is None else nn.Sequential(shortcut, nn.BatchNorm2d(planes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = x if self.upsample is None else self.upsample(x)
@@ -60,15 +69,17 @@ class TransBottleneck(nn.Module):
 
 
 class RTFDecoder(nn.Module):
-    """Five x2 upsampling stages from stride 32 to stride 1: channels halve, the last gives the classes."""
+    """Five stages from stride `output_stride` to stride 1, each x2 upsampling but the first 5 - log2(stride):
+    channels halve, the last gives the classes."""
 
-    def __init__(self, in_channels: int, num_classes: int, blocks: int = 2):
+    def __init__(self, in_channels: int, num_classes: int, blocks: int = 2, output_stride: int = 32):
         super().__init__()
         channels = in_channels
+        kept = 5 - int(math.log2(output_stride))  # stages that keep their resolution
         for i in range(1, 6):
             out = num_classes if i == 5 else channels // 2
             stage = [TransBottleneck(channels, channels) for _ in range(blocks - 1)]
-            stage.append(TransBottleneck(channels, out, upsample=True))
+            stage.append(TransBottleneck(channels, out, upsample=i > kept))
             setattr(self, f"deconv{i}", nn.Sequential(*stage))
             channels = out
         for m in self.modules():
@@ -92,13 +103,14 @@ class RTFNet(TwoStreamBaseline):
     fit_output = staticmethod(resize_to)
 
     def __init__(self, num_classes: int, arch: str = "resnet50", base_width: int = 64,
-                 layers: Optional[tuple[int, int, int, int]] = None, **crm_options):
-        encoder_rgb = build_resnet(arch, 3, base_width, layers)
-        encoder_thermal = build_resnet(arch, 1, base_width, layers)
+                 layers: Optional[tuple[int, int, int, int]] = None, output_stride: int = 32, **crm_options):
+        encoder_rgb = build_resnet(arch, 3, base_width, layers, output_stride)
+        encoder_thermal = build_resnet(arch, 1, base_width, layers, output_stride)
+        self.stem_stride = encoder_rgb.stem_stride  # read by the base class's mask_patch check
         super().__init__(num_classes, (encoder_rgb.stem_channels, encoder_thermal.stem_channels), **crm_options)
         self.encoder_rgb = encoder_rgb
         self.encoder_thermal = encoder_thermal
-        self.decoder = RTFDecoder(encoder_rgb.out_channels, num_classes)
+        self.decoder = RTFDecoder(encoder_rgb.out_channels, num_classes, output_stride=output_stride)
 
     def segment(self, rgb, thermal, grid_rgb, grid_thermal):
         er, et = self.encoder_rgb, self.encoder_thermal
@@ -113,13 +125,14 @@ class RTFNet(TwoStreamBaseline):
 
 
 def build_rtfnet(num_classes: int, preset: str = "tiny", pretrained: Optional[str | Path] = None,
-                 **crm_options) -> RTFNet:
-    """RTFNet for `num_classes` classes at `preset`; `pretrained` = torchvision ResNet weights file."""
+                 output_stride: int = 32, **crm_options) -> RTFNet:
+    """RTFNet for `num_classes` classes at `preset`; `pretrained` = torchvision ResNet weights file;
+    `output_stride` 8 or 16 for small images (module docstring)."""
     if preset not in RTFNET_PRESETS:
         raise ConfigError(f"model 'rtfnet' has no preset '{preset}'; expected one of {', '.join(RTFNET_PRESETS)}")
-    check_crm_options(crm_options, "rtfnet")
+    check_crm_options(crm_options, "rtfnet", ("pretrained", "output_stride"))
     arch, width, layers = RTFNET_PRESETS[preset]
-    model = RTFNet(num_classes, arch, width, layers, **crm_options)
+    model = RTFNet(num_classes, arch, width, layers, output_stride, **crm_options)
     if pretrained is not None:
         load_pretrained(model.encoder_rgb, pretrained)
         load_pretrained(model.encoder_thermal, pretrained)

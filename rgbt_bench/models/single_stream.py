@@ -5,8 +5,8 @@ a 4-channel input; `rgb_only` and `thermal_only` see one modality. All three use
 as RTFNet minus the second encoder, so their scores isolate the effect of the fusion design.
 Presets: `resnet50` (published size) and `tiny` (a ResNet-18 layout, one block per stage, base width 16).
 `pretrained=PATH` loads torchvision ImageNet ResNet weights (conv1 adapted: thermal = RGB mean; early
-fusion = RGB kernel plus the mean as 4th channel). `loss` is plain cross-entropy (CRM-style training needs
-two streams; see rgbt_bench.models.crm_style).
+fusion = RGB kernel plus the mean as 4th channel). `output_stride=8|16` as for RTFNet (rgbt_bench.models.rtfnet).
+`loss` is plain cross-entropy (CRM-style training needs two streams; see rgbt_bench.models.crm_style).
 """
 from __future__ import annotations
 
@@ -42,12 +42,13 @@ class SingleStream(nn.Module):
     input_convention = "imagenet"  # rgbt_bench.models.normalize
 
     def __init__(self, num_classes: int, inputs: tuple[str, ...], arch: str, base_width: int,
-                 layers: Optional[tuple[int, int, int, int]] = None):
+                 layers: Optional[tuple[int, int, int, int]] = None, output_stride: int = 32):
         super().__init__()
         self.num_classes = num_classes
         self.inputs = inputs
-        self.encoder = build_resnet(arch, sum(3 if m == "rgb" else 1 for m in inputs), base_width, layers)
-        self.decoder = RTFDecoder(self.encoder.out_channels, num_classes)
+        self.encoder = build_resnet(arch, sum(3 if m == "rgb" else 1 for m in inputs), base_width, layers,
+                                    output_stride)
+        self.decoder = RTFDecoder(self.encoder.out_channels, num_classes, output_stride=output_stride)
 
     def _run(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return resize_to(self.decoder(self.encoder(resize_to_multiple(x, self.pad_multiple))[-1]), size)
@@ -82,12 +83,13 @@ def _build(kind: str, num_classes: int, preset: str, pretrained: Optional[str | 
                           f"expected one of {', '.join(SINGLE_STREAM_PRESETS)}")
     if options.get("crm_training"):
         raise ConfigError(f"crm_training needs two streams (rtfnet, mfnet); '{kind}' has one")
-    unknown = sorted(set(options) - {"crm_training"})
+    unknown = sorted(set(options) - {"crm_training", "output_stride"})
     if unknown:
-        raise ConfigError(f"model '{kind}' got unknown option(s) {', '.join(unknown)}; expected pretrained")
+        raise ConfigError(f"model '{kind}' got unknown option(s) {', '.join(unknown)}; "
+                          "expected pretrained, output_stride")
     arch, width, layers = SINGLE_STREAM_PRESETS[preset]
     cls = SingleStream if kind == "early_fusion" else SingleModality
-    model = cls(num_classes, INPUTS[kind], arch, width, layers)
+    model = cls(num_classes, INPUTS[kind], arch, width, layers, options.get("output_stride", 32))
     if pretrained is not None:
         load_pretrained(model.encoder, pretrained)
     return model
