@@ -83,7 +83,6 @@ class ResNet(nn.Module):
         if output_stride not in OUTPUT_STRIDES:
             raise ConfigError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, "
                               f"got {output_stride!r}")
-        self.output_stride = output_stride
         self.stem_stride = 1 if output_stride == 8 else 2
         self.inplanes = base_width
         self.conv1 = nn.Conv2d(in_channels, base_width, 7, self.stem_stride, 3, bias=False)
