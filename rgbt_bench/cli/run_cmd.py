@@ -6,7 +6,8 @@ The default models are the six of the benchmark plus the two ablation controls o
 Cost, measured as CPU time per training step on a loaded 2-core machine (so approximate): CRM ~0.65 s,
 crm_nomask ~0.46 s, rtfnet_crm ~0.55 s (six paths per step), the other baselines ~0.08-0.13 s. Measured on 2
 idle cores (2026-12-01): 1388 s wall (2573 s CPU) in all: training 1052 s with the slowest runs first, sweep
-311 s, report 25 s. `--train-seeds 0,1,2` trains every model three times.
+311 s, report 25 s; a later run 1579 s (training 1228 s, sweep 328 s, report 23 s; the machine drifts).
+`--train-seeds 0,1,2` trains every model three times.
 Choices:
 - parallelism: on CPU one single-threaded process per core, both for training (the slowest runs start
   first) and for the sweep (images sharded over the processes); every CPU computation runs with one
