@@ -39,10 +39,11 @@ def inputs(h: int = 64, w: int = 96) -> tuple[torch.Tensor, torch.Tensor, torch.
             torch.zeros(2, h, w, dtype=torch.int64, device=META))
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name,kwargs", [(name, {}) for name in MODELS] +
+                         [("rtfnet_crm", {"output_stride": 8}), ("early_fusion", {"output_stride": 16})])
 @pytest.mark.parametrize("mode", ["eval", "train"])
-def test_model_forward_stays_on_the_input_device(name, mode):
-    model = getattr(build_model(name, 7, "tiny").to(META), mode)()
+def test_model_forward_stays_on_the_input_device(name, kwargs, mode):
+    model = getattr(build_model(name, 7, "tiny", **kwargs).to(META), mode)()
     rgb, thermal, _ = inputs()
     out = model(rgb, thermal)
     if mode == "eval":
